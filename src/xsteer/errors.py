@@ -1,0 +1,75 @@
+"""One error family for xsteer: every message names the problem and the values involved.
+
+>>> from xsteer.errors import DimensionMismatchError
+>>> raise DimensionMismatchError("direction", 640, "alignment input", 384)
+Traceback (most recent call last):
+...
+xsteer.errors.DimensionMismatchError: dimension mismatch: direction has dim 640 but alignment input expects 384
+"""
+
+from __future__ import annotations
+
+
+class XSteerError(Exception):
+    """Base class of every error xsteer raises on purpose."""
+
+
+class DimensionMismatchError(XSteerError, ValueError):
+    """Two things that must share a dimension do not."""
+
+    def __init__(self, what: str, got: int, expected_what: str, expected: int, hint: str = "") -> None:
+        msg = f"dimension mismatch: {what} has dim {got} but {expected_what} expects {expected}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+        self.got = got
+        self.expected = expected
+
+
+class EmptyDataError(XSteerError, ValueError):
+    """A step got no data (no pairs, no benign prompts, an empty file)."""
+
+
+class NonFiniteError(XSteerError, ValueError):
+    """An input holds NaN or infinite values."""
+
+
+class UnknownModelError(XSteerError, LookupError):
+    """A model alias, id or path could not be resolved."""
+
+
+class UnknownCategoryError(XSteerError, ValueError):
+    """A harm category is not one xsteer knows."""
+
+
+class ArtifactError(XSteerError):
+    """A saved artifact is missing, corrupt, of another kind or format, or incompatible."""
+
+
+class ProvenanceError(XSteerError):
+    """Artifacts from different models/sites are combined, or a benign-only step saw unsafe data."""
+
+
+class UnsafeDataError(ProvenanceError):
+    """Target-side unsafe data reached a step that must only see benign target data."""
+
+
+class MissingExtraError(XSteerError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"optional dependency '{module}' is not installed: pip install 'xsteer[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+def require(module: str, extra: str):  # type: ignore[no-untyped-def]
+    """Import an optional dependency, or raise `MissingExtraError` naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(module, extra) from exc
