@@ -1,0 +1,3 @@
+from xsteer.cli import main
+
+main()
