@@ -9,6 +9,8 @@ xsteer.errors.DimensionMismatchError: dimension mismatch: direction has dim 640 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class XSteerError(Exception):
     """Base class of every error xsteer raises on purpose."""
@@ -65,7 +67,7 @@ class MissingExtraError(XSteerError, ImportError):
         self.extra = extra
 
 
-def require(module: str, extra: str):  # type: ignore[no-untyped-def]
+def require(module: str, extra: str) -> Any:
     """Import an optional dependency, or raise `MissingExtraError` naming the extra."""
     import importlib
 
