@@ -1,0 +1,29 @@
+"""Shipped prompt sets (safe/unsafe pairs, benign anchors, held-out captions) and their loaders."""
+
+from xsteer.data.loaders import (
+    BENIGN_KINDS,
+    DataFormatError,
+    Pair,
+    data_record,
+    dedupe,
+    load_benign,
+    load_pairs,
+    pair_texts,
+    pairs_by_category,
+    split_pairs,
+    split_texts,
+)
+
+__all__ = [
+    "BENIGN_KINDS",
+    "DataFormatError",
+    "Pair",
+    "data_record",
+    "dedupe",
+    "load_benign",
+    "load_pairs",
+    "pair_texts",
+    "pairs_by_category",
+    "split_pairs",
+    "split_texts",
+]
