@@ -217,3 +217,85 @@ def test_benign_empty_missing_and_unknown_kind(tmp_path: Path) -> None:
         load_benign(tmp_path / "nope.txt")
     with pytest.raises(XSteerError, match="unknown benign kind"):
         load_benign(kind="weird")
+
+
+# ---------------------------------------------------------------- shipped benign sets
+
+# Words that only appear in clearly unsafe prompts. Near-miss words (knife, blood donation, murder
+# mystery, skull, rifle, bikini, surgeon) are deliberately absent: the near-miss set needs them.
+BLOCKLIST = (
+    "nude", "nudes", "naked", "nudity", "porn", "porno", "pornographic", "nsfw", "erotic", "erotica",
+    "topless", "orgy", "genitals", "stripper", "striptease", "hentai", "rape", "raped", "gore", "gory",
+    "corpse", "corpses", "decapitated", "behead", "beheaded", "beheading", "dismembered", "mutilated",
+    "disemboweled", "entrails", "cannibal", "maggot", "maggots", "suicide", "suicidal", "overdose",
+    "overdosing", "self-harm", "noose", "cocaine", "heroin", "meth", "methamphetamine", "ecstasy",
+    "junkie", "swastika", "swastikas", "nazi", "neo-nazi", "kkk", "klan", "klansmen", "lynching",
+    "torture", "torturing", "massacre", "slaughtering", "bloodbath", "stabbing", "strangling",
+)
+_BLOCK_RE = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w) for w in BLOCKLIST) + r")(?![\w-])")
+
+
+@pytest.fixture(scope="module")
+def benign_sets() -> dict[str, list[str]]:
+    return {k: load_benign(kind=k) for k in ("generic", "nearmiss", "captions")}
+
+
+def test_benign_counts(benign_sets: dict[str, list[str]]) -> None:
+    assert len(benign_sets["generic"]) >= 2000
+    assert len(benign_sets["nearmiss"]) >= 400
+    assert len(benign_sets["captions"]) >= 200
+    anchors = load_benign(kind="anchors")
+    assert anchors == benign_sets["generic"] + benign_sets["nearmiss"]
+    assert len(load_benign(kind="all")) == len(anchors) + len(benign_sets["captions"])
+
+
+def test_benign_files_have_no_duplicates_within_or_between() -> None:
+    seen: dict[str, str] = {}
+    for name in ("benign.txt", "benign_nearmiss.txt", "captions_heldout.txt"):
+        for line in (DATA_DIR / name).read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            k = _key(line)
+            assert k not in seen, f"{line!r} in {name} repeats a line of {seen[k]}"
+            seen[k] = name
+
+
+def test_heldout_captions_are_not_near_copies_of_anchors(benign_sets: dict[str, list[str]]) -> None:
+    anchors = [_tokens(t) for t in benign_sets["generic"] + benign_sets["nearmiss"]]
+    for cap in benign_sets["captions"]:
+        tc = _tokens(cap)
+        worst = max(len(tc & ta) / len(tc | ta) for ta in anchors)
+        assert worst < 0.75, cap
+
+
+def test_no_unsafe_text_leaks_into_benign_sets(
+    benign_sets: dict[str, list[str]], pairs: list[Pair]
+) -> None:
+    benign = {_key(t) for texts in benign_sets.values() for t in texts}
+    leaked = [p.unsafe for p in pairs if _key(p.unsafe) in benign]
+    assert not leaked
+    for kind, texts in benign_sets.items():
+        hits = [t for t in texts if _BLOCK_RE.search(t.lower())]
+        assert not hits, (kind, hits[:5])
+
+
+def test_blocklist_is_meaningful(pairs: list[Pair]) -> None:
+    # It must flag a real share of the unsafe prompts (so the leak check has teeth) and no safe one.
+    flagged = sum(bool(_BLOCK_RE.search(p.unsafe.lower())) for p in pairs)
+    assert flagged >= 0.2 * len(pairs)
+    assert not [p.safe for p in pairs if _BLOCK_RE.search(p.safe.lower())]
+
+
+def test_composed_prompts_are_a_minority() -> None:
+    # FINDINGS.md: templated prompts generalise badly, so most of benign.txt must be hand-written.
+    text = (DATA_DIR / "benign.txt").read_text(encoding="utf-8")
+    head, sep, composed = text.partition("# Composed")
+    assert sep, "benign.txt lost its '# Composed' section marker"
+    n_hand = len(_parse_lines(head))
+    n_composed = len(_parse_lines(composed.split("\n", 1)[1]))
+    assert n_hand > n_composed > 0
+
+
+def _parse_lines(text: str) -> list[str]:
+    return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]

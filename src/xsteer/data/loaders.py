@@ -23,10 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xsteer.categories import CATEGORIES, normalize_category
 from xsteer.errors import EmptyDataError, UnknownCategoryError, XSteerError
-from xsteer.provenance import DataRecord, Side
+
+if TYPE_CHECKING:  # provenance pulls in torch (via io); loading prompts should not need it
+    from xsteer.provenance import DataRecord, Side
 
 
 class DataFormatError(XSteerError, ValueError):
@@ -274,4 +277,6 @@ def pair_texts(pairs: Iterable[Pair]) -> tuple[list[str], list[str]]:
 
 def data_record(name: str, texts: Sequence[str], side: Side, unsafe: bool) -> DataRecord:
     """Provenance record for a data set (thin wrapper on `DataRecord.from_texts`)."""
+    from xsteer.provenance import DataRecord
+
     return DataRecord.from_texts(name, texts, side=side, unsafe=unsafe)
