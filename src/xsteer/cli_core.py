@@ -1,10 +1,156 @@
-"""Core subcommands: estimate, align, transport, evaluate, demo (filled in as the core lands)."""
+"""Core subcommands: estimate → align → transport → evaluate, and the demo."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+Opt = typer.Option
+
+
+def _echo_json(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def estimate_cmd(
+    model: Annotated[str, Opt("--model", help="alias (gemma-3-270m, all-minilm-l6-v2, "
+                                            "en-core-web-sm), HF id or local folder")],
+    out: Annotated[Path, Opt("--out", help="directory to write the direction set to")],
+    pairs: Annotated[Path | None, Opt("--pairs", help="pairs JSONL "
+                                         '{"category","unsafe","safe"}; default: shipped')] = None,
+    layer: Annotated[str, Opt("--layer", help="hidden-state layer N, or 'auto'")] = "auto",
+    pooling: Annotated[str | None, Opt("--pooling", help="mean or last")] = None,
+    method: Annotated[str, Opt("--method", help="mean-diff, pca or probe")] = "mean-diff",
+    native: Annotated[bool, Opt("--native", help="mark as a target-side yardstick "
+                                "(estimated with unsafe data on the target)")] = False,
+    trust_remote_code: Annotated[bool, Opt("--trust-remote-code")] = False,
+) -> None:
+    """Estimate a safety direction (global + one per category) from safe/unsafe pairs."""
+    from xsteer.data import load_pairs
+    from xsteer.encoders import get_encoder
+    from xsteer.workflow import estimate
+
+    enc = get_encoder(model, trust_remote_code=trust_remote_code)
+    dirs = estimate(enc, load_pairs(pairs), layer=layer, pooling=pooling, method=method,
+                    native=native, pairs_name=pairs.name if pairs else "xsteer:pairs.jsonl")
+    dirs.save_pretrained(out)
+    g = dirs["global"]
+    typer.echo(f"wrote {out}: {len(dirs)} directions in {g.model_id} at {g.site} "
+               f"(dim {g.dim}, |global| {g.norm:.3g})")
+
+
+def align_cmd(
+    source: Annotated[str, Opt("--source", help="source model (alias, HF id or folder)")],
+    target: Annotated[str, Opt("--target", help="target model (alias, HF id or folder)")],
+    out: Annotated[Path, Opt("--out", help="directory to write the alignment to")],
+    benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl); "
+                                          "default: shipped anchors")] = None,
+    method: Annotated[str, Opt("--method", help="ridge, procrustes, cca or mlp")] = "ridge",
+    source_layer: Annotated[str | None, Opt("--source-layer", help="N or 'auto' (a benign-only "
+                            "criterion)")] = None,
+    target_layer: Annotated[int | None, Opt("--target-layer")] = None,
+    like: Annotated[Path | None, Opt("--like", help="take the source layer from this "
+                                        "direction artifact")] = None,
+    holdout: Annotated[float, Opt("--holdout")] = 0.2,
+    seed: Annotated[int, Opt("--seed")] = 0,
+) -> None:
+    """Fit a source→target map on benign prompts only (both models read the same texts)."""
+    from xsteer.data import load_benign
+    from xsteer.directions import load_directions
+    from xsteer.encoders import get_encoder
+    from xsteer.workflow import fit_alignment, parse_site
+
+    texts = load_benign(benign, kind="anchors") if benign is None else load_benign(benign)
+    layer: str | int | None = source_layer
+    if like is not None:
+        layer = parse_site(load_directions(like).site)[0]
+    al = fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
+                       source_layer=layer, target_layer=target_layer, holdout=holdout, seed=seed,
+                       benign_name=benign.name if benign else "xsteer:anchors")
+    al.save_pretrained(out)
+    fs = al.fit_stats
+    typer.echo(f"wrote {out}: {method} {al.source_model}:{al.source_site} -> "
+               f"{al.target_model}:{al.target_site}; held-out R2 {fs.get('heldout_r2')}, "
+               f"top-1 {fs.get('heldout_top1')} (n_fit {fs.get('n_fit')})")
+
+
+def transport_cmd(
+    direction: Annotated[Path, typer.Argument(help="direction or direction-set directory")],
+    alignment: Annotated[Path, Opt("--alignment", help="alignment directory")],
+    out: Annotated[Path, Opt("--out")],
+    calibrate: Annotated[str, Opt("--calibrate", help="benign-norm, spread or none")] =
+        "benign-norm",
+) -> None:
+    """Carry a source direction into the target space through a fitted alignment."""
+    from xsteer.align import Alignment
+    from xsteer.directions import load_directions
+
+    moved = Alignment.load(alignment).transport(load_directions(direction), calibrate)
+    moved.save_pretrained(out)
+    typer.echo(f"wrote {out}: transported into {moved.model_id} at {moved.site} (dim {moved.dim})")
+
+
+def evaluate_cmd(
+    target: Annotated[str, Opt("--target", help="target model")],
+    direction: Annotated[Path, Opt("--direction", help="direction in the target's space")],
+    pairs: Annotated[Path, Opt("--pairs", help="held-out pairs JSONL")],
+    benign: Annotated[Path, Opt("--benign", help="held-out benign prompts")],
+    json_out: Annotated[Path, Opt("--json", help="where to write the metrics JSON")],
+    mode: Annotated[str, Opt("--mode", help="additive, projection, clamp or gated")] = "additive",
+    strength: Annotated[float, Opt("--strength", help="multiple of the typical benign norm")]
+        = 0.5,
+    calibration: Annotated[Path | None, Opt("--calibration", help="benign text for gate "
+                           "thresholds and magnitude (default: shipped anchors)")] = None,
+    quantile: Annotated[float, Opt("--quantile", help="benign quantile of the gate")] = 0.99,
+    native: Annotated[Path | None, Opt("--native", help="native direction, for "
+                                          "direction_cosine_to_native")] = None,
+    strengths: Annotated[str | None, Opt("--strengths", help="comma list for the "
+                                            "asr_vs_strength curve")] = None,
+    calibrate: Annotated[str, Opt("--calibrate")] = "benign-norm",
+    categories: Annotated[str | None, Opt("--categories", help="comma list: steer only "
+                                             "these members of a set")] = None,
+) -> None:
+    """Representation-level evaluation on held-out files; writes the metrics JSON."""
+    from xsteer.data import load_benign, load_pairs
+    from xsteer.directions import load_directions
+    from xsteer.encoders import get_encoder
+    from xsteer.io import atomic_write_json
+    from xsteer.workflow import evaluate
+
+    d = load_directions(direction)
+    nat = load_directions(native) if native else None
+    calib = load_benign(calibration) if calibration else load_benign(kind="anchors")
+    res = evaluate(get_encoder(target), d, load_pairs(pairs), load_benign(benign), calib,
+                   mode=mode, strength=strength, calibrate=calibrate, native=nat,
+                   quantile=quantile,
+                   strengths=[float(s) for s in strengths.split(",")] if strengths else None,
+                   categories=categories.split(",") if categories else None)
+    res["inputs"] = {"target": target, "direction": str(direction), "pairs": str(pairs),
+                     "benign": str(benign)}
+    atomic_write_json(json_out, res)
+    keys = ("asr_before", "asr_after", "benign_cosine", "pair_fidelity_before",
+            "pair_fidelity_after", "self_cosine", "false_trigger_rate", "unsafe_trigger_rate",
+            "auroc")
+    _echo_json({k: res[k] for k in keys})
+
+
+def demo_cmd(
+    out: Annotated[Path, Opt("--out", help="run directory")] = Path("runs/demo"),
+    quick: Annotated[bool, Opt("--quick", help="MiniLM and spaCy only (no Gemma)")] = False,
+) -> None:
+    """The README's main job: Gemma-3-270M, MiniLM and spaCy, transported vs native vs random."""
+    from xsteer.demo import run_demo
+
+    run_demo(out, quick=quick)
 
 
 def register(app: typer.Typer) -> None:
     """Add the core subcommands to ``app``."""
-    _ = app
+    app.command("estimate")(estimate_cmd)
+    app.command("align")(align_cmd)
+    app.command("transport")(transport_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("demo")(demo_cmd)

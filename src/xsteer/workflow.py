@@ -1,0 +1,164 @@
+"""The xsteer stages as plain functions over encoders and prompt lists (the CLI and demo call these).
+
+>>> from xsteer.encoders import get_encoder            # doctest: +SKIP
+>>> from xsteer.data import load_pairs, load_benign    # doctest: +SKIP
+>>> src, tgt = get_encoder("gemma-3-270m"), get_encoder("all-minilm-l6-v2")  # doctest: +SKIP
+>>> dirs = estimate(src, load_pairs(), layer=6)                         # doctest: +SKIP
+>>> al = fit_alignment(src, tgt, load_benign(kind="anchors"), source_layer=6)  # doctest: +SKIP
+>>> moved = al.transport(dirs)      # a DirectionSet in MiniLM space     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from xsteer.align import Alignment
+from xsteer.categories import GLOBAL
+from xsteer.data import Pair, data_record, pair_texts, pairs_by_category
+from xsteer.directions import Direction, DirectionSet, get_estimator
+from xsteer.encoders import Encoder, encoder_meta, select_layer
+from xsteer.errors import EmptyDataError, ProvenanceError, XSteerError
+from xsteer.evaluate import EvalData, evaluate_direction
+from xsteer.provenance import Provenance, Side
+
+_SITE = re.compile(r"^layer:(\d+)/(\w+)$")
+
+
+def parse_site(site: str) -> tuple[int, str]:
+    """``"layer:6/mean"`` → ``(6, "mean")``."""
+    m = _SITE.match(site)
+    if not m:
+        raise XSteerError(f"cannot read a layer and pooling from site {site!r} "
+                          "(expected 'layer:N/pooling')")
+    return int(m.group(1)), m.group(2)
+
+
+def resolve_layer(encoder: Encoder, layer: int | str | None, pairs: Sequence[Pair] | None = None,
+                  benign: Sequence[str] | None = None) -> tuple[int, dict[int, float] | None]:
+    """An explicit layer, the encoder default (None), or ``"auto"`` (pair separability when
+    pairs are given — the source side may use unsafe pairs — else a benign-only criterion)."""
+    if layer is None:
+        return encoder.resolve_site(None, None)[0], None
+    if isinstance(layer, str) and layer != "auto":
+        layer = int(layer)
+    if layer == "auto":
+        if pairs:
+            u, s = pair_texts(pairs)
+            chosen, scores = select_layer(encoder, unsafe=u, safe=s)
+        elif benign:
+            chosen, scores = select_layer(encoder, benign=benign)
+        else:
+            raise EmptyDataError("layer 'auto' needs pairs or benign prompts to choose from")
+        return chosen, scores
+    return encoder.resolve_site(int(layer), None)[0], None
+
+
+def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None = "auto",
+             pooling: str | None = None, method: str = "mean-diff", native: bool = False,
+             per_category: bool = True, pairs_name: str = "pairs") -> DirectionSet:
+    """Estimate a global direction and one per category from safe/unsafe pairs.
+
+    ``native=True`` marks the result as a target-side yardstick (its pairs count as target-side
+    unsafe data, so it can never be passed off as a benign-only transported direction).
+    """
+    if not pairs:
+        raise EmptyDataError("estimate needs at least one safe/unsafe pair")
+    est = get_estimator(method)
+    chosen, scores = resolve_layer(encoder, layer, pairs)
+    layer_i, pool = encoder.resolve_site(chosen, pooling)
+    u_texts, s_texts = pair_texts(pairs)
+    feats = encoder.encode(u_texts + s_texts, layer_i, pool)
+    n = len(u_texts)
+    U, S = feats[:n], feats[n:]
+    side: Side = "target" if native else "source"
+    origin = "native" if native else "source"
+    meta: dict[str, Any] = {**encoder_meta(encoder, layer_i, pool), "estimator": method}
+    if scores is not None:
+        meta["layer_scores"] = {str(k): v for k, v in scores.items()}
+    groups: dict[str, list[int]] = {GLOBAL: list(range(n))}
+    if per_category:
+        idx = {id(p): i for i, p in enumerate(pairs)}
+        for cat, ps in pairs_by_category(pairs).items():
+            groups[cat] = [idx[id(p)] for p in ps]
+    out: dict[str, Direction] = {}
+    for cat, rows in groups.items():
+        sub = [pairs[i] for i in rows]
+        su, ss = pair_texts(sub)
+        rec = data_record(pairs_name if cat == GLOBAL else f"{pairs_name}[{cat}]", su + ss,
+                          side=side, unsafe=True)
+        vec = est(U[rows], S[rows])
+        out[cat] = Direction(vec, encoder.model_id, encoder.site(layer_i, pool), category=cat,
+                             origin=origin, method=method, provenance=Provenance([rec]),
+                             meta={**meta, "n_pairs": len(rows)})
+    return DirectionSet(out)
+
+
+def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
+                  method: str = "ridge", source_layer: int | str | None = None,
+                  target_layer: int | None = None, holdout: float = 0.2, seed: int = 0,
+                  benign_name: str = "benign", **params: Any) -> Alignment:
+    """Fit a source→target map on benign prompts read by both models (never unsafe data)."""
+    if not benign:
+        raise EmptyDataError("alignment needs benign prompts")
+    s_layer, _ = resolve_layer(source, source_layer, benign=benign)
+    t_layer = target.resolve_site(target_layer, None)[0]
+    X = source.encode(list(benign), s_layer)
+    Y = target.encode(list(benign), t_layer)
+    records = [data_record(benign_name, benign, side="source", unsafe=False),
+               data_record(benign_name, benign, side="target", unsafe=False)]
+    return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
+                         target=(target.model_id, target.site(t_layer)), data=records,
+                         holdout=holdout, seed=seed, **params)
+
+
+def evaluation_data(target: Encoder, site: str, pairs: Sequence[Pair], benign: Sequence[str],
+                    calibration: Sequence[str]) -> EvalData:
+    """Encode held-out pairs, held-out benign text and benign calibration text on the target."""
+    layer, pool = parse_site(site)
+    u, s = pair_texts(pairs)
+    feats = target.encode(u + s, layer, pool)
+    n = len(u)
+    return EvalData(unsafe=feats[:n], safe=feats[n:], categories=[p.category for p in pairs],
+                    benign=target.encode(list(benign), layer, pool),
+                    calibration=target.encode(list(calibration), layer, pool))
+
+
+def check_target(direction: Direction | DirectionSet, target: Encoder) -> None:
+    if direction.model_id != target.model_id:
+        raise ProvenanceError(f"direction lives in {direction.model_id} but the target is "
+                              f"{target.model_id}: transport it first (xsteer transport)")
+
+
+def calibrated(direction: Direction | DirectionSet, stats: dict[str, torch.Tensor],
+               method: str = "benign-norm") -> Direction | DirectionSet:
+    """Rescale a direction (or each member) from benign target statistics."""
+    from xsteer.align.calibration import calibrate_direction
+
+    if method == "none":
+        return direction
+    if isinstance(direction, DirectionSet):
+        return direction.map(lambda d: calibrate_direction(d, stats, method))
+    return calibrate_direction(direction, stats, method)
+
+
+def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequence[Pair],
+             benign: Sequence[str], calibration: Sequence[str], *, mode: str = "additive",
+             strength: float = 0.5, calibrate: str = "benign-norm",
+             native: Direction | DirectionSet | None = None, **kw: Any) -> dict[str, Any]:
+    """Representation-level evaluation of ``direction`` on the target (see `evaluate_direction`).
+
+    The direction is first rescaled from the benign ``calibration`` texts (``calibrate``), so
+    every direction compared is pushed equally hard.
+    """
+    from xsteer.align.calibration import benign_stats
+
+    check_target(direction, target)
+    data = evaluation_data(target, direction.site, pairs, benign, calibration)
+    d = calibrated(direction, benign_stats(data.calibration), calibrate)
+    result = evaluate_direction(d, data, mode=mode, native=native, strength=strength, **kw)
+    result["calibration"] = calibrate
+    return result
