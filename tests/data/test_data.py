@@ -265,7 +265,9 @@ def test_heldout_captions_are_not_near_copies_of_anchors(benign_sets: dict[str, 
     anchors = [_tokens(t) for t in benign_sets["generic"] + benign_sets["nearmiss"]]
     for cap in benign_sets["captions"]:
         tc = _tokens(cap)
-        worst = max(len(tc & ta) / len(tc | ta) for ta in anchors)
+        # Jaccard >= 0.75 needs sizes within a factor 0.75 of each other: skip the rest (speed).
+        close = [ta for ta in anchors if 0.75 * len(ta) <= len(tc) <= len(ta) / 0.75]
+        worst = max((len(tc & ta) / len(tc | ta) for ta in close), default=0.0)
         assert worst < 0.75, cap
 
 
