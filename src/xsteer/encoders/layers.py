@@ -1,0 +1,105 @@
+"""Choosing a layer automatically ("auto"): pure scoring functions plus `select_layer`.
+
+With safe/unsafe pairs (a source-side step, so unsafe text is allowed), each layer is scored by
+how well the mean-difference direction, fitted on some pairs, ranks the held-out pairs' safe
+members above their unsafe ones: the cross-validated AUROC — exactly the quantity the pipeline
+relies on. With benign prompts only, no label exists; each layer is scored by the participation
+ratio of its centred benign states, ``(sum λ)² / sum λ²`` over the covariance eigenvalues, i.e.
+how many directions the layer really spreads benign text over. A benign-only alignment map
+can only carry what the benign states span; layers dominated by one or two components (Gemma's
+later layers: the top component holds a quarter of the variance, norms grow 3x from layer 6 to
+12) leave a fitted map a few directions to work with. Ties go to the earlier layer (cheaper,
+and where FINDINGS.md saw ridge transport best).
+
+>>> import torch
+>>> participation_ratio(torch.eye(4) * 10)  # 4 equal directions, centred -> 3 remain
+3.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from xsteer.directions import check_pairs, mean_difference
+from xsteer.encoders.base import Encoder, check_texts
+from xsteer.errors import EmptyDataError, XSteerError
+
+TIE_TOL = 1e-9
+
+
+def participation_ratio(states: torch.Tensor) -> float:
+    """Effective dimensionality ``(sum λ)² / sum λ²`` of the centred rows of ``(n, dim)`` states."""
+    X = states.double()
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise EmptyDataError("participation ratio needs at least 2 states of shape (n, dim)")
+    s = torch.linalg.svdvals(X - X.mean(dim=0))
+    lam = s**2
+    denom = float((lam**2).sum())
+    return float(lam.sum() ** 2 / denom) if denom > 0 else 0.0
+
+
+def pair_auroc_cv(unsafe: torch.Tensor, safe: torch.Tensor, folds: int = 5,
+                  seed: int = 0) -> float:
+    """Mean held-out AUROC of the mean-difference direction over ``folds`` splits of the pairs.
+
+    Pairs stay whole inside a fold, so a held-out safe prompt's own unsafe twin never shaped the
+    direction that scores it.
+    """
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import KFold
+
+    U, S = check_pairs(unsafe, safe)
+    n = U.shape[0]
+    if n < 2:
+        raise EmptyDataError(f"cross-validated layer selection needs at least 2 pairs, got {n}")
+    k = min(folds, n)
+    aucs = []
+    for train, test in KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)):
+        d = mean_difference(U[train], S[train])
+        scores = torch.cat([U[test] @ d, S[test] @ d]).double().numpy()
+        labels = np.r_[np.zeros(len(test)), np.ones(len(test))]
+        aucs.append(roc_auc_score(labels, scores))
+    return float(np.mean(aucs))
+
+
+def best_layer(scores: dict[int, float]) -> int:
+    """The highest-scoring layer; exact ties (within 1e-9) go to the earlier layer."""
+    top = max(scores.values())
+    return min(layer for layer, s in scores.items() if s >= top - TIE_TOL)
+
+
+def select_layer(encoder: Encoder, *, benign: Sequence[str] | None = None,
+                 unsafe: Sequence[str] | None = None, safe: Sequence[str] | None = None,
+                 layers: Sequence[int] | None = None, pooling: str | None = None,
+                 folds: int = 5, batch_size: int = 32) -> tuple[int, dict[int, float]]:
+    """Pick a layer: pair AUROC when ``unsafe``/``safe`` pairs are given, else benign
+    participation ratio. Returns the layer and every candidate's score.
+
+    Candidates default to layers 1..num_layers: layer 0 holds context-free token embeddings,
+    whose high pair AUROC only reflects word choice. All candidates come from one forward pass
+    (and the embedding cache).
+    """
+    if (unsafe is None) != (safe is None):
+        raise XSteerError("select_layer needs both unsafe and safe prompts (paired), or neither")
+    if layers is None:
+        layers = list(range(1, encoder.num_layers + 1)) or [0]
+    layers = [encoder.resolve_site(layer, pooling)[0] for layer in layers]
+    if not layers:
+        raise XSteerError("select_layer got an empty list of candidate layers")
+    if unsafe is not None and safe is not None:
+        U_texts, S_texts = check_texts(unsafe), check_texts(safe)
+        if len(U_texts) != len(S_texts):
+            raise XSteerError(f"unsafe and safe prompts must pair up: {len(U_texts)} vs "
+                              f"{len(S_texts)}")
+        feats = encoder.encode_layers(U_texts + S_texts, layers, pooling, batch_size=batch_size)
+        n = len(U_texts)
+        scores = {layer: pair_auroc_cv(f[:n], f[n:], folds=folds) for layer, f in feats.items()}
+    elif benign is not None:
+        feats = encoder.encode_layers(check_texts(benign), layers, pooling, batch_size=batch_size)
+        scores = {layer: participation_ratio(f) for layer, f in feats.items()}
+    else:
+        raise XSteerError("select_layer needs benign prompts or safe/unsafe pairs")
+    return best_layer(scores), scores
