@@ -22,6 +22,7 @@ def _register() -> None:
     from xsteer import cli_core
 
     cli_core.register(app)
+    __import__("xsteer.eval.cli", fromlist=["register"]).register(app)
 
 
 def main() -> None:
