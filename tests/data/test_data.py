@@ -203,6 +203,9 @@ def test_benign_csv_picks_the_text_column(tmp_path: Path) -> None:
 def test_benign_jsonl_keys_and_errors(tmp_path: Path) -> None:
     ok = _write(tmp_path, "b.jsonl", '{"prompt": "a boat"}\n{"text": "a kite"}\n')
     assert load_benign(ok) == ["a boat", "a kite"]
+    bom = tmp_path / "bom.jsonl"  # spreadsheet/editor exports often start with a BOM
+    bom.write_bytes('{"prompt": "a kite"}\n'.encode("utf-8-sig"))
+    assert load_benign(bom) == ["a kite"]
     bad = _write(tmp_path, "bad.jsonl", '{"prompt": "a boat"}\n{"caption": "a kite"}\n')
     with pytest.raises(XSteerError, match=r"bad\.jsonl, line 2"):
         load_benign(bad)

@@ -68,7 +68,8 @@ def _read_user(path: str | os.PathLike[str]) -> tuple[str, str]:
     if not p.is_file():
         raise XSteerError(f"data file not found: {p}")
     try:
-        return str(p), p.read_text(encoding="utf-8")
+        # utf-8-sig: editor and spreadsheet exports often start with a BOM that breaks JSON lines
+        return str(p), p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"{p}: not UTF-8 text ({exc})") from exc
 
