@@ -23,6 +23,7 @@ def _register() -> None:
 
     cli_core.register(app)
     __import__("xsteer.eval.cli", fromlist=["register"]).register(app)
+    __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
 
 
 def main() -> None:

@@ -1,0 +1,148 @@
+"""Load a diffusers pipeline and write steered samples with a JSON manifest each (`xsteer generate`).
+
+Per prompt ``i`` (seed ``seed + i``) the folder ``<out>/<i:04d>/`` gets ``steered.png`` (or
+``steered.gif`` + ``steered_frames/`` [+ ``.mp4``] for video), ``manifest.json`` and, with
+``compare=True``, the unsteered output from the same seed and a side-by-side ``compare`` grid
+(unsteered left, steered right).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xsteer.errors import UnknownModelError, XSteerError, require
+from xsteer.io import atomic_write_json, now_iso
+from xsteer.pipelines.media import save_media, save_png, side_by_side
+from xsteer.pipelines.steerer import DEFAULT_BRANCH, Steerer
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+MANIFEST_VERSION = 1
+
+
+def load_pipeline(id_or_path: str, *, dtype: str = "float32", device: str = "cpu",
+                  cpu_offload: bool = False, revision: str | None = None) -> Any:
+    """``DiffusionPipeline.from_pretrained`` by Hub id or local folder, then place it.
+
+    ``cpu_offload`` calls ``enable_model_cpu_offload(device=device)`` (components move to the
+    accelerator one at a time) instead of ``.to(device)``; it needs accelerate.
+    """
+    diffusers = require("diffusers", "diffusers")
+    if dtype not in DTYPES:
+        raise XSteerError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    try:
+        pipe = diffusers.DiffusionPipeline.from_pretrained(id_or_path, torch_dtype=DTYPES[dtype],
+                                                           revision=revision)
+    except (OSError, ValueError) as exc:
+        raise UnknownModelError(f"could not load a diffusers pipeline from {id_or_path!r}: "
+                                f"{exc}") from exc
+    if cpu_offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Prompts from a ``.txt`` file (one a line, ``#`` comments) or ``.jsonl`` (key ``prompt``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise XSteerError(f"prompt file not found: {p}")
+    lines = p.read_text(encoding="utf-8").splitlines()
+    if p.suffix.lower() in (".jsonl", ".ndjson"):
+        out = []
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                obj = json.loads(line)
+                if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+                    raise XSteerError(f"{p}, line {n}: expected an object with a 'prompt' string")
+                out.append(obj["prompt"])
+    else:
+        out = [s for line in lines if (s := line.strip()) and not s.startswith("#")]
+    if not out:
+        raise XSteerError(f"{p}: no prompts")
+    return out
+
+
+def _first(output: Any) -> tuple[np.ndarray, bool]:
+    """The first sample of a pipeline output as a numpy array, and whether it is a video."""
+    if hasattr(output, "frames"):
+        arr, video = output.frames, True
+    elif hasattr(output, "images"):
+        arr, video = output.images, False
+    else:
+        raise XSteerError(f"pipeline output {type(output).__name__} has neither images nor frames")
+    if isinstance(arr, torch.Tensor):
+        arr = arr.float().cpu().numpy()
+    sample = np.asarray(arr[0])
+    if video and sample.ndim == 4 and sample.shape[1] in (1, 3) and sample.shape[-1] not in (1, 3):
+        sample = sample.transpose(0, 2, 3, 1)  # (F, C, H, W) -> (F, H, W, C)
+    return sample, video
+
+
+def _jsonable(kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def generate_samples(pipe: Any, steerer: Steerer, prompts: Sequence[str], out_dir: str | Path, *,
+                     seed: int = 0, steps: int | None = None, compare: bool = False,
+                     branch: str = DEFAULT_BRANCH, call_kwargs: dict[str, Any] | None = None,
+                     pipeline_id: str = "", fps: int = 8) -> list[dict[str, Any]]:
+    """Generate one steered sample per prompt (and its unsteered twin with ``compare``)."""
+    from xsteer import __version__
+
+    out = Path(out_dir)
+    kw = dict(call_kwargs or {})
+    kw["output_type"] = "np"
+    if steps is not None:
+        kw["num_inference_steps"] = steps
+    bound = steerer.bind(pipe)
+    fam = steerer.family(pipe)
+    manifests = []
+    for i, prompt in enumerate(prompts):
+        folder = out / f"{i:04d}"
+        s = seed + i
+        t0 = time.perf_counter()
+        res = steerer.generate(pipe, prompt, branch=branch,
+                               generator=torch.Generator("cpu").manual_seed(s), **kw)
+        timings = {"steered_s": time.perf_counter() - t0}
+        steered, video = _first(res.output)
+        files = {"steered": save_media(folder, "steered", steered, fps)}
+        if compare:
+            t0 = time.perf_counter()
+            plain = pipe(prompt=prompt, generator=torch.Generator("cpu").manual_seed(s), **kw)
+            timings["unsteered_s"] = time.perf_counter() - t0
+            unsteered, _ = _first(plain)
+            files["unsteered"] = save_media(folder, "unsteered", unsteered, fps)
+            grid = side_by_side(unsteered, steered)
+            files["compare"] = save_media(folder, "compare", grid, fps)
+            if video:  # a still to glance at: the middle frame, unsteered | steered
+                files["compare"]["png"] = str(save_png(folder / "compare.png",
+                                                       grid[len(grid) // 2]))
+        gate = {site: {cat: bool(v[0]) for cat, v in cats.items()}
+                for site, cats in res.decisions().items()}
+        manifest = {
+            "format_version": MANIFEST_VERSION, "xsteer_version": __version__,
+            "created_at": now_iso(), "pipeline": pipeline_id,
+            "pipeline_class": type(pipe).__name__, "family": fam.name, "video": video,
+            "prompt": prompt, "seed": s, "steps": steps, "branch": branch,
+            "mode": steerer.mode, "strength": steerer.strength,
+            "sites": {site.name: {"component": site.component, "output": site.output,
+                                  "kind": site.kind, "mode": st.mode, "strength": st.strength,
+                                  "direction_model": st.directions.model_id,
+                                  "direction_site": st.directions.site,
+                                  "categories": st.active_categories()}
+                      for site, st in bound},
+            "gate": gate, "steered": {site: any(c.values()) for site, c in gate.items()},
+            "call_kwargs": _jsonable(kw), "timings": timings, "files": files,
+        }
+        atomic_write_json(folder / "manifest.json", manifest)
+        manifests.append(manifest)
+    return manifests

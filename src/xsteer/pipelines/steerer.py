@@ -1,0 +1,293 @@
+"""`Steerer`: apply transported directions to a diffusers pipeline's text conditioning at inference.
+
+Two paths, both through official extension points and both fully reversible:
+
+- **hooks** (``patch`` / ``apply``): forward hooks on the text encoders steer every encoder call,
+  so the negative/unconditional branch is steered too (when the pipeline encodes one; SDXL's
+  default zeroes it instead).
+- **prompt_embeds** (``encode`` / ``generate(branch="conditional")``, the default): the hooks are
+  on only while the pipeline's own ``encode_prompt`` encodes the positive prompt; the steered
+  ``prompt_embeds`` (and pooled embeds) are passed to the call and the pipeline encodes the
+  negative prompt itself, unsteered.
+
+The math lives in `xsteer.steer.Steering`; this module only finds the sites and moves tensors.
+
+>>> from xsteer.pipelines import Steerer                                # doctest: +SKIP
+>>> steerer = Steerer(direction, mode="additive", strength=0.5)         # doctest: +SKIP
+>>> with steerer.apply(pipe):                                           # doctest: +SKIP
+...     image = pipe("a photo of ...").images[0]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from xsteer.directions import Direction, DirectionSet
+from xsteer.errors import DimensionMismatchError, XSteerError
+from xsteer.pipelines.hooks import (
+    CallRecord,
+    capture_hook,
+    prefix_of,
+    steering_hook,
+)
+from xsteer.pipelines.sites import (
+    EncodeFn,
+    Family,
+    SiteSpec,
+    UnknownPipelineError,
+    custom_family,
+    family_for,
+)
+from xsteer.steer import Gate, Steering
+
+BRANCHES = ("conditional", "both")
+# Steering only the conditional branch is amplified by the guidance scale and keeps the user's
+# negative prompt intact; see docs/pipelines.md ("Which branch") for the measurement.
+DEFAULT_BRANCH = "conditional"
+
+SiteValue = Direction | DirectionSet | Steering
+GateSpec = Gate | Mapping[str, Gate] | Mapping[str, Mapping[str, Gate]] | None
+
+
+class SteeringHandle:
+    """Returned by `Steerer.patch`: ``remove()`` takes every hook off (idempotent).
+
+    ``records`` holds one `CallRecord` per steered encoder call, in call order.
+    """
+
+    def __init__(self, hooks: list[Any], records: list[CallRecord], family: Family) -> None:
+        self._hooks = hooks
+        self.records = records
+        self.family = family
+
+    @property
+    def active(self) -> bool:
+        return bool(self._hooks)
+
+    def remove(self) -> None:
+        while self._hooks:
+            self._hooks.pop().remove()
+
+    def decisions(self) -> dict[str, dict[str, list[bool]]]:
+        """Gate decisions of the first call per site (the positive prompt in every family)."""
+        return first_decisions(self.records)
+
+    def __enter__(self) -> SteeringHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def first_decisions(records: Sequence[CallRecord]) -> dict[str, dict[str, list[bool]]]:
+    out: dict[str, dict[str, list[bool]]] = {}
+    for r in records:
+        out.setdefault(r.site, r.decisions)
+    return out
+
+
+@dataclass
+class GenerationResult:
+    """What `Steerer.generate` returns: the pipeline output, the branch used, the gate records."""
+
+    output: Any
+    branch: str
+    records: list[CallRecord] = field(default_factory=list)
+
+    def decisions(self) -> dict[str, dict[str, list[bool]]]:
+        return first_decisions(self.records)
+
+
+def _is_site_map(obj: object) -> bool:
+    return isinstance(obj, Mapping) and not isinstance(obj, DirectionSet)
+
+
+class Steerer:
+    """Steer a pipeline's text conditioning with a direction per text-encoder site.
+
+    Args:
+        directions: a `Direction`/`DirectionSet` (steers the site it names, else the family's
+            default site), or a mapping ``{site name: Direction | DirectionSet | Steering}``.
+        mode, strength, categories, inner: passed to `xsteer.steer.Steering` for every site not
+            given as a ready `Steering`.
+        gates: for ``mode="gated"``: a `Gate`, ``{category: Gate}`` (same for every site), or
+            ``{site: {category: Gate}}``. Gates score the masked mean of the site's states; build
+            them with `site_features` on benign prompts so they see the same pooling.
+        sites: hand-written `SiteSpec` list for pipelines the table does not know (or to
+            override it, e.g. a ``clip_skip`` layer).
+        encode: the positive-prompt encode adapter for such pipelines (conditional branch).
+    """
+
+    def __init__(self, directions: SiteValue | Mapping[str, SiteValue], *,
+                 mode: str = "additive", strength: float = 1.0, gates: GateSpec = None,
+                 categories: list[str] | None = None, inner: str = "additive",
+                 sites: Sequence[SiteSpec] | None = None, encode: EncodeFn | None = None) -> None:
+        self.mode, self.strength, self.inner = mode, float(strength), inner
+        self.sites = list(sites) if sites is not None else None
+        self.encode_fn = encode
+        items = dict(directions) if _is_site_map(directions) else {None: directions}  # type: ignore[arg-type]
+        gate_map = self._gate_map(gates, [k for k in items if k is not None])
+        self._items: dict[str | None, Steering] = {}
+        for key, val in items.items():
+            if isinstance(val, Steering):
+                self._items[key] = val
+            elif isinstance(val, (Direction, DirectionSet)):
+                g = gate_map.get(key, gate_map.get(None, {}))
+                self._items[key] = Steering(val, mode=mode, strength=strength, gates=dict(g),
+                                            categories=categories, inner=inner)
+            else:
+                raise XSteerError(f"site {key!r}: expected a Direction, DirectionSet or Steering, "
+                                  f"got {type(val).__name__}")
+
+    @staticmethod
+    def _gate_map(gates: GateSpec, site_names: list[str]) -> dict[str | None, dict[str, Gate]]:
+        if gates is None:
+            return {}
+        if isinstance(gates, Gate):
+            return {None: {gates.category: gates}}
+        if site_names and set(gates) <= set(site_names):
+            out: dict[str | None, dict[str, Gate]] = {}
+            for site, g in gates.items():
+                out[site] = {g.category: g} if isinstance(g, Gate) else dict(g)
+            return out
+        flat: dict[str, Gate] = {}
+        for cat, g in gates.items():
+            if not isinstance(g, Gate):
+                raise XSteerError(f"gates[{cat!r}] is not a Gate; per-site gates need keys that "
+                                  f"are site names ({site_names})")
+            flat[cat] = g
+        return {None: flat}
+
+    # -- resolving sites ------------------------------------------------------------------------
+    def family(self, pipe: Any) -> Family:
+        """The site table used for ``pipe``: hand-written sites win over the built-in table."""
+        if self.sites is None:
+            fam = family_for(pipe)
+            return fam if self.encode_fn is None else Family(
+                fam.name, fam.classes, fam.sites, fam.default_site, fam.video, self.encode_fn)
+        try:
+            known = family_for(pipe).encode
+        except UnknownPipelineError:
+            known = None
+        return custom_family(pipe, self.sites, self.encode_fn or known)
+
+    def bind(self, pipe: Any) -> list[tuple[SiteSpec, Steering]]:
+        """Match each direction to a site of ``pipe`` and check hidden sizes."""
+        fam = self.family(pipe)
+        bound: list[tuple[SiteSpec, Steering]] = []
+        for key, steering in self._items.items():
+            if key is None:
+                named = steering.directions.site
+                site = fam.site(named if named in {s.name for s in fam.sites}
+                                else fam.default_site)
+            else:
+                site = fam.site(key)
+            dim = site.dim(pipe)
+            if steering.dim != dim:
+                same = [s.name for s in fam.sites if _safe_dim(s, pipe) == steering.dim]
+                hint = (f"sites of that size: {same}" if same else "no site of this pipeline has "
+                        "that size: transport the direction into this encoder first")
+                raise DimensionMismatchError(
+                    f"direction for site {site.name!r} ({steering.directions.model_id})",
+                    steering.dim, f"{type(pipe).__name__} site {site.name!r} "
+                    f"({site.component}.{site.output}) hidden size", dim, hint=hint)
+            bound.append((site, steering))
+        return bound
+
+    # -- hook path --------------------------------------------------------------------------------
+    def patch(self, pipe: Any) -> SteeringHandle:
+        """Register steering hooks on ``pipe``'s text encoders; call ``.remove()`` to undo."""
+        fam = self.family(pipe)
+        records: list[CallRecord] = []
+        hooks: list[Any] = []
+        try:
+            for site, steering in self.bind(pipe):
+                hook = steering_hook(site, steering, records, prefix_of(pipe, site))
+                hooks.append(site.module(pipe).register_forward_hook(hook, with_kwargs=True))
+        except BaseException:
+            for h in hooks:
+                h.remove()
+            raise
+        return SteeringHandle(hooks, records, fam)
+
+    @contextlib.contextmanager
+    def apply(self, pipe: Any) -> Iterator[SteeringHandle]:
+        """``with steerer.apply(pipe): ...`` — `patch` undone on exit, also after an exception."""
+        handle = self.patch(pipe)
+        try:
+            yield handle
+        finally:
+            handle.remove()
+
+    # -- prompt_embeds path -----------------------------------------------------------------------
+    def encode(self, pipe: Any, prompt: str | list[str],
+               **call_kwargs: Any) -> tuple[dict[str, Any], set[str], list[CallRecord]]:
+        """Steered ``prompt_embeds`` (+ pooled) of the positive prompt, for ``pipe(**embeds)``.
+
+        Returns ``(embeds, consumed, records)``: the pipeline kwargs, the call kwargs the adapter
+        used up (``prompt_2`` ...; drop them from the call), and the gate records.
+        """
+        fam = self.family(pipe)
+        if fam.encode is None:
+            raise XSteerError(f"{type(pipe).__name__}: no encode adapter, so the conditional "
+                              "branch cannot be steered alone; pass encode=... or use "
+                              "branch='both' (hooks)")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        with self.apply(pipe) as handle, torch.no_grad():
+            embeds, consumed = fam.encode(pipe, prompts, dict(call_kwargs))
+        return embeds, consumed, handle.records
+
+    def generate(self, pipe: Any, prompt: str | list[str], *, branch: str = DEFAULT_BRANCH,
+                 **call_kwargs: Any) -> GenerationResult:
+        """Call ``pipe`` with steering on ``branch`` (``conditional`` or ``both``)."""
+        if branch not in BRANCHES:
+            raise XSteerError(f"branch must be one of {BRANCHES}, got {branch!r}")
+        if branch == "both":
+            with self.apply(pipe) as handle:
+                out = pipe(prompt=prompt, **call_kwargs)
+            return GenerationResult(out, branch, handle.records)
+        embeds, consumed, records = self.encode(pipe, prompt, **call_kwargs)
+        rest = {k: v for k, v in call_kwargs.items() if k not in consumed}
+        return GenerationResult(pipe(**embeds, **rest), branch, records)
+
+    def __repr__(self) -> str:
+        keys = ", ".join("<default>" if k is None else k for k in self._items)
+        return f"Steerer(sites=[{keys}], mode={self.mode!r}, strength={self.strength})"
+
+
+def _safe_dim(site: SiteSpec, pipe: Any) -> int | None:
+    try:
+        return site.dim(pipe)
+    except XSteerError:
+        return None
+
+
+def site_features(pipe: Any, prompts: Sequence[str], sites: Sequence[str] | None = None, *,
+                  site_specs: Sequence[SiteSpec] | None = None, encode: EncodeFn | None = None,
+                  **call_kwargs: Any) -> dict[str, torch.Tensor]:
+    """Masked-mean features ``(n, dim)`` per site, as the gates see them, for gate calibration.
+
+    Runs the pipeline's own encode of ``prompts`` (positive branch) with capture-only hooks. Use it
+    on BENIGN prompts only, then ``Gate.calibrate(features[site], direction.vector)``.
+    """
+    fam = family_for(pipe) if site_specs is None else custom_family(pipe, site_specs, encode)
+    enc = encode or fam.encode
+    if enc is None:
+        raise XSteerError(f"{type(pipe).__name__}: no encode adapter; pass encode=...")
+    chosen = [fam.site(s) for s in sites] if sites is not None else list(fam.sites)
+    stores: dict[str, list[torch.Tensor]] = {s.name: [] for s in chosen}
+    hooks = [s.module(pipe).register_forward_hook(capture_hook(s, stores[s.name],
+                                                               prefix_of(pipe, s)),
+                                                  with_kwargs=True) for s in chosen]
+    try:
+        with torch.no_grad():
+            enc(pipe, list(prompts), dict(call_kwargs))
+    finally:
+        for h in hooks:
+            h.remove()
+    return {name: torch.cat(v) for name, v in stores.items() if v}
