@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
           f"torch threads={torch.get_num_threads()}")
     print(f"{'rows':>6} " + " ".join(f"{m:>12}" for m in args.maps))
     results: dict[str, dict[str, float]] = {m: {} for m in args.maps}
+    Xw, Yw = make_data(20, 8, 4)
+    for m in args.maps:  # warm-up: lazy imports (scipy) and first-call allocations are not fit cost
+        time_fit(m, Xw, Yw, 1)
     for n in args.rows:
         X, Y = make_data(n, args.ds, args.dt)
         for m in args.maps:

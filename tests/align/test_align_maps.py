@@ -16,6 +16,7 @@ from xsteer.align import (
     UnknownMapError,
     make_map,
 )
+from xsteer.align.linear import orthogonal_procrustes
 from xsteer.errors import ArtifactError, DimensionMismatchError, EmptyDataError, NonFiniteError
 
 
@@ -87,6 +88,17 @@ def test_procrustes_recovers_planted_orthogonal_map(whiten, scale):
     m = ProcrustesMap(whiten=whiten).fit(X, scale * X @ Q)
     assert (m.W_ - scale * Q).abs().max() < 1e-4
     assert m.rank_ == 12
+
+
+def test_orthogonal_procrustes_matches_scipy():
+    from scipy.linalg import orthogonal_procrustes as scipy_op
+
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.randn(40, 7, generator=g, dtype=torch.float64), torch.randn(40, 7, generator=g, dtype=torch.float64)
+    R, total = orthogonal_procrustes(A, B)
+    R_ref, total_ref = scipy_op(A.numpy(), B.numpy())
+    assert torch.allclose(R, torch.from_numpy(R_ref), atol=1e-10)
+    assert total == pytest.approx(float(total_ref), rel=1e-10)
 
 
 def test_procrustes_rank_is_checked():

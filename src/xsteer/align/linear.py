@@ -154,12 +154,23 @@ class RidgeMap(LinearMap):
         return out
 
 
+def orthogonal_procrustes(A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``R = argmin ||A R - B||_F`` over orthogonal ``R``, and the sum of singular values of ``A^T B``.
+
+    The same answer as ``scipy.linalg.orthogonal_procrustes`` (checked in the tests), computed
+    with torch so it honours ``torch.set_num_threads``: scipy's OpenBLAS threads took 6 s instead
+    of 0.05 s for a 384x384 SVD on a busy 2-core machine.
+    """
+    U, s, Vt = torch.linalg.svd(A.T @ B)
+    return U @ Vt, float(s.sum())
+
+
 class ProcrustesMap(LinearMap):
     """PCA both sides to a common rank ``k``, then an orthogonal rotation with one global scale.
 
     ``W = P_x D_x (c R) D_y^-1 P_y^T`` in ``(ds, dt)`` layout, where ``P`` are the top-``k``
     principal axes, ``R`` solves the orthogonal Procrustes problem between the PCA coordinates
-    (``scipy.linalg.orthogonal_procrustes``), ``c`` is the least-squares global scale and ``D`` are
+    (`orthogonal_procrustes`), ``c`` is the least-squares global scale and ``D`` are
     the whitening scales (identity unless ``whiten=True``). It keeps geometry: distances and angles
     in the source's top-k subspace survive up to one scale, which suits directions.
 
@@ -181,8 +192,6 @@ class ProcrustesMap(LinearMap):
 
     def _fit_centered(self, Xc: torch.Tensor, Yc: torch.Tensor, mu_x: torch.Tensor,
                       mu_y: torch.Tensor) -> None:
-        from scipy.linalg import orthogonal_procrustes
-
         n, ds = Xc.shape
         dt = Yc.shape[1]
         limit = min(ds, dt, n - 1)
@@ -202,11 +211,10 @@ class ProcrustesMap(LinearMap):
             dx = torch.ones(k, dtype=torch.float64)
             dy = torch.ones(k, dtype=torch.float64)
         Zx, Zy = Zx * dx, Zy / dy
-        R, sigma_sum = orthogonal_procrustes(Zx.numpy(), Zy.numpy())
+        R, sigma_sum = orthogonal_procrustes(Zx, Zy)
         denom = float((Zx**2).sum())
-        scale = float(sigma_sum) / denom if denom > 0 else 0.0
-        R_t = torch.from_numpy(R).to(torch.float64)
-        W = (Px * dx) @ (scale * R_t) @ (dy[:, None] * Py.T)
+        scale = sigma_sum / denom if denom > 0 else 0.0
+        W = (Px * dx) @ (scale * R) @ (dy[:, None] * Py.T)
         self.W_ = W.to(torch.float32)
         self.rank_ = k
         self.scale_ = scale
