@@ -71,6 +71,22 @@ def test_ridge_closed_form_loo_matches_brute_force():
         assert float(fast_err[j]) == pytest.approx(float(torch.stack(sq).mean()), rel=1e-3)
 
 
+def test_ridge_kfold_errors_match_refitting_each_fold():
+    X, Y, _ = planted_linear(n=30, ds=6, dt=3, noise=1.0)
+    X, Y = X.double(), Y.double()
+    alphas = [0.01, 1.0, 100.0]
+    m = RidgeMap(alphas=alphas, cv=3, seed=4)
+    fast_err = m._kfold_errors(X, Y, torch.tensor(alphas, dtype=torch.float64))
+    folds = torch.arange(30)[torch.randperm(30, generator=torch.Generator().manual_seed(4))] % 3
+    for j, alpha in enumerate(alphas):
+        sse = 0.0
+        for f in range(3):
+            tr, va = folds != f, folds == f
+            r = RidgeMap(alphas=[alpha]).fit(X[tr], Y[tr])
+            sse += float(((r.transform(X[va].float()).double() - Y[va]) ** 2).sum())
+        assert float(fast_err[j]) == pytest.approx(sse / Y.numel(), rel=1e-4)
+
+
 def test_ridge_relative_alpha_is_scale_free():
     X, Y, _ = planted_linear(noise=1.0)
     a = RidgeMap(alphas=[1.0]).fit(X, Y)

@@ -51,6 +51,20 @@ def _svd(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return U[:, keep], s[keep], Vt[keep]
 
 
+def _gram_basis(Xc: torch.Tensor, Yc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Singular values ``s``, right vectors ``V`` and ``U^T Yc`` of ``Xc`` from its Gram matrix.
+
+    Cross-validation only needs these, and ``eigh(Xc^T Xc)`` is ~3x faster than an SVD of
+    ``Xc``; it squares the condition number, so directions below ``sqrt(eps)`` of the top
+    singular value are dropped, which any penalty in the grid shrinks to zero anyway. The final
+    fit uses the exact SVD.
+    """
+    w, V = torch.linalg.eigh(Xc.T @ Xc)
+    keep = w > float(w.max()) * max(Xc.shape) * torch.finfo(Xc.dtype).eps
+    s, V = w[keep].sqrt(), V[:, keep]
+    return s, V, (V.T @ (Xc.T @ Yc)) / s[:, None]
+
+
 class RidgeMap(LinearMap):
     """Multi-output ridge regression, closed form by SVD, penalty chosen by cross-validation.
 
@@ -111,11 +125,12 @@ class RidgeMap(LinearMap):
 
     def _loo_errors(self, Xc: torch.Tensor, Yc: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
         n = Xc.shape[0]
-        U, s, _ = _svd(Xc)
-        UtY = U.T @ Yc
+        s, V, UtY = _gram_basis(Xc, Yc)
+        U = (Xc @ V) / s
         out = torch.empty(len(alphas), dtype=torch.float64)
+        scale = self._scale(Xc)
         for i, a in enumerate(alphas):
-            shrink = s**2 / (s**2 + a * self._scale(Xc))
+            shrink = s**2 / (s**2 + a * scale)
             # The unpenalised intercept adds 1/n to every hat diagonal (centred X is orthogonal to 1).
             h = 1.0 / n + (U**2) @ shrink
             resid = (Yc - U @ (shrink[:, None] * UtY)) / (1.0 - h).clamp_min(1e-12)[:, None]
@@ -131,13 +146,19 @@ class RidgeMap(LinearMap):
         for f in range(k):
             tr, va = folds != f, folds == f
             mx, my = Xc[tr].mean(0), Yc[tr].mean(0)
-            U, s, Vt = _svd(Xc[tr] - mx)
+            s, V, G = _gram_basis(Xc[tr] - mx, Yc[tr] - my)
             scale = self._scale(Xc[tr] - mx)
-            proj = (Xc[va] - mx) @ Vt.T  # validation rows in the training singular basis
-            UtY = U.T @ (Yc[tr] - my)
+            P = (Xc[va] - mx) @ V  # validation rows in the training singular basis
+            R = Yc[va] - my
+            # Prediction for penalty lam is P diag(c) G with c = s / (s^2 + lam), so
+            # SSE(c) = ||R||^2 - 2 c.(rowsum((P^T R) * G)) + c^T ((P^T P) * (G G^T)) c:
+            # the n x d x dt products are paid once per fold, each alpha costs only d^2.
+            cross = ((P.T @ R) * G).sum(dim=1)
+            quad = (P.T @ P) * (G @ G.T)
+            base = float((R**2).sum())
             for i, a in enumerate(alphas):
-                pred = proj @ ((s / (s**2 + a * scale))[:, None] * UtY) + my
-                sse[i] += float(((Yc[va] - pred) ** 2).sum())
+                c = s / (s**2 + a * scale)
+                sse[i] += base - 2.0 * float(c @ cross) + float(c @ quad @ c)
         return sse / (n * Yc.shape[1])
 
     def _load_state(self, tensors: Mapping[str, torch.Tensor]) -> None:
