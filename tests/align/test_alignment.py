@@ -163,3 +163,12 @@ def test_loaded_artifact_with_unsafe_target_record_is_refused(tmp_path):
     _edit_json(tmp_path / "a" / "alignment.json", lambda m: m["data"].append(PAIRS_T.to_dict()))
     with pytest.raises(UnsafeDataError):
         Alignment.from_pretrained(tmp_path / "a")
+
+
+def test_other_xsteer_version_warns_on_load(tmp_path):
+    al = fitted()
+    al.save_pretrained(tmp_path / "a")
+    _edit_json(tmp_path / "a" / "alignment.json", lambda m: m.__setitem__("xsteer_version", "0.0.1"))
+    with pytest.warns(UserWarning, match="0.0.1"):
+        back = Alignment.from_pretrained(tmp_path / "a")
+    assert "RidgeMap" in repr(back.map) and "gemma:layer:6/mean (8) -> minilm:pooled (5)" in repr(back)

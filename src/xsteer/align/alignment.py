@@ -29,6 +29,7 @@ from typing import Any, overload
 
 import torch
 
+from xsteer import __version__
 from xsteer.align.base import AlignmentMap, NotFittedError, check_xy
 from xsteer.align.calibration import CALIBRATIONS, check_stats
 from xsteer.align.calibration import benign_stats as compute_benign_stats
@@ -79,6 +80,12 @@ class Alignment(HubMixin):
     fit_stats: dict[str, Any] = field(default_factory=dict)
 
     _artifact_name = "alignment"
+
+    def __repr__(self) -> str:
+        return (f"Alignment({self.map!r}: {self.source_model}:{self.source_site} ({self.source_dim})"
+                f" -> {self.target_model}:{self.target_site} ({self.target_dim}), "
+                f"heldout_r2={self.fit_stats.get('heldout_r2')}, "
+                f"heldout_top1={self.fit_stats.get('heldout_top1')})")
 
     def __post_init__(self) -> None:
         if not self.map.is_fitted:
@@ -226,6 +233,10 @@ class Alignment(HubMixin):
     def _load_dir(cls, directory: Path) -> Alignment:
         tensors, meta = load_artifact(directory, "alignment", kind="alignment")
         where = str(directory)
+        saved_by = meta.get("xsteer_version")
+        if saved_by != __version__:
+            warnings.warn(f"{where}: alignment saved by xsteer {saved_by}, loading with "
+                          f"{__version__}; refit it if results look off", stacklevel=3)
         try:
             src, tgt = meta["source"], meta["target"]
             source = (str(src["model_id"]), str(src["site"]), int(src["dim"]))

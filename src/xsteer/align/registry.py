@@ -23,6 +23,8 @@ class UnknownMapError(AlignmentConfigError, LookupError):
 
 def get_map_class(name: str) -> type[AlignmentMap]:
     """The map class registered under ``name`` (raises `UnknownMapError` listing the known names)."""
+    if isinstance(name, str) and name not in MAPS:
+        import xsteer.transport  # noqa: F401  - registers the advanced transport maps in MAPS
     try:
         return MAPS[name]
     except (KeyError, TypeError):
