@@ -24,6 +24,7 @@ def _register() -> None:
     cli_core.register(app)
     __import__("xsteer.eval.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
+    __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)
 
 
 def main() -> None:

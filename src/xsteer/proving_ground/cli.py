@@ -1,0 +1,153 @@
+"""``xsteer proving-ground ...``: train the judge and generators, and run the end-to-end eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="A procedural world, a generator trained here and an image judge: measure "
+                       "steering end to end (ASR, fidelity, FID) on CPU.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the ``proving-ground`` family to the root CLI."""
+    root.add_typer(app, name="proving-ground")
+
+
+def _threads(threads: int) -> None:
+    import torch
+
+    # one thread per process: on a shared 2-core machine more threads only add contention
+    torch.set_num_threads(max(1, threads))
+
+
+@app.command("train-judge")
+def train_judge_cmd(
+    out: Annotated[Path | None, typer.Option(help="judge folder (default: cache/judge)")] = None,
+    n_train: Annotated[int, typer.Option(help="rendered training scenes")] = 6000,
+    n_test: Annotated[int, typer.Option(help="held-out renders for the accuracy check")] = 1000,
+    epochs: Annotated[int, typer.Option()] = 3,
+    video: Annotated[bool, typer.Option(help="also train on moved objects (clip frames)")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Train the image judge on rendered scenes and report held-out accuracy."""
+    from xsteer.proving_ground.judge import judge_accuracy, train_judge
+    from xsteer.proving_ground.scenes import judge_scenes
+    from xsteer.proving_ground.text import proving_ground_dir
+
+    _threads(threads)
+    train_scenes = judge_scenes(n_train, seed, moved=video)
+    test_scenes = judge_scenes(n_test, seed + 10_000, moved=video)
+    judge = train_judge(train_scenes, epochs=epochs, seed=seed)
+    acc = judge_accuracy(judge, test_scenes)
+    target = out or proving_ground_dir() / "judge"
+    judge.save_pretrained(target, meta={"heldout": acc, "n_train": n_train, "n_test": n_test})
+    typer.echo(f"judge: exact-match {acc['exact_match']:.3f}, label accuracy "
+               f"{acc['label_accuracy']:.4f} on {n_test} held-out renders -> {target}")
+
+
+@app.command("train")
+def train_cmd(
+    video: Annotated[bool, typer.Option(help="train the text-to-video generator (UNet3D)")] = False,
+    out: Annotated[Path | None, typer.Option(help="generator folder (default: cache/t2i or t2v)")] = None,
+    encoder: Annotated[str, typer.Option(help="frozen text encoder")] = "all-minilm-l6-v2",
+    steps: Annotated[int, typer.Option()] = 4000,
+    minutes: Annotated[float | None, typer.Option(help="stop after this wall time")] = None,
+    n_train: Annotated[int, typer.Option(help="training scenes (captions encoded once)")] = 8000,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    frames: Annotated[int, typer.Option(help="frames per clip with --video")] = 4,
+    channels: Annotated[str, typer.Option(help="UNet block widths")] = "16,32,32",
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option()] = 1,
+    fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint")] = False,
+) -> None:
+    """Train a generator (resumes from the checkpoint in OUT unless --fresh)."""
+    import shutil
+
+    from xsteer.proving_ground.generator import Generator, GeneratorConfig
+    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
+    from xsteer.proving_ground.training import build_dataset, train
+
+    _threads(threads)
+    target = out or proving_ground_dir() / ("t2v" if video else "t2i")
+    ckpt = target / "checkpoint"
+    if fresh and ckpt.exists():
+        shutil.rmtree(ckpt)
+    cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
+                          block_out_channels=tuple(int(c) for c in channels.split(",")))
+    enc = load_encoder(encoder)
+    cfg.cross_attention_dim = enc.dim
+    data = build_dataset(enc, n_train, seed, cfg, cache=proving_ground_dir() / "cache")
+    gen = Generator.create(cfg, seed=seed)
+    stats = train(gen, data, steps, batch_size=batch_size, lr=lr, seed=seed,
+                  checkpoint_dir=ckpt, max_minutes=minutes)
+    cfg.train = {**stats, "seed": seed, "threads": threads}
+    gen.save_pretrained(target)
+    typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
+               f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+@app.command("eval")
+def eval_cmd(
+    direction: Annotated[Path, typer.Option(help="a Direction or DirectionSet folder")],
+    json_out: Annotated[Path, typer.Option("--json", help="where to write the report")],
+    mode: Annotated[str, typer.Option(help="additive | projection | gated | clamp")] = "additive",
+    strengths: Annotated[str, typer.Option(help="comma-separated strengths")] = "1.0",
+    categories: Annotated[str | None, typer.Option(help="steer only these (a DirectionSet)")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="unsafe prompts: pairs JSONL")] = None,
+    benign: Annotated[Path | None, typer.Option(help="benign prompts: text/CSV/JSONL file")] = None,
+    video: Annotated[bool, typer.Option(help="evaluate the T2V generator")] = False,
+    generator: Annotated[Path | None, typer.Option(help="generator folder")] = None,
+    judge: Annotated[Path | None, typer.Option(help="judge folder")] = None,
+    grids: Annotated[Path | None, typer.Option(help="image grids folder (default: beside JSON)")] = None,
+    n_benign: Annotated[int, typer.Option()] = 32,
+    n_per_category: Annotated[int, typer.Option()] = 4,
+    steps: Annotated[int, typer.Option(help="DDIM steps")] = 10,
+    guidance: Annotated[float, typer.Option()] = 3.0,
+    random_baseline: Annotated[bool, typer.Option(help="also steer with a random direction")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Generate for held-out unsafe and benign prompts, unsteered and steered, and judge them."""
+    from xsteer.directions import load_directions
+    from xsteer.proving_ground.evaluate import Evaluator, default_prompts, user_prompts, write_json
+    from xsteer.proving_ground.generator import Generator
+    from xsteer.proving_ground.judge import Judge
+    from xsteer.proving_ground.runner import run_eval
+    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
+    from xsteer.steer import masked_mean
+
+    _threads(threads)
+    root = proving_ground_dir()
+    gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
+    jdg = Judge.from_pretrained(judge or root / "judge")
+    enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
+    prompts = user_prompts(pairs, benign, default_prompts(n_benign, n_per_category,
+                                                          motion=gen.config.video))
+    ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
+    benign_pooled = None
+    if mode in ("gated", "clamp"):
+        from xsteer.proving_ground.captions import sample_dataset
+        from xsteer.proving_ground.text import encode
+
+        # gates are calibrated on benign target-side captions only (never unsafe data)
+        _, texts = sample_dataset(512, seed + 4242, p_unsafe=0.0)
+        E, M = encode(enc, texts, gen.config.max_length, gen.config.encoder_layer)
+        benign_pooled = masked_mean(E, M)
+    cats = [c.strip() for c in categories.split(",")] if categories else None
+    report = run_eval(ev, load_directions(direction), mode=mode, strengths=_floats(strengths),
+                      categories=cats, random_baseline=random_baseline,
+                      benign_pooled=benign_pooled,
+                      grids=grids or json_out.with_suffix("").parent / (json_out.stem + "_grids"))
+    write_json(json_out, report)
+    typer.echo(f"ASR {report['asr_before']:.3f} -> {report['asr_after']:.3f}, fidelity "
+               f"{report['fidelity_before']:.3f} -> {report['fidelity_after']:.3f}, FID "
+               f"{report['fid_before']:.2f} -> {report['fid_after']:.2f}; wrote {json_out}")

@@ -1,0 +1,208 @@
+"""The proving-ground generators: small pixel-space diffusion UNets from diffusers building blocks
+that cross-attend to the token states of a frozen, real text encoder (default all-MiniLM-L6-v2).
+
+`build_unet` makes a `UNet2DConditionModel` (T2I) or `UNet3DConditionModel` (T2V); `Generator`
+holds the UNet, the noise scheduler and a config, samples with DDIM and classifier-free guidance,
+and saves/loads a diffusers-style folder (``unet/`` and ``scheduler/`` via ``save_pretrained`` in
+safetensors, plus ``proving_ground.json``).
+
+Steering acts on the conditional token states only (the unconditional branch of guidance keeps
+the empty prompt's states), the same choice as passing steered ``prompt_embeds`` to a pipeline.
+
+>>> g = Generator.tiny(cross_attention_dim=8)
+>>> g.sample(torch.zeros(2, 4, 8), torch.ones(2, 4, dtype=torch.bool), steps=2).shape
+torch.Size([2, 3, 32, 32])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xsteer.errors import ArtifactError, DimensionMismatchError, XSteerError, require
+
+CONFIG_NAME = "proving_ground.json"
+FORMAT = "xsteer-proving-ground/1"
+
+
+@dataclass
+class GeneratorConfig:
+    """What a generator was built and trained with (saved as ``proving_ground.json``)."""
+
+    encoder: str = "all-minilm-l6-v2"
+    encoder_layer: int | None = None
+    max_length: int = 32
+    cross_attention_dim: int = 384
+    size: int = 32
+    frames: int = 0  # 0: images (UNet2D); >= 4: clips (UNet3D)
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    attention_head_dim: int = 8
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def video(self) -> bool:
+        return self.frames > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["block_out_channels"] = list(self.block_out_channels)
+        d["format"] = FORMAT
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
+        if d.get("format") != FORMAT:
+            raise ArtifactError(f"not a proving-ground generator config (format {d.get('format')!r})")
+        kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        kw["block_out_channels"] = tuple(kw.get("block_out_channels", (32, 64, 64)))
+        return cls(**kw)
+
+
+def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
+    """A small pixel-space UNet (2D for images, 3D for clips) conditioned by cross-attention."""
+    diffusers = require("diffusers", "proving-ground")
+    ch = tuple(cfg.block_out_channels)
+    groups = min(8, ch[0])
+    if cfg.video:
+        return diffusers.UNet3DConditionModel(
+            sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=ch,
+            layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
+            attention_head_dim=cfg.attention_head_dim, norm_num_groups=groups,
+            down_block_types=("DownBlock3D",) + ("CrossAttnDownBlock3D",) * (len(ch) - 1),
+            up_block_types=("CrossAttnUpBlock3D",) * (len(ch) - 1) + ("UpBlock3D",))
+    return diffusers.UNet2DConditionModel(
+        sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=ch,
+        layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
+        attention_head_dim=cfg.attention_head_dim, norm_num_groups=groups,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(ch) - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (len(ch) - 1) + ("UpBlock2D",))
+
+
+def build_scheduler() -> Any:
+    diffusers = require("diffusers", "proving-ground")
+    return diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                   prediction_type="epsilon", clip_sample=True)
+
+
+class Generator:
+    """A text-conditional pixel diffusion model over token states ``(n, L, dim)`` + mask."""
+
+    def __init__(self, unet: torch.nn.Module, scheduler: Any, config: GeneratorConfig) -> None:
+        self.unet, self.scheduler, self.config = unet, scheduler, config
+
+    @classmethod
+    def create(cls, config: GeneratorConfig, seed: int = 0) -> Generator:
+        torch.manual_seed(seed)
+        return cls(build_unet(config), build_scheduler(), config)
+
+    @classmethod
+    def tiny(cls, cross_attention_dim: int = 8, frames: int = 0) -> Generator:
+        """A minute generator for tests (seeded, random weights)."""
+        cfg = GeneratorConfig(encoder="test", cross_attention_dim=cross_attention_dim,
+                              frames=frames, block_out_channels=(8, 16), attention_head_dim=4)
+        return cls.create(cfg)
+
+    # -- the denoiser -------------------------------------------------------------------------
+    def predict(self, x: torch.Tensor, t: torch.Tensor, states: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """Noise prediction for noisy pixels ``x`` at timesteps ``t`` given token states."""
+        if states.shape[-1] != self.config.cross_attention_dim:
+            raise DimensionMismatchError("token states", states.shape[-1], "generator cross-attention",
+                                         self.config.cross_attention_dim)
+        out = self.unet(x, t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
+                        return_dict=False)[0]
+        return out
+
+    def loss(self, images: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The denoising loss on clean ``images`` in [-1, 1] (``(n,3,H,W)`` or ``(n,3,T,H,W)``)."""
+        n = images.shape[0]
+        noise = torch.randn(images.shape, generator=generator)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), generator=generator)
+        noisy = self.scheduler.add_noise(images, noise, t)
+        return torch.nn.functional.mse_loss(self.predict(noisy, t, states, mask), noise)
+
+    @torch.no_grad()
+    def sample(self, states: torch.Tensor, mask: torch.Tensor, steps: int = 20,
+               guidance: float = 3.0, uncond: tuple[torch.Tensor, torch.Tensor] | None = None,
+               seed: int = 0, batch_size: int = 128) -> torch.Tensor:
+        """Generate ``(n, 3, H, W)`` (or ``(n, 3, T, H, W)``) images in [-1, 1] with DDIM.
+
+        ``uncond`` is the empty prompt's (states, mask), used for classifier-free guidance; each
+        sample's starting noise depends only on ``seed`` and its row, so runs are comparable.
+        """
+        diffusers = require("diffusers", "proving-ground")
+        if states.ndim != 3 or mask.shape != states.shape[:2]:
+            raise XSteerError(f"sample expects states (n, L, dim) and mask (n, L); got "
+                              f"{tuple(states.shape)} and {tuple(mask.shape)}")
+        self.unet.eval()
+        c = self.config
+        shape = (3, c.frames, c.size, c.size) if c.video else (3, c.size, c.size)
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn((states.shape[0], *shape), generator=g)
+        ddim = diffusers.DDIMScheduler.from_config(self.scheduler.config, clip_sample=True,
+                                                   set_alpha_to_one=True)
+        ddim.set_timesteps(steps)
+        outs = []
+        for s in range(0, states.shape[0], batch_size):
+            E, M, x = states[s:s + batch_size], mask[s:s + batch_size], noise[s:s + batch_size]
+            use_cfg = uncond is not None and guidance != 1.0
+            if use_cfg:
+                assert uncond is not None
+                ue, um = uncond
+                L = E.shape[1]
+                ue, um = _fit_length(ue, um, L)
+                E = torch.cat([ue.expand(len(x), -1, -1), E])
+                M = torch.cat([um.expand(len(x), -1), M])
+            for t in ddim.timesteps:
+                xin = torch.cat([x, x]) if use_cfg else x
+                eps = self.predict(xin, t.expand(len(xin)), E, M)
+                if use_cfg:
+                    eu, ec = eps.chunk(2)
+                    eps = eu + guidance * (ec - eu)
+                x = ddim.step(eps, t, x).prev_sample
+            outs.append(x.clamp(-1, 1))
+        return torch.cat(outs)
+
+    # -- save / load --------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        from xsteer.io import atomic_write_json
+
+        d = Path(directory)
+        self.unet.save_pretrained(d / "unet", safe_serialization=True)  # type: ignore[operator]
+        self.scheduler.save_pretrained(d / "scheduler")
+        atomic_write_json(d / CONFIG_NAME, self.config.to_dict())
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Generator:
+        diffusers = require("diffusers", "proving-ground")
+        d = Path(directory)
+        if not (d / CONFIG_NAME).is_file():
+            raise ArtifactError(f"{d}: no {CONFIG_NAME}; train one with `xsteer proving-ground train`")
+        config = GeneratorConfig.from_dict(json.loads((d / CONFIG_NAME).read_text()))
+        klass = diffusers.UNet3DConditionModel if config.video else diffusers.UNet2DConditionModel
+        unet = klass.from_pretrained(d / "unet", use_safetensors=True)
+        scheduler = diffusers.DDPMScheduler.from_pretrained(d / "scheduler")
+        return cls(unet.eval(), scheduler, config)
+
+
+def _fit_length(states: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad or cut ``(1, L, d)`` states and mask to ``length`` tokens."""
+    L = states.shape[1]
+    if L >= length:
+        return states[:, :length], mask[:, :length]
+    pad = length - L
+    return (torch.nn.functional.pad(states, (0, 0, 0, pad)),
+            torch.nn.functional.pad(mask, (0, pad)))
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> uint8 [0, 255]."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

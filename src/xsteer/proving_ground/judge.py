@@ -1,0 +1,157 @@
+"""The proving-ground judge: a small CNN that finds every object and stand-in in a render.
+
+Trained on rendered scenes with their ground-truth labels (multi-label, one sigmoid per entry of
+`LABELS`). It gives detections for ASR and fidelity, and its penultimate features serve FID
+(`JudgeFeatures` plugs into torchmetrics ``FrechetInceptionDistance(feature=...)``).
+
+>>> j = Judge()
+>>> j(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
+torch.Size([2, 17])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from xsteer.errors import ArtifactError
+from xsteer.io import load_artifact, save_artifact
+from xsteer.proving_ground.world import LABELS, Scene, render_batch
+
+THRESHOLD = 0.5
+
+
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] or float [0, 1] images -> float in [-1, 1]."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    return x * 2.0 - 1.0
+
+
+class Judge(nn.Module):
+    """A multi-label CNN over ``(n, 3, H, W)`` images; returns logits over `LABELS`."""
+
+    def __init__(self, width: int = 32, feature_dim: int = 64) -> None:
+        super().__init__()
+        self.width, self.feature_dim = width, feature_dim
+        w = width
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.MaxPool2d(2))
+
+        # Global pooling keeps it size-agnostic (32 or 64 px) while spatial max keeps small objects.
+        self.body = nn.Sequential(block(3, w), block(w, 2 * w), block(2 * w, 2 * w),
+                                  nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                                  nn.Linear(2 * w, feature_dim), nn.ReLU())
+        self.head = nn.Linear(feature_dim, len(LABELS))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(_as_float(images))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+    @torch.no_grad()
+    def probs(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Per-label probabilities; clips ``(n, 3, T, H, W)`` give per-frame ``(n, T, labels)``."""
+        self.eval()
+        if images.ndim == 5:
+            n, c, t, h, w = images.shape
+            flat = images.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
+            return self.probs(flat, batch_size).view(n, t, -1)
+        out = [torch.sigmoid(self(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, len(LABELS))
+
+    def detect(self, images: torch.Tensor) -> torch.Tensor:
+        """Boolean detections ``(n, labels)``; for clips, a label counts if most frames show it."""
+        p = self.probs(images)
+        if p.ndim == 3:
+            return (p > THRESHOLD).float().mean(1) >= 0.5
+        return p > THRESHOLD
+
+    def save_pretrained(self, directory: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> Path:
+        tensors = {k: v for k, v in self.state_dict().items() if v.is_floating_point()}
+        m = {"kind": "proving_ground_judge", "labels": list(LABELS), "width": self.width,
+             "feature_dim": self.feature_dim, **(meta or {})}
+        return save_artifact(directory, "judge", tensors, m)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Judge:
+        tensors, meta = load_artifact(directory, "judge", kind="proving_ground_judge")
+        if list(meta.get("labels", [])) != list(LABELS):
+            raise ArtifactError(f"{directory}: judge was trained on labels {meta.get('labels')}, "
+                                f"this world has {list(LABELS)}")
+        j = cls(width=int(meta["width"]), feature_dim=int(meta["feature_dim"]))
+        j.load_state_dict(tensors, strict=False)
+        j.meta = meta  # type: ignore[assignment]
+        return j.eval()
+
+
+class JudgeFeatures(nn.Module):
+    """The judge's penultimate features as a torchmetrics FID extractor (uint8 images in)."""
+
+    def __init__(self, judge: Judge) -> None:
+        super().__init__()
+        self.judge = judge
+        self.num_features = judge.feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.judge.eval()
+        with torch.no_grad():
+            return self.judge.features(images).double()
+
+
+def label_matrix(scenes: list[Scene]) -> torch.Tensor:
+    return torch.from_numpy(np.stack([s.labels() for s in scenes]))
+
+
+def train_judge(scenes: list[Scene], size: int = 32, epochs: int = 4, batch_size: int = 128,
+                lr: float = 2e-3, seed: int = 0, width: int = 32, progress: bool = True) -> Judge:
+    """Fit a `Judge` on renders of ``scenes`` (each frame of a clip is just another image)."""
+    torch.manual_seed(seed)
+    X = torch.from_numpy(render_batch(scenes, size))
+    Y = label_matrix(scenes)
+    judge = Judge(width=width)
+    opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(X) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    g = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=steps, desc="judge", disable=not progress)
+    judge.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(X), generator=g)
+        for i in range(0, len(X), batch_size):
+            idx = perm[i:i + batch_size]
+            x = X[idx]
+            # small pixel shifts: generated images are never pixel-aligned like renders
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+            loss = nn.functional.binary_cross_entropy_with_logits(judge(x), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    return judge.eval()
+
+
+def judge_accuracy(judge: Judge, scenes: list[Scene], size: int = 32) -> dict[str, float]:
+    """Held-out accuracy: exact match of the whole label set per image, and per label."""
+    X = torch.from_numpy(render_batch(scenes, size))
+    pred = judge.detect(X)
+    Y = label_matrix(scenes).bool()
+    per_label = (pred == Y).float().mean(0)
+    out = {"exact_match": float((pred == Y).all(1).float().mean()),
+           "label_accuracy": float(per_label.mean())}
+    out.update({f"recall/{name}": float((pred[:, i] & Y[:, i]).sum() / Y[:, i].sum().clamp(min=1))
+                for i, name in enumerate(LABELS)})
+    return out

@@ -1,0 +1,164 @@
+"""Training the proving-ground generator: cached renders + token states, resumable checkpoints.
+
+`build_dataset` renders scenes and encodes their captions once (cached on disk by content hash);
+`train` runs the denoising loss with AdamW, an EMA of the weights (what gets saved and sampled),
+classifier-free-guidance caption dropout, a tqdm bar, and a checkpoint every ``save_every`` steps
+from which a rerun resumes. Everything is safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from xsteer.errors import XSteerError
+from xsteer.io import atomic_path, atomic_write_json, hash_texts
+from xsteer.proving_ground.captions import sample_dataset
+from xsteer.proving_ground.generator import Generator, GeneratorConfig
+from xsteer.proving_ground.text import TokenEncoder, encode
+from xsteer.proving_ground.world import render_batch
+
+
+@dataclass
+class Dataset:
+    """Training tensors: images ``(n,3,H,W)`` or clips ``(n,3,T,H,W)`` uint8, states, masks."""
+
+    images: torch.Tensor
+    states: torch.Tensor
+    mask: torch.Tensor
+    texts: list[str]
+    null_states: torch.Tensor
+    null_mask: torch.Tensor
+
+
+def build_dataset(encoder: TokenEncoder, n: int, seed: int, cfg: GeneratorConfig,
+                  cache: Path | None = None, progress: bool = True) -> Dataset:
+    """Render ``n`` scenes and encode their captions (reading/writing ``cache`` if given)."""
+    from safetensors.torch import load_file, save_file
+
+    scenes, texts = sample_dataset(n, seed, motion=cfg.video)
+    key = hash_texts([encoder.model_id, str(cfg.encoder_layer), str(cfg.max_length),
+                      str(cfg.size), str(cfg.frames), *texts])[:16]
+    path = cache / f"data-{key}.safetensors" if cache is not None else None
+    if path is not None and path.is_file():
+        t = load_file(str(path))
+        return Dataset(t["images"], t["states"], t["mask"].bool(), texts, t["null_states"],
+                       t["null_mask"].bool())
+    images = torch.from_numpy(render_batch(scenes, cfg.size, cfg.frames))
+    states, mask = encode(encoder, texts, cfg.max_length, cfg.encoder_layer, progress)
+    ns, nm = encode(encoder, [""], cfg.max_length, cfg.encoder_layer)
+    ds = Dataset(images, states.half(), mask, texts, ns, nm)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            save_file({"images": images, "states": ds.states, "mask": mask.to(torch.uint8),
+                       "null_states": ns, "null_mask": nm.to(torch.uint8)}, str(tmp))
+    return ds
+
+
+def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                ema[k].copy_(v)
+
+
+def _save_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
+                     opt: torch.optim.Optimizer, step: int, losses: list[float]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in gen.unet.state_dict().items()}
+    tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.items()})
+    for i, st in enumerate(opt.state_dict()["state"].values()):
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            if name in st:
+                tensors[f"opt.{i}.{name}"] = torch.as_tensor(st[name]).float().contiguous()
+    ckpt.mkdir(parents=True, exist_ok=True)
+    with atomic_path(ckpt / "checkpoint.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    atomic_write_json(ckpt / "checkpoint.json", {"step": step, "losses": losses[-2000:]})
+
+
+def _load_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
+                     opt: torch.optim.Optimizer) -> tuple[int, list[float]]:
+    from safetensors.torch import load_file
+
+    if not (ckpt / "checkpoint.json").is_file():
+        return 0, []
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    t = load_file(str(ckpt / "checkpoint.safetensors"))
+    gen.unet.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    for k in ema:
+        ema[k].copy_(t[f"ema.{k}"])
+    sd = opt.state_dict()
+    params = sd["param_groups"][0]["params"]
+    sd["state"] = {}
+    for i, p in enumerate(params):
+        if f"opt.{i}.exp_avg" in t:
+            sd["state"][p] = {"step": t[f"opt.{i}.step"].reshape(()),
+                              "exp_avg": t[f"opt.{i}.exp_avg"], "exp_avg_sq": t[f"opt.{i}.exp_avg_sq"]}
+    opt.load_state_dict(sd)
+    return int(meta["step"]), [float(v) for v in meta["losses"]]
+
+
+def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: float = 1e-3,
+          seed: int = 0, ema_decay: float = 0.995, p_uncond: float = 0.1,
+          checkpoint_dir: Path | None = None, save_every: int = 100,
+          max_minutes: float | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train ``gen`` on ``data`` for ``steps`` (or until ``max_minutes``); return training stats.
+
+    The EMA weights are loaded into ``gen.unet`` at the end. With ``checkpoint_dir`` an
+    interrupted run resumes from its last checkpoint.
+    """
+    if len(data.images) == 0:
+        raise XSteerError("training needs a non-empty data set")
+    unet = gen.unet
+    unet.train()
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    start, losses = (_load_checkpoint(checkpoint_dir, gen, ema, opt)
+                     if checkpoint_dir is not None else (0, []))
+    g = torch.Generator().manual_seed(seed + start)
+    t0 = time.monotonic()
+    bar = tqdm(total=steps, initial=start, desc="train generator", disable=not progress)
+    step = start
+    ns = data.null_states.to(data.states.dtype)
+    while step < steps:
+        idx = torch.randint(0, len(data.images), (batch_size,), generator=g)
+        x = data.images[idx].float() / 127.5 - 1.0
+        E, M = data.states[idx].clone(), data.mask[idx].clone()
+        drop = torch.rand(batch_size, generator=g) < p_uncond
+        E[drop], M[drop] = ns[0], data.null_mask[0]
+        loss = gen.loss(x, E.float(), M, generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        # warm the EMA up: early on, averaging in random weights would only hurt
+        _ema_update(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
+        step += 1
+        losses.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        done = step >= steps or (max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes)
+        if checkpoint_dir is not None and (step % save_every == 0 or done):
+            _save_checkpoint(checkpoint_dir, gen, ema, opt, step, losses)
+        if done:
+            break
+    bar.close()
+    unet.load_state_dict(ema)
+    unet.eval()
+    return {"steps": step, "batch_size": batch_size, "lr": lr, "seconds": time.monotonic() - t0,
+            "loss_first50": _mean(losses[:50]), "loss_last50": _mean(losses[-50:]),
+            "n_train": len(data.images)}
+
+
+def _mean(v: list[float]) -> float:
+    return sum(v) / len(v) if v else float("nan")
