@@ -28,8 +28,14 @@ def get_map_class(name: str) -> type[AlignmentMap]:
     try:
         return MAPS[name]
     except (KeyError, TypeError):
-        raise UnknownMapError(
-            f"unknown alignment map {name!r}; known: {', '.join(MAPS)}") from None
+        pass
+    # The advanced transport maps build on this package, so they are looked up late.
+    from xsteer.transport import TRANSPORT_MAPS
+
+    if isinstance(name, str) and name in TRANSPORT_MAPS:
+        return TRANSPORT_MAPS[name]
+    raise UnknownMapError(
+        f"unknown alignment map {name!r}; known: {', '.join([*MAPS, *TRANSPORT_MAPS])}")
 
 
 def make_map(name: str, **params: Any) -> AlignmentMap:
