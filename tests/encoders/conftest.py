@@ -99,6 +99,12 @@ def count_forwards():
 
 
 @pytest.fixture
+def wordlevel_tokenizer():
+    """The tokenizer factory: ``wordlevel_tokenizer("$A [SEP]")``."""
+    return make_tokenizer
+
+
+@pytest.fixture
 def texts():
     return list(TEXTS)
 

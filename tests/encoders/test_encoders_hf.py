@@ -119,3 +119,45 @@ def test_get_encoder_from_folder_loads_lazily(tiny_folders, texts, monkeypatch):
     X = enc.encode(texts)
     assert X.shape == (len(texts), 16) and torch.isfinite(X).all()
     assert get_encoder(enc) is enc
+
+
+def _save_with_tokenizer(model, tokenizer, folder):
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_clip_text_top_layer_is_the_pipelines_prompt_embeds(tmp_path, texts, wordlevel_tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    cfg = CLIPTextConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=32, bos_token_id=2,
+                         eos_token_id=3, pad_token_id=0)
+    folder = _save_with_tokenizer(CLIPTextModel(cfg).eval(), wordlevel_tokenizer("$A [SEP]"),
+                                  tmp_path / "clip")
+    enc = get_encoder(folder, cache=False)
+    assert not enc.causal and enc.default_layer == 2
+    states, mask = enc.encode_tokens(texts[:3], max_length=16)
+    model, tok = enc.model, enc.tokenizer
+    batch = tok(texts[:3], padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**batch)
+    torch.testing.assert_close(states, out.last_hidden_state)  # after final_layer_norm
+    torch.testing.assert_close(masked_mean(states, mask), enc.encode(texts[:3]), atol=1e-5,
+                               rtol=1e-5)
+
+
+def test_t5_loads_encoder_only(tmp_path, texts, wordlevel_tokenizer):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
+                   decoder_start_token_id=0)
+    folder = _save_with_tokenizer(T5ForConditionalGeneration(cfg).eval(),
+                                  wordlevel_tokenizer("$A [SEP]"), tmp_path / "t5")
+    enc = get_encoder(folder, cache=False)
+    assert (enc.dim, enc.num_layers, enc.default_layer, enc.drop_bos) == (16, 2, 2, False)
+    assert type(enc.model).__name__ == "T5EncoderModel"
+    X = enc.encode(texts, layer=1)
+    assert X.shape == (len(texts), 16) and torch.isfinite(X).all()

@@ -1,7 +1,8 @@
 """`HFEncoder`: hidden states of transformers models (causal LMs, BERT-like, T5 and CLIP text).
 
 Hidden states are indexed as transformers returns them with ``output_hidden_states=True``:
-0 = token embeddings, ``num_layers`` = the last block's output. Texts are batched sorted by
+0 = token embeddings, ``num_layers`` = the model's output ``last_hidden_state`` (after a final
+norm where the model has one: for a CLIP text encoder this is the pipelines' ``prompt_embeds``). Texts are batched sorted by
 token length (less padding, restored order), padded on the right, and run under
 ``torch.inference_mode``; the model loads only when a result is not in the cache.
 
@@ -29,7 +30,7 @@ from xsteer.encoders.base import Encoder, check_texts, show_progress
 from xsteer.encoders.cache import EmbeddingCache
 from xsteer.encoders.pooling import pool, pooled_mask
 from xsteer.errors import XSteerError
-from xsteer.models.registry import ModelSpec, kind_from_config, load_hf
+from xsteer.models.registry import ModelSpec, hub_kwargs, kind_from_config, load_hf
 
 # Truncation length of pooled encoding when the tokenizer declares none (or an absurd one).
 DEFAULT_MAX_LENGTH = 512
@@ -82,7 +83,8 @@ class HFEncoder(Encoder):
                 from transformers import AutoConfig
 
                 assert spec is not None
-                config = AutoConfig.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
+                config = AutoConfig.from_pretrained(spec.path, trust_remote_code=trust_remote_code,
+                                                    **hub_kwargs(spec))
         self.config = config
         text_cfg = _text_config(config)
         self.dim = int(text_cfg.hidden_size)
@@ -176,6 +178,13 @@ class HFEncoder(Encoder):
         if hs is None or len(hs) != self.num_layers + 1:
             raise XSteerError(f"{self.model_id}: expected {self.num_layers + 1} hidden states, "
                               f"got {None if hs is None else len(hs)}")
+        hs = list(hs)
+        last = getattr(out, "last_hidden_state", None)
+        if last is not None:
+            # The top layer is the model's output: CLIP's hidden_states[-1] precedes its final
+            # LayerNorm, but pipelines condition on last_hidden_state (their prompt_embeds).
+            # For BERT, T5, Llama and Gemma the two are the same tensor.
+            hs[-1] = last
         return tuple(hs)
 
     def _batches(self, texts: list[str], batch_size: int) -> list[list[int]]:

@@ -190,26 +190,46 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> ModelSpec:
     )
 
 
+def hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    """``revision=`` for hub models (local folders carry a fingerprint, not a hub revision)."""
+    if spec.revision and spec.path == spec.model_id and not Path(spec.path).is_dir():
+        return {"revision": spec.revision}
+    return {}
+
+
+def _encoder_class(spec: ModelSpec, kw: dict[str, Any]) -> Any:
+    """``AutoModel``, except for encoder-decoders with an encoder-only class (T5, mT5, UMT5):
+    AutoModel would build (and randomly initialise) a decoder xsteer never runs."""
+    import transformers
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(spec.path, **kw)
+    if getattr(config, "is_encoder_decoder", False):
+        encoder_only = getattr(transformers, type(config).__name__.replace("Config", "EncoderModel"),
+                               None)
+        if encoder_only is not None:
+            return encoder_only
+    return AutoModel
+
+
 def load_hf(spec: ModelSpec, dtype: Any = None, trust_remote_code: bool = False,
             device: str = "cpu") -> tuple[Any, Any]:
     """Load an HF model and its tokenizer for a resolved spec, in eval mode on ``device``.
 
     Causal LMs load with their LM head (``AutoModelForCausalLM``) so users can also generate;
-    encoders load with ``AutoModel`` (T5-like models then expose ``get_encoder()``, CLIP-like
-    ones ``text_model``; `xsteer.encoders` picks the text module). ``dtype`` defaults to float32.
+    encoders with ``AutoModel`` (T5/mT5/UMT5 with their encoder-only class; CLIP models expose
+    ``text_model``; `xsteer.encoders` picks the text module). ``dtype`` defaults to float32.
     """
     import torch
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if spec.kind == "spacy":
         raise UnknownModelError(f"{spec.name!r} is a spaCy model, not a transformers model")
     dtype = torch.float32 if dtype is None else dtype
-    kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if spec.path == spec.model_id and spec.revision and not Path(spec.path).is_dir():
-        kw["revision"] = spec.revision  # hub models only; local folders have a fingerprint
+    kw: dict[str, Any] = {"trust_remote_code": trust_remote_code, **hub_kwargs(spec)}
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.path, **kw)
-        cls: Any = AutoModelForCausalLM if spec.kind == "causal-lm" else AutoModel
+        cls: Any = AutoModelForCausalLM if spec.kind == "causal-lm" else _encoder_class(spec, kw)
         model = cls.from_pretrained(spec.path, dtype=dtype, **kw)
     except OSError as exc:
         raise UnknownModelError(f"cannot load model {spec.name!r} from {spec.path}: {exc}") from exc
