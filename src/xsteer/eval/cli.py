@@ -1,6 +1,7 @@
 """``xsteer eval CONFIG --out DIR`` and ``xsteer report DIR``.
 
-Multi-process: ``accelerate launch -m xsteer eval CONFIG --out DIR`` (add ``--cpu`` without GPUs).
+Multi-process: ``accelerate launch --multi_gpu --num_processes N -m xsteer eval CONFIG --out DIR``
+(on a machine without GPUs this runs N CPU processes).
 """
 
 from __future__ import annotations

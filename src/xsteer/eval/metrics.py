@@ -65,7 +65,9 @@ class ClipScorer:
 
         self.model_name = model
         feats, processor = load_clip(model, device)
-        self.metric = tm.CLIPScore(model_name_or_path=lambda: (feats, processor))
+        # per-sample scores on each process: never all-gather metric states across processes
+        self.metric = tm.CLIPScore(model_name_or_path=lambda: (feats, processor),
+                                   sync_on_compute=False)
 
     @torch.no_grad()
     def score(self, images: Sequence[Any], prompts: Sequence[str]) -> list[float]:
@@ -119,8 +121,10 @@ class FID:
         self.name = feature_name(feature)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
+        # FID runs on the main process alone: syncing states would wait on idle processes
         self._metric = tm.FrechetInceptionDistance(feature=self.feature, normalize=True,
-                                                   reset_real_features=False)
+                                                   reset_real_features=False,
+                                                   sync_on_compute=False)
         self.reference_key: str | None = None
 
     def _update(self, images: Sequence[Any], real: bool) -> None:
@@ -177,8 +181,8 @@ class ImageDistance:
         self._embed: Callable[[Sequence[Any]], torch.Tensor]
         if kind == "lpips":
             tm = require("torchmetrics.image.lpip", "eval")
-            self._lpips = tm.LearnedPerceptualImagePatchSimilarity(net_type="alex",
-                                                                    normalize=True)
+            self._lpips = tm.LearnedPerceptualImagePatchSimilarity(
+                net_type="alex", normalize=True, sync_on_compute=False)
         elif isinstance(feature, str) and feature.startswith("clip:"):
             from xsteer.eval.clip_models import load_clip
 

@@ -83,3 +83,25 @@ def write_records(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
 def stable(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record without the fields that legitimately differ between runs (timings, rank)."""
     return {k: v for k, v in record.items() if k not in VOLATILE_KEYS}
+
+
+def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= atol + rtol * max(abs(a), abs(b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) == set(b) and all(_close(a[k], b[k], rtol, atol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, rtol, atol) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def same_records(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]],
+                 rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Do two runs hold the same records? Keys, prompts, seeds, settings and verdicts must be
+    equal; floats may differ by summation order (runs with other thread counts: torchrun gives
+    each process one thread), within ``rtol``/``atol``. Timings and ranks are ignored."""
+    la = [stable(r) for r in a]
+    lb = [stable(r) for r in b]
+    return len(la) == len(lb) and all(_close(x, y, rtol, atol) for x, y in zip(la, lb, strict=True))

@@ -10,7 +10,9 @@ per-sample records reach it even without a shared disk), which then adds paired 
 and writes ``records.jsonl`` and ``summary.json``.
 
 Launch: ``xsteer eval CONFIG --out DIR`` (one process) or
-``accelerate launch -m xsteer eval CONFIG --out DIR`` (many; CPU: add ``--cpu``).
+``accelerate launch --multi_gpu --num_processes N -m xsteer eval CONFIG --out DIR`` (many; the
+same command runs N CPU processes on a machine without GPUs; ``torchrun --nproc_per_node N -m
+xsteer eval ...`` works too). ``accelerate launch --cpu`` alone starts a single process.
 """
 
 from __future__ import annotations
@@ -96,9 +98,11 @@ class _Dist:
     def __init__(self) -> None:
         self.state: Any = None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
             from accelerate import PartialState
 
-            self.state = PartialState()
+            # without cpu=True accelerate treats a GPU-less torchrun launch as one process
+            self.state = PartialState(cpu=not torch.cuda.is_available())
         self.rank = self.state.process_index if self.state else 0
         self.world = self.state.num_processes if self.state else 1
 
