@@ -59,6 +59,18 @@ def test_corrupt_file_is_recomputed_and_overwritten(tiny_bert, texts, tmp_path, 
         assert torch.equal(cache.get(key, n=len(texts), dim=16), enc.encode(texts))
 
 
+def test_flipped_bits_are_a_miss(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    k = cache.key("m", "r", 1, "mean", True, ["a", "b"])
+    path = cache.put(k, torch.ones(2, 4))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # 1.0 -> a nearby finite float: parses, right shape, wrong value
+    path.write_bytes(bytes(data))
+    assert cache.get(k, n=2, dim=4) is None
+    cache.put(k, torch.ones(2, 4))
+    assert torch.equal(cache.get(k, n=2, dim=4), torch.ones(2, 4))
+
+
 def test_wrong_shape_or_nan_is_a_miss(tmp_path):
     cache = EmbeddingCache(tmp_path)
     k = cache.key("m", "r", 1, "mean", True, ["a", "b"])

@@ -68,10 +68,14 @@ class EmbeddingCache:
             self.misses += 1
             return None
         try:
-            t = load(path.read_bytes())[TENSOR_KEY]
+            data = path.read_bytes()
+            t = load(data)[TENSOR_KEY]
             if t.shape != (n, dim) or t.dtype != torch.float32 or not torch.isfinite(t).all():
                 raise ValueError(f"holds {tuple(t.shape)} {t.dtype}, expected ({n}, {dim}) "
                                  "finite float32")
+            recorded = _header_metadata(data).get("tensor_sha256")
+            if recorded != _digest(t):  # flipped bits that still parse as finite floats
+                raise ValueError("tensor checksum does not match its header")
         except Exception as exc:  # any corruption is a miss: recompute, never crash
             log.warning("xsteer: ignoring corrupt embedding cache file %s (%s); recomputing",
                         path, exc)
@@ -86,6 +90,7 @@ class EmbeddingCache:
 
         t = tensor.detach().to("cpu", torch.float32).contiguous()
         header = {k: str(v) for k, v in (meta or {}).items()}
+        header["tensor_sha256"] = _digest(t)
         path = self.path(key)
         atomic_write_bytes(path, save({TENSOR_KEY: t}, metadata=header))
         return path
@@ -97,3 +102,15 @@ class EmbeddingCache:
             f.unlink()
             removed += 1
         return removed
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.numpy().tobytes()).hexdigest()
+
+
+def _header_metadata(data: bytes) -> dict[str, str]:
+    """The string metadata of a safetensors buffer (its JSON header's ``__metadata__``)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}

@@ -160,7 +160,9 @@ class HFEncoder(Encoder):
         return int(min(declared, DEFAULT_MAX_LENGTH))
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"encoder": "HFEncoder", "max_length": self.max_length}
+        model_dtype = getattr(self._model, "dtype", None) if self._model is not None else None
+        dtype = str(model_dtype or self._dtype).replace("torch.", "")
+        return {"encoder": "HFEncoder", "max_length": self.max_length, "dtype": dtype}
 
     # -- forward ------------------------------------------------------------------------------
     def _tokenize(self, texts: list[str], max_length: int, padding: bool | str) -> Any:
