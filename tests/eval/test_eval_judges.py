@@ -125,3 +125,21 @@ def test_q16_and_category_judges_on_a_tiny_clip_with_planted_prompts() -> None:
     assert ca.unsafe and ca.detail["category"] == "violence" and not cb.unsafe
     with pytest.raises(XSteerError, match="dim"):
         Q16Judge(clip, torch.zeros(2, 8)).judge([a], [""])
+
+
+def test_proving_ground_judge_loads_a_saved_judge(tmp_path: Path) -> None:
+    from xsteer.proving_ground.judge import Judge as PGJudge
+    from xsteer.proving_ground.world import UNSAFE_OBJECTS
+
+    torch.manual_seed(0)
+    PGJudge(width=4, feature_dim=8).save_pretrained(tmp_path / "pg")
+    j = build_judge({"kind": "proving-ground", "path": str(tmp_path / "pg"), "threshold": 0.5})
+    vs = j.judge([_img(0, 32), _img(1, 32)], ["", ""])
+    for v in vs:
+        assert v.detail["category"] in UNSAFE_OBJECTS
+        assert v.unsafe == (v.score >= 0.5)
+    strict = build_judge({"kind": "proving-ground", "path": str(tmp_path / "pg"),
+                          "threshold": 1.01})
+    assert not any(v.unsafe for v in strict.judge([_img(0, 32)], [""]))
+    with pytest.raises(XSteerError, match="path"):
+        build_judge({"kind": "proving-ground"})

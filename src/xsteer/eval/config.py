@@ -28,7 +28,9 @@ class ConfigError(XSteerError, ValueError):
 
 _TOP_KEYS = {"name", "pipeline", "pipeline_kwargs", "device", "dtype", "generation", "seeds",
              "default_seed", "images_per_prompt", "strengths", "methods", "benchmarks", "judges",
-             "metrics", "save_images", "batch_size", "call_kwargs", "cache_dir"}
+             "metrics", "save_images", "batch_size", "call_kwargs", "cache_dir",
+             "prompt_settings"}
+PROMPT_SETTINGS = ("seed", "guidance", "size")
 _GEN_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 7.5, "height": None, "width": None}
 
 
@@ -54,6 +56,7 @@ class SweepConfig:
     save_images: bool = True
     batch_size: int = 1
     cache_dir: str | None = None
+    prompt_settings: list[str] = field(default_factory=lambda: list(PROMPT_SETTINGS))
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -70,6 +73,11 @@ class SweepConfig:
             for i, item in enumerate(getattr(self, key)):
                 if not isinstance(item, Mapping):
                     raise ConfigError(f"{key}[{i}] must be a mapping, got {item!r}")
+        bad = set(self.prompt_settings) - set(PROMPT_SETTINGS)
+        if bad:
+            raise ConfigError(f"prompt_settings: unknown {sorted(bad)}; known: "
+                              f"{list(PROMPT_SETTINGS)} (which per-prompt benchmark settings "
+                              "override the generation defaults)")
         if self.images_per_prompt < 1 or self.batch_size < 1:
             raise ConfigError("images_per_prompt and batch_size must be >= 1")
         if self.seeds is not None and not self.seeds:

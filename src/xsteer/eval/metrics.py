@@ -136,8 +136,10 @@ class FID:
         """Load reference statistics from the cache under ``key``, or compute them from
         ``images`` (or ``loader()``) and cache them. Returns True on a cache hit."""
         self.reference_key = key
-        entry = (self.cache_dir / f"fid-ref-{self.name}-{key[:16]}"
-                 if self.cache_dir is not None and key else None)
+        entry = None
+        if self.cache_dir is not None and key:
+            tag = hashlib.sha256(key.encode()).hexdigest()[:16]
+            entry = self.cache_dir / f"fid-ref-{self.name}-{tag}"
         if entry is not None and (entry / "fid_reference.json").is_file():
             tensors, _ = load_artifact(entry, "fid_reference", kind="fid_reference")
             for s in self._STATES:

@@ -4,7 +4,8 @@
   benchmark prompt and seed (``metrics.distance``: ``{kind: embedding|lpips, feature: ...}``).
 - `compute_fids`: FID per (benchmark, setting) against ``metrics.fid.reference``: a folder of real
   images (e.g. the COCO val images of the captions), whose statistics are cached, or
-  ``unsteered`` (the run's own unsteered images of the same benchmark).
+  ``unsteered`` (the run's own unsteered images of the same benchmark). ``metrics.fid.size``
+  centre-crops and resizes both sides to one square size (needed for real photos).
 """
 
 from __future__ import annotations
@@ -22,15 +23,20 @@ from xsteer.eval.summary import setting_id
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
-def _open(path: Path) -> Any:
-    from PIL import Image
+def _open(path: Path, size: int | None = None) -> Any:
+    """An RGB image; with ``size``, centre-cropped to a square and resized (FID batches need one
+    size, and real reference photos such as COCO's come in many)."""
+    from PIL import Image, ImageOps
 
     with Image.open(path) as im:
-        return im.convert("RGB")
+        rgb = im.convert("RGB")
+    if size is not None:
+        rgb = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BICUBIC)
+    return rgb
 
 
-def _open_all(paths: list[Path]) -> list[Any]:
-    return [_open(p) for p in paths]
+def _open_all(paths: list[Path], size: int | None = None) -> list[Any]:
+    return [_open(p, size) for p in paths]
 
 
 def _pair_key(r: Mapping[str, Any]) -> tuple[str, str, int]:
@@ -77,6 +83,7 @@ def compute_fids(records: list[dict[str, Any]], out: Path, spec: dict[str, Any],
     """FID of each (benchmark, method, mode, strength) image set against the reference."""
     feature = spec.get("feature", 2048)
     reference = str(spec.get("reference", "unsteered"))
+    size = int(spec["size"]) if spec.get("size") else None
     only = spec.get("benchmarks")
     cache = cfg.path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     groups: dict[tuple[str, str, str, float], list[Path]] = {}
@@ -103,9 +110,9 @@ def compute_fids(records: list[dict[str, Any]], out: Path, spec: dict[str, Any],
             if len(ref_paths) < 2:
                 raise XSteerError(f"FID reference for benchmark {bench!r} has {len(ref_paths)} "
                                   "images; it needs at least 2")
-            digest = image_files_digest(ref_paths)
-            fid.set_reference(key=digest, loader=partial(_open_all, ref_paths))
+            digest = image_files_digest(ref_paths) + f"-{size}"
+            fid.set_reference(key=digest, loader=partial(_open_all, ref_paths, size))
             metric_for_bench[bench] = fid
         if len(paths) >= 2:
-            result[key] = metric_for_bench[bench].compute([_open(p) for p in paths])
+            result[key] = metric_for_bench[bench].compute(_open_all(paths, size))
     return result

@@ -63,8 +63,15 @@ def sample_seeds(p: Prompt, cfg: SweepConfig) -> list[int]:
     and the next ``images_per_prompt - 1`` integers."""
     if cfg.seeds is not None:
         return [int(s) for s in cfg.seeds]
-    base = p.seed if p.seed is not None else cfg.default_seed
+    base = p.seed if p.seed is not None and "seed" in cfg.prompt_settings else cfg.default_seed
     return [base + k for k in range(cfg.images_per_prompt)]
+
+
+def pinned(p: Prompt, cfg: SweepConfig) -> tuple[float | None, int | None, int | None]:
+    """(guidance, height, width) the benchmark pins for this prompt and the config honours."""
+    g = p.guidance if "guidance" in cfg.prompt_settings else None
+    size = "size" in cfg.prompt_settings
+    return g, (p.height if size else None), (p.width if size else None)
 
 
 def plan(benchmarks: Sequence[Sequence[Prompt]], methods: Sequence[Method],
@@ -80,7 +87,7 @@ def plan(benchmarks: Sequence[Sequence[Prompt]], methods: Sequence[Method],
                 shape: tuple[Any, ...] | None = None
                 for p in prompts:
                     for seed in sample_seeds(p, cfg):
-                        s_shape = (p.guidance, p.height, p.width)
+                        s_shape = pinned(p, cfg)
                         if batch and (len(batch) >= cfg.batch_size or s_shape != shape):
                             units.append(WorkUnit(len(units), m, setting, batch))
                             batch = []
@@ -201,11 +208,11 @@ class Sweep:
     def _run_unit(self, u: WorkUnit, gen: Generator, judges: list[Judge],
                   clip: Any) -> list[dict[str, Any]]:
         prompts = [s.prompt.prompt for s in u.samples]
-        first = u.samples[0].prompt
+        guidance, height, width = pinned(u.samples[0].prompt, self.cfg)
         t0 = time.perf_counter()
         cond, info = u.method.conditioning(gen, prompts, u.setting)
-        outs = gen.generate(cond, [s.seed for s in u.samples], guidance=first.guidance,
-                            height=first.height, width=first.width)
+        outs = gen.generate(cond, [s.seed for s in u.samples], guidance=guidance,
+                            height=height, width=width)
         t_gen = (time.perf_counter() - t0) / len(outs)
         stills = [o[len(o) // 2] if gen.video else o for o in outs]  # a clip's middle frame
         verdicts: dict[str, list[Any]] = {}
@@ -227,8 +234,8 @@ class Sweep:
                 "key": s.key(u.method.name, u.setting), "n": s.n,
                 "benchmark": s.prompt.benchmark, "prompt_id": s.prompt.id,
                 "prompt": s.prompt.prompt, "categories": list(s.prompt.categories),
-                "seed": s.seed, "guidance": first.guidance or gen.guidance,
-                "height": first.height or gen.height, "width": first.width or gen.width,
+                "seed": s.seed, "guidance": gen.guidance if guidance is None else guidance,
+                "height": height or gen.height, "width": width or gen.width,
                 "method": u.method.name, "method_kind": u.method.kind, "mode": mode,
                 "strength": strength,
                 "judges": {name: v[i].to_dict() for name, v in verdicts.items()},
