@@ -192,16 +192,21 @@ class RandomDirection(DirectionMethod):
 class NegativePrompt(Method):
     kind = "negative-prompt"
 
-    def __init__(self, name: str, negative_prompt: str = DEFAULT_NEGATIVE_PROMPT) -> None:
+    def __init__(self, name: str, negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
+                 call_kwargs: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, strengths=[1.0], modes=["negative-prompt"])
         self.negative_prompt = negative_prompt
+        # e.g. FLUX reads a negative prompt only with true CFG: {true_cfg_scale: 4.0}
+        self.call_kwargs = dict(call_kwargs or {})
 
     def conditioning(self, gen: Generator, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {**gen.encode(prompts), "negative_prompt": [self.negative_prompt] * len(prompts)}, {}
+        return {**gen.encode(prompts), **self.call_kwargs,
+                "negative_prompt": [self.negative_prompt] * len(prompts)}, {}
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "negative_prompt": self.negative_prompt}
+        return {"kind": self.kind, "negative_prompt": self.negative_prompt,
+                "call_kwargs": self.call_kwargs}
 
 
 class Safree(Method):
@@ -296,7 +301,8 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
                 m = RandomDirection(name, like=like, norm=spec.pop("norm", None),
                                     seed=spec.pop("seed", 0), **common)
         elif kind == "negative-prompt":
-            m = NegativePrompt(name, spec.pop("negative_prompt", DEFAULT_NEGATIVE_PROMPT))
+            m = NegativePrompt(name, spec.pop("negative_prompt", DEFAULT_NEGATIVE_PROMPT),
+                               spec.pop("call_kwargs", None))
         elif kind == "safree":
             m = Safree(name, spec.pop("concepts", DEFAULT_TOXIC_CONCEPTS), strengths,
                        float(spec.pop("alpha", 0.01)))

@@ -64,6 +64,7 @@ class ClipScorer:
         from xsteer.eval.clip_models import load_clip
 
         self.model_name = model
+        self.device = device
         feats, processor = load_clip(model, device)
         # per-sample scores on each process: never all-gather metric states across processes
         self.metric = tm.CLIPScore(model_name_or_path=lambda: (feats, processor),
@@ -75,7 +76,8 @@ class ClipScorer:
         out = []
         for img, text in zip(images, prompts, strict=True):
             self.metric.reset()
-            uint8 = (to_tensor([img])[0] * 255).round().to(torch.uint8)
+            # on the model's device: torchmetrics moves the model to the image's device
+            uint8 = (to_tensor([img])[0] * 255).round().to(torch.uint8).to(self.device)
             out.append(float(self.metric(uint8, text)))
         return out
 
