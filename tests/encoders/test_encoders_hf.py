@@ -161,3 +161,16 @@ def test_t5_loads_encoder_only(tmp_path, texts, wordlevel_tokenizer):
     assert type(enc.model).__name__ == "T5EncoderModel"
     X = enc.encode(texts, layer=1)
     assert X.shape == (len(texts), 16) and torch.isfinite(X).all()
+
+
+def test_progress_bar_only_for_more_than_a_few_batches(tiny_bert, texts, capsys):
+    from xsteer.encoders.base import show_progress
+
+    assert [show_progress(None, n) for n in (1, 4, 5)] == [False, False, True]
+    assert show_progress(True, 1) and not show_progress(False, 100)
+    enc = HFEncoder.from_model(*tiny_bert, model_id="b")
+    assert enc.device == "cpu"
+    enc.encode(texts, batch_size=1)  # 8 batches: auto shows a bar on stderr
+    assert "encode b" in capsys.readouterr().err
+    enc.encode(texts, batch_size=4)
+    assert capsys.readouterr().err == ""

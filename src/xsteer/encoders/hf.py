@@ -65,7 +65,7 @@ class HFEncoder(Encoder):
                  causal: bool | None = None, drop_bos: bool | None = None,
                  default_layer: int | None = None, default_pooling: str = "mean",
                  max_length: int | None = None, cache: EmbeddingCache | None = None,
-                 dtype: torch.dtype = torch.float32, device: str = "cpu",
+                 dtype: torch.dtype = torch.float32, device: str | None = None,
                  trust_remote_code: bool = False) -> None:
         if spec is None and model is None:
             raise XSteerError("HFEncoder needs a ModelSpec or a loaded model")
@@ -74,6 +74,9 @@ class HFEncoder(Encoder):
         self._tokenizer = tokenizer
         self._module: Any = None
         self._dtype = dtype
+        if device is None:  # a model handed in stays where it is; loaded ones go to the CPU
+            first = next(iter(model.parameters()), None) if model is not None else None
+            device = str(first.device) if first is not None else "cpu"
         self.device = device
         self.trust_remote_code = trust_remote_code
         if config is None:
