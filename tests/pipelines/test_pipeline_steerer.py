@@ -178,6 +178,16 @@ def test_strength_zero_is_bit_identical_and_steering_changes_output(family: str)
     assert hook_state(pipe) == hook_state(tiny.shared(family))
 
 
+def test_without_a_negative_branch_both_paths_agree() -> None:
+    # FLUX.1 is guidance-distilled: no negative prompt is encoded, so hooks == prompt_embeds
+    pipe = tiny.shared("flux")
+    steerer = Steerer(direction(32), strength=3.0)
+    cond = steerer.generate(pipe, PROMPT, **tiny.call_kwargs("flux"))
+    both = steerer.generate(pipe, PROMPT, branch="both", **tiny.call_kwargs("flux"))
+    assert [r.site for r in both.records] == [r.site for r in cond.records]
+    assert np.array_equal(tiny.images(cond.output), tiny.images(both.output))
+
+
 def _unet_text_inputs(pipe: Any, run: Any) -> list[torch.Tensor]:
     seen: list[torch.Tensor] = []
 

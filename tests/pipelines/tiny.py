@@ -237,6 +237,63 @@ def tiny_wan(seed: int = 0) -> Any:
                        transformer=tr)
 
 
+def tiny_cogvideox(seed: int = 0) -> Any:
+    """CogVideoX layout (a DiT video pipeline): T5 tokens (32) + a tiny 3D transformer."""
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLCogVideoX(block_out_channels=(8, 8, 8, 8), latent_channels=4,
+                                 layers_per_block=1, norm_num_groups=2,
+                                 temporal_compression_ratio=4)
+    torch.manual_seed(seed + 2)
+    tr = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                     out_channels=4, time_embed_dim=2, text_embed_dim=32,
+                                     num_layers=1, sample_width=2, sample_height=2,
+                                     sample_frames=9, patch_size=2, temporal_compression_ratio=4,
+                                     max_text_seq_length=16)
+    return CogVideoXPipeline(tokenizer=clip_tokenizer(16), text_encoder=_t5(seed + 1, 32),
+                             vae=vae, transformer=tr, scheduler=CogVideoXDDIMScheduler())
+
+
+def tiny_hunyuanvideo(seed: int = 0) -> Any:
+    """HunyuanVideo layout: Llama tokens (16, hidden_states[-3]) + CLIP pooled (8)."""
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
+    from transformers import LlamaConfig, LlamaModel
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLHunyuanVideo(latent_channels=4, block_out_channels=(8, 8, 8, 8),
+                                    down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+                                    up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+                                    layers_per_block=1, norm_num_groups=4,
+                                    spatial_compression_ratio=8, temporal_compression_ratio=4,
+                                    mid_block_add_attention=True)
+    torch.manual_seed(seed + 2)
+    tr = HunyuanVideoTransformer3DModel(in_channels=4, out_channels=4, num_attention_heads=2,
+                                        attention_head_dim=10, num_layers=1, num_single_layers=1,
+                                        num_refiner_layers=1, patch_size=1, patch_size_t=1,
+                                        guidance_embeds=True, text_embed_dim=16,
+                                        pooled_projection_dim=8, rope_axes_dim=(2, 4, 4))
+    torch.manual_seed(seed + 1)
+    llama = LlamaModel(LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=37,
+                                   num_hidden_layers=3, num_attention_heads=2,
+                                   num_key_value_heads=2, max_position_embeddings=512,
+                                   pad_token_id=513)).eval()
+    return HunyuanVideoPipeline(text_encoder=llama, tokenizer=clip_tokenizer(64), transformer=tr,
+                                vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+                                text_encoder_2=_clip(seed + 3, hidden=8),
+                                tokenizer_2=clip_tokenizer())
+
+
 # Per family: the factory and the call arguments that keep one call small and fast.
 FAMILIES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "sd": (tiny_sd, {"height": 16, "width": 16}),
@@ -246,6 +303,12 @@ FAMILIES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "qwenimage": (tiny_qwenimage, {"height": 16, "width": 16, "max_sequence_length": 16,
                                    "negative_prompt": "low quality"}),
     "t2v": (tiny_t2v, {"height": 16, "width": 16, "num_frames": 2}),
+    "cogvideox": (tiny_cogvideox, {"height": 16, "width": 16, "num_frames": 5,
+                                   "max_sequence_length": 16}),
+    # a bare template (no chat prefix to crop) keeps the byte-level prompt inside the length
+    "hunyuanvideo": (tiny_hunyuanvideo, {"height": 16, "width": 16, "num_frames": 1,
+                                         "max_sequence_length": 16,
+                                         "prompt_template": {"template": "{}", "crop_start": 0}}),
     "wan": (tiny_wan, {"height": 16, "width": 16, "num_frames": 5, "max_sequence_length": 16}),
 }
 
@@ -277,7 +340,8 @@ def images(output: Any) -> Any:
 
 def extra_kwargs(family: str) -> dict[str, Any]:
     """The family's call arguments that also matter for encoding (e.g. ``max_sequence_length``)."""
-    return {k: v for k, v in FAMILIES[family][1].items() if k == "max_sequence_length"}
+    return {k: v for k, v in FAMILIES[family][1].items()
+            if k in ("max_sequence_length", "prompt_template")}
 
 
 def tiny_minilm_sd(seed: int = 0) -> Any:

@@ -36,9 +36,12 @@ def load_pipeline(id_or_path: str, *, dtype: str = "float32", device: str = "cpu
     diffusers = require("diffusers", "diffusers")
     if dtype not in DTYPES:
         raise XSteerError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    # diffusers renamed torch_dtype to dtype (0.4x); use whichever this install expects
+    dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils,
+                                   "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
     try:
-        pipe = diffusers.DiffusionPipeline.from_pretrained(id_or_path, torch_dtype=DTYPES[dtype],
-                                                           revision=revision)
+        pipe = diffusers.DiffusionPipeline.from_pretrained(
+            id_or_path, revision=revision, **{dtype_key: DTYPES[dtype]})
     except (OSError, ValueError) as exc:
         raise UnknownModelError(f"could not load a diffusers pipeline from {id_or_path!r}: "
                                 f"{exc}") from exc

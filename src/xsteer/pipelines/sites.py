@@ -183,6 +183,16 @@ def _encode_t5_video(pipe: Any, prompts: list[str],
     return {"prompt_embeds": pe}, set()
 
 
+def _encode_hunyuan(pipe: Any, prompts: list[str],
+                    kw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    extra = {"prompt_template": kw["prompt_template"]} if "prompt_template" in kw else {}
+    pe, pooled, mask = pipe.encode_prompt(
+        prompts, kw.get("prompt_2"), device=_device(pipe),
+        max_sequence_length=call_default(pipe, "max_sequence_length", kw), **extra)
+    return ({"prompt_embeds": pe, "pooled_prompt_embeds": pooled, "prompt_attention_mask": mask},
+            {"prompt_2"})
+
+
 # -- the table ----------------------------------------------------------------------------------
 def _clip_tokens(component: str, output: str = "last_hidden_state") -> SiteSpec:
     return SiteSpec(component, component, output, "tokens", ("hidden_size",))
@@ -223,6 +233,15 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("cogvideox", ("CogVideoXPipeline",),
            (SiteSpec("text_encoder", "text_encoder", "last_hidden_state", "tokens",
                      ("d_model",)),), "text_encoder", video=True, encode=_encode_t5_video),
+    # Llama tokens (3rd-last hidden state; the chat-template prefix is cropped by the pipeline
+    # after encoding, so it is steered too but never used) + CLIP pooled: a video family with
+    # both token-level and pooled sites
+    Family("hunyuanvideo", ("HunyuanVideoPipeline",),
+           (SiteSpec("text_encoder", "text_encoder", "hidden_states[-3]", "tokens",
+                     ("hidden_size",)),
+            SiteSpec("text_encoder_2.pooled", "text_encoder_2", "pooler_output", "pooled",
+                     ("hidden_size",))),
+           "text_encoder", video=True, encode=_encode_hunyuan),
     Family("wan", ("WanPipeline",),
            (SiteSpec("text_encoder", "text_encoder", "last_hidden_state", "tokens",
                      ("d_model",)),), "text_encoder", video=True, encode=_encode_t5_video),

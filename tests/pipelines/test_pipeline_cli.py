@@ -1,0 +1,129 @@
+"""`xsteer generate` on tiny pipelines saved to disk: the files, grids and manifests it promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipelines import tiny
+from xsteer.directions import Direction
+from xsteer.pipelines import cli as pipelines_cli
+from xsteer.pipelines.media import to_uint8
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:  # keeps "generate" a subcommand, as in the real xsteer app
+        pass
+
+    pipelines_cli.register(app)
+    return app
+
+
+def _invoke(args: list[str]) -> Any:
+    result = CliRunner().invoke(_app(), ["generate", *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    out = {}
+    for fam in ("sd", "t2v"):
+        tiny.build(fam).save_pretrained(root / fam)
+        out[fam] = root / fam
+    d = Direction(torch.randn(32, generator=torch.Generator().manual_seed(0)),
+                  model_id="tiny-clip", site="text_encoder")
+    d.save_pretrained(root / "direction")
+    out["direction"] = root / "direction"
+    return out
+
+
+def test_generate_compare_writes_images_grid_and_manifest(saved: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    res = _invoke(["--pipeline", str(saved["sd"]), "--direction", str(saved["direction"]),
+                   "--prompt", "a red cat", "--out", str(tmp_path), "--seed", "7", "--steps", "2",
+                   "--strength", "3", "--height", "16", "--width", "16", "--compare"])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "0000"
+    steered = np.asarray(Image.open(folder / "steered.png"))
+    unsteered = np.asarray(Image.open(folder / "unsteered.png"))
+    grid = np.asarray(Image.open(folder / "compare.png"))
+    assert steered.shape == unsteered.shape == (16, 16, 3)
+    assert grid.shape == (16, 16 + 4 + 16, 3)
+    assert np.array_equal(grid[:, :16], unsteered) and np.array_equal(grid[:, -16:], steered)
+    assert not np.array_equal(steered, unsteered)
+    # the unsteered twin is exactly the plain pipeline from the same seed
+    pipe = tiny.build("sd")
+    plain = pipe("a red cat", num_inference_steps=2, height=16, width=16, output_type="np",
+                 generator=torch.Generator("cpu").manual_seed(7)).images[0]
+    assert np.array_equal(to_uint8(plain), unsteered)
+
+    m = json.loads((folder / "manifest.json").read_text())
+    assert (m["prompt"], m["seed"], m["strength"], m["mode"]) == ("a red cat", 7, 3.0, "additive")
+    assert m["branch"] == "conditional" and m["family"] == "sd" and m["video"] is False
+    assert m["gate"] == {"text_encoder": {"global": True}}
+    assert set(m["timings"]) == {"steered_s", "unsteered_s"}
+    assert all(v > 0 for v in m["timings"].values())
+    assert Path(m["files"]["compare"]["png"]).is_file()
+
+
+def test_generate_video_prompts_file_writes_gif_frames_and_manifests(saved: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# two clips\na cat runs\na dog sleeps\n")
+    out = tmp_path / "out"
+    res = _invoke(["--pipeline", str(saved["t2v"]), "--direction", str(saved["direction"]),
+                   "--prompts", str(prompts), "--out", str(out), "--steps", "2",
+                   "--num-frames", "2", "--height", "16", "--width", "16", "--compare"])
+    assert res.exit_code == 0, res.output
+    for i, prompt in enumerate(["a cat runs", "a dog sleeps"]):
+        folder = out / f"{i:04d}"
+        m = json.loads((folder / "manifest.json").read_text())
+        assert m["prompt"] == prompt and m["seed"] == i and m["video"] is True
+        frames = sorted((folder / "steered_frames").glob("frame_*.png"))
+        assert len(frames) == 2
+        gif = Image.open(folder / "steered.gif")
+        assert gif.n_frames == 2 and gif.size == (16, 16)
+        assert Image.open(folder / "compare.gif").size == (36, 16)
+
+
+def test_generate_gated_without_gate_is_a_clear_error(saved: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    from xsteer.errors import XSteerError
+
+    with pytest.raises(XSteerError, match="gate"):
+        _invoke(["--pipeline", str(saved["sd"]), "--direction", str(saved["direction"]),
+                 "--prompt", "x", "--out", str(tmp_path), "--mode", "gated"])
+
+
+def test_generate_gated_writes_gate_decision(saved: dict[str, Path], tmp_path: Path) -> None:
+    from xsteer.directions import Direction as D
+    from xsteer.steer import Gate
+
+    d = D.load(saved["direction"])
+    # a threshold nothing reaches: the gate stays shut, so the output equals the unsteered twin
+    gate = Gate(direction=d.vector, center=torch.zeros(32), threshold=1e9, quantile=0.99)
+    gate.save_pretrained(tmp_path / "gate")
+    res = _invoke(["--pipeline", str(saved["sd"]), "--direction", str(saved["direction"]),
+                   "--prompt", "a red cat", "--out", str(tmp_path / "o"), "--steps", "2",
+                   "--height", "16", "--width", "16", "--mode", "gated", "--strength", "3",
+                   "--gate", str(tmp_path / "gate"), "--compare"])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "o" / "0000"
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["gate"] == {"text_encoder": {"global": False}} and m["steered"]["text_encoder"] is False
+    assert np.array_equal(np.asarray(Image.open(folder / "steered.png")),
+                          np.asarray(Image.open(folder / "unsteered.png")))
