@@ -253,3 +253,14 @@ def test_registry():
     m = make_map("cca", n_components=3)
     assert isinstance(m, CCAMap) and m.params_() == {"n_components": 3, "reg": 1e-3}
     assert repr(m) == "CCAMap(n_components=3, reg=0.001)"
+
+
+@pytest.mark.parametrize("name", list(MAPS))
+def test_fewer_rows_than_dims_still_gives_finite_maps(name):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(30, 40, generator=g) * 1000.0  # n < ds, Gemma-sized norms
+    Y = torch.randn(30, 20, generator=g)
+    m = make_map(name, **fast(name)).fit(X, Y)
+    assert torch.isfinite(m.transform(X)).all()
+    assert torch.isfinite(m.transport(X[0] - X[1])).all()
+    assert m.transport(X[0] - X[1]).shape == (20,)

@@ -172,3 +172,12 @@ def test_other_xsteer_version_warns_on_load(tmp_path):
     with pytest.warns(UserWarning, match="0.0.1"):
         back = Alignment.from_pretrained(tmp_path / "a")
     assert "RidgeMap" in repr(back.map) and "gemma:layer:6/mean (8) -> minilm:pooled (5)" in repr(back)
+
+
+def test_too_few_rows_for_a_holdout_skips_heldout_stats():
+    X, Y, _ = data(n=4)
+    al = Alignment.fit(X, Y, source=SRC, target=TGT, data=[BENIGN_T], holdout=0.2)
+    assert al.fit_stats["n_holdout"] == 0 and al.fit_stats["heldout_r2"] is None
+    assert al.fit_stats["train"]["n"] == 4
+    with pytest.raises(ValueError, match="holdout"):
+        Alignment.fit(X, Y, source=SRC, target=TGT, data=[BENIGN_T], holdout=1.0)
