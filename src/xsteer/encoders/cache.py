@@ -9,7 +9,8 @@ and a file that fails to load or validate is treated as a miss and overwritten.
 >>> import tempfile, torch
 >>> c = EmbeddingCache(tempfile.mkdtemp())
 >>> k = c.key("m", None, 3, "mean", False, ["a", "b"])
->>> c.put(k, torch.ones(2, 4)); c.get(k, n=2, dim=4).shape
+>>> _ = c.put(k, torch.ones(2, 4))
+>>> c.get(k, n=2, dim=4).shape
 torch.Size([2, 4])
 """
 

@@ -5,14 +5,17 @@ how well the mean-difference direction, fitted on some pairs, ranks the held-out
 members above their unsafe ones: the cross-validated AUROC — exactly the quantity the pipeline
 relies on. With benign prompts only, no label exists; each layer is scored by the participation
 ratio of its centred benign states, ``(sum λ)² / sum λ²`` over the covariance eigenvalues, i.e.
-how many directions the layer really spreads benign text over. A benign-only alignment map
-can only carry what the benign states span; layers dominated by one or two components (Gemma's
-later layers: the top component holds a quarter of the variance, norms grow 3x from layer 6 to
-12) leave a fitted map a few directions to work with. Ties go to the earlier layer (cheaper,
-and where FINDINGS.md saw ridge transport best).
+how many directions the layer really spreads benign text over. A benign-only alignment map can
+only carry what the benign states span, so a layer dominated by a few components leaves it little
+to work with. Ties go to the earlier layer (cheaper to run).
+
+Measured on Gemma-3-270M (mean pooling, BOS dropped; the 366 shipped pairs, 300 shipped benign
+anchors): pair AUROC 0.55 at layer 1, 0.73 at 6, 0.90-0.91 at 12-14, 0.87 at 18; participation
+ratio 1.2 at layer 1, 12 at 6, 47 at 13 (the peak), 22 at 18. Both criteria pick layer 13.
+On MiniLM both pick the last layer (AUROC 0.93-0.94 everywhere; ratio 73 at layer 6).
 
 >>> import torch
->>> participation_ratio(torch.eye(4) * 10)  # 4 equal directions, centred -> 3 remain
+>>> round(participation_ratio(torch.eye(4) * 10), 6)  # 4 equal directions; centred, 3 remain
 3.0
 """
 
