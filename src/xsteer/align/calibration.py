@@ -34,6 +34,10 @@ STAT_KEYS: tuple[str, ...] = ("mean", "median_norm", "std", "factor")
 def benign_stats(Y_benign: Any) -> dict[str, torch.Tensor]:
     """Statistics of benign target features ``(n, dt)`` that calibration needs.
 
+    Pass pooled features (one row per prompt, as the alignment is fitted) or, to calibrate
+    against the per-token scale of a generator's conditioning, token states flattened to
+    ``(n_tokens, dt)`` (padding removed).
+
     Returns float32 tensors: ``mean`` ``(dt,)``; ``median_norm`` (scalar, the median of
     ``||y - mean||``: the typical benign norm); ``std`` ``(dt,)`` per-dimension standard deviation;
     ``factor`` ``(dt, r)`` with ``factor @ factor.T`` the benign covariance (thin SVD of the centred
