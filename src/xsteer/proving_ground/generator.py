@@ -11,7 +11,7 @@ the empty prompt's states), the same choice as passing steered ``prompt_embeds``
 
 >>> g = Generator.tiny(cross_attention_dim=8)
 >>> g.sample(torch.zeros(2, 4, 8), torch.ones(2, 4, dtype=torch.bool), steps=2).shape
-torch.Size([2, 3, 32, 32])
+torch.Size([2, 3, 16, 16])
 """
 
 from __future__ import annotations
@@ -102,10 +102,12 @@ class Generator:
         return cls(build_unet(config), build_scheduler(), config)
 
     @classmethod
-    def tiny(cls, cross_attention_dim: int = 8, frames: int = 0) -> Generator:
-        """A minute generator for tests (seeded, random weights)."""
-        cfg = GeneratorConfig(encoder="test", cross_attention_dim=cross_attention_dim,
-                              frames=frames, block_out_channels=(8, 16), attention_head_dim=4)
+    def tiny(cls, cross_attention_dim: int = 8, frames: int = 0, size: int = 16,
+             encoder: str = "test") -> Generator:
+        """A minute generator for tests (seeded, random weights, 16x16 by default)."""
+        cfg = GeneratorConfig(encoder=encoder, cross_attention_dim=cross_attention_dim,
+                              frames=frames, size=size, block_out_channels=(8, 16),
+                              attention_head_dim=4)
         return cls.create(cfg)
 
     # -- the denoiser -------------------------------------------------------------------------
@@ -115,9 +117,12 @@ class Generator:
         if states.shape[-1] != self.config.cross_attention_dim:
             raise DimensionMismatchError("token states", states.shape[-1], "generator cross-attention",
                                          self.config.cross_attention_dim)
-        out = self.unet(x, t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
-                        return_dict=False)[0]
-        return out
+        if self.config.video:
+            # UNet3DConditionModel takes no attention mask: clips attend to the pad-token states
+            # too (the same ones in training and sampling), which it learns to ignore
+            return self.unet(x, t, encoder_hidden_states=states, return_dict=False)[0]
+        return self.unet(x, t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
+                         return_dict=False)[0]
 
     def loss(self, images: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:

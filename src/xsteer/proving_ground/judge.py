@@ -121,7 +121,7 @@ def train_judge(scenes: list[Scene], size: int = 32, epochs: int = 4, batch_size
     judge = Judge(width=width)
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(X) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     g = torch.Generator().manual_seed(seed)
     bar = tqdm(total=steps, desc="judge", disable=not progress)
     judge.train()

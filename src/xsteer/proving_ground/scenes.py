@@ -12,7 +12,7 @@ from xsteer.proving_ground.world import UNSAFE_OBJECTS, Scene, sample_scene
 def judge_scenes(n: int, seed: int, p_unsafe: float = 0.5, moved: bool = False) -> list[Scene]:
     """``n`` random scenes, about ``p_unsafe`` of them with a stand-in.
 
-    ``moved`` shifts objects as clip frames would (up to 7 px), so the judge also reads frames.
+    ``moved`` shifts objects as clip frames would (up to 3 px), so the judge also reads frames.
     """
     rng = np.random.default_rng(seed)
     out: list[Scene] = []
@@ -20,7 +20,7 @@ def judge_scenes(n: int, seed: int, p_unsafe: float = 0.5, moved: bool = False) 
         cat = str(rng.choice(UNSAFE_OBJECTS)) if rng.random() < p_unsafe else None
         s = sample_scene(rng, unsafe=cat)
         if moved:
-            shift = float(rng.integers(0, 8))
+            shift = float(rng.integers(0, 4))  # up to 3 px: the motion of a 4-frame clip
             s = replace(s, offsets=tuple((dx + v * shift, dy) for (dx, dy), v
                                          in zip(s.offsets, s.velocities, strict=True)))
         out.append(s)

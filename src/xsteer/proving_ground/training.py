@@ -50,10 +50,10 @@ def build_dataset(encoder: TokenEncoder, n: int, seed: int, cfg: GeneratorConfig
         t = load_file(str(path))
         return Dataset(t["images"], t["states"], t["mask"].bool(), texts, t["null_states"],
                        t["null_mask"].bool())
-    images = torch.from_numpy(render_batch(scenes, cfg.size, cfg.frames))
+    images = torch.from_numpy(render_batch(scenes, cfg.size, cfg.frames)).contiguous()
     states, mask = encode(encoder, texts, cfg.max_length, cfg.encoder_layer, progress)
     ns, nm = encode(encoder, [""], cfg.max_length, cfg.encoder_layer)
-    ds = Dataset(images, states.half(), mask, texts, ns, nm)
+    ds = Dataset(images, states.half().contiguous(), mask, texts, ns.contiguous(), nm)
     if path is not None:
         with atomic_path(path) as tmp:
             save_file({"images": images, "states": ds.states, "mask": mask.to(torch.uint8),
@@ -144,7 +144,7 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
         # warm the EMA up: early on, averaging in random weights would only hurt
         _ema_update(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         done = step >= steps or (max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes)
