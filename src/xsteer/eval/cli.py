@@ -35,6 +35,10 @@ def register(app: typer.Typer) -> None:
         except ImportError:  # pragma: no cover - the sweep then names the missing extra
             pass
         cfg = SweepConfig.from_file(config)
+        if cfg.threads:  # this process only; tiny CPU models run faster on one thread
+            import torch
+
+            torch.set_num_threads(int(cfg.threads))
         rows = Sweep(cfg, out).run(progress=not no_progress)
         if rows:
             typer.echo(f"{len(rows)} settings summarised in {out / 'summary.json'}; "

@@ -29,7 +29,7 @@ class ConfigError(XSteerError, ValueError):
 _TOP_KEYS = {"name", "pipeline", "pipeline_kwargs", "device", "dtype", "generation", "seeds",
              "default_seed", "images_per_prompt", "strengths", "methods", "benchmarks", "judges",
              "metrics", "save_images", "batch_size", "call_kwargs", "cache_dir",
-             "prompt_settings"}
+             "prompt_settings", "threads"}
 PROMPT_SETTINGS = ("seed", "guidance", "size")
 _GEN_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 7.5, "height": None, "width": None}
 
@@ -57,6 +57,7 @@ class SweepConfig:
     batch_size: int = 1
     cache_dir: str | None = None
     prompt_settings: list[str] = field(default_factory=lambda: list(PROMPT_SETTINGS))
+    threads: int | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -131,8 +132,10 @@ class SweepConfig:
         return d
 
     def digest(self) -> str:
-        """Hash of everything that changes the records (not the run's folder)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Hash of everything that changes the records (not the run's folder or thread count)."""
+        d = self.to_dict()
+        d.pop("threads")
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def path(self, p: str) -> Path:

@@ -18,7 +18,7 @@ import torch
 
 from xsteer.errors import UnknownModelError, XSteerError, require
 
-BUILTIN_PIPELINES = ("tiny-sd",)
+BUILTIN_PIPELINES = ("tiny-sd", "tiny-t2v")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -29,11 +29,12 @@ def resolve_device(device: str = "auto") -> str:
 
 def load_pipeline(spec: str, device: str = "cpu", dtype: str = "float32",
                   **from_pretrained: Any) -> Any:
-    """A diffusers pipeline from ``tiny-sd`` (built-in, seeded, offline), a folder or an HF id."""
-    if spec == "tiny-sd":
-        from xsteer.eval.tiny import tiny_sd_pipeline
+    """A diffusers pipeline from a built-in alias (``tiny-sd``, ``tiny-t2v``: seeded, offline,
+    random weights), a folder or an HF id."""
+    if spec in BUILTIN_PIPELINES:
+        from xsteer.eval import tiny
 
-        pipe = tiny_sd_pipeline()
+        pipe = tiny.tiny_sd_pipeline() if spec == "tiny-sd" else tiny.tiny_t2v_pipeline()
     else:
         diffusers = require("diffusers", "diffusers")
         torch_dtype = getattr(torch, dtype, None)

@@ -108,22 +108,12 @@ class TinyFeatures(nn.Module):
         return h.mean(dim=(-1, -2)).double()
 
 
-def tiny_sd_pipeline(seed: int = 0, sample_size: int = 32) -> Any:
-    """A seeded tiny ``StableDiffusionPipeline`` (CLIP text width 32, 2-level UNet, tiny VAE).
-
-    2 steps at 32x32 take ~0.05 s on a CPU. (The pipelines' test factories live in
-    ``tests/pipelines/tiny.py``, outside the package, so the CLI alias needs its own builder.)
-    """
+def _parts(seed: int, sample_size: int) -> tuple[Any, Any, Any, Any]:
+    """(tokenizer, CLIP text encoder of width 32, tiny VAE, DDIM scheduler), seeded."""
     diffusers = require("diffusers", "diffusers")
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tok = tiny_tokenizer()
-    torch.manual_seed(seed)
-    unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=sample_size // 4,
-        in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        norm_num_groups=2, attention_head_dim=2)
     torch.manual_seed(seed + 1)
     vae = diffusers.AutoencoderKL(
         block_out_channels=(4, 8), in_channels=3, out_channels=3, latent_channels=4,
@@ -138,8 +128,43 @@ def tiny_sd_pipeline(seed: int = 0, sample_size: int = 32) -> Any:
     sched = diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012,
                                     beta_schedule="scaled_linear", clip_sample=False,
                                     set_alpha_to_one=False, steps_offset=1)
+    return tok, text, vae, sched
+
+
+def tiny_sd_pipeline(seed: int = 0, sample_size: int = 32) -> Any:
+    """A seeded tiny ``StableDiffusionPipeline`` (CLIP text width 32, 2-level UNet, tiny VAE).
+
+    2 steps at 32x32 take ~0.05 s on a CPU. (The pipelines' test factories live in
+    ``tests/pipelines/tiny.py``, outside the package, so the CLI alias needs its own builder.)
+    """
+    diffusers = require("diffusers", "diffusers")
+    tok, text, vae, sched = _parts(seed, sample_size)
+    torch.manual_seed(seed)
+    unet = diffusers.UNet2DConditionModel(
+        block_out_channels=(4, 8), layers_per_block=1, sample_size=sample_size // 4,
+        in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        norm_num_groups=2, attention_head_dim=2)
     pipe = diffusers.StableDiffusionPipeline(
         unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=sched,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_t2v_pipeline(seed: int = 0, sample_size: int = 32) -> Any:
+    """A seeded tiny ``TextToVideoSDPipeline`` (ModelScope layout): the same text encoder and
+    VAE as `tiny_sd_pipeline`, a tiny 3D UNet. Pass ``num_frames`` in ``call_kwargs``."""
+    diffusers = require("diffusers", "diffusers")
+    tok, text, vae, sched = _parts(seed, sample_size)
+    torch.manual_seed(seed)
+    unet = diffusers.UNet3DConditionModel(
+        block_out_channels=(8, 8), layers_per_block=1, sample_size=sample_size // 4,
+        in_channels=4, out_channels=4, norm_num_groups=2,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32,
+        attention_head_dim=4)
+    pipe = diffusers.TextToVideoSDPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
+                                           scheduler=sched)
     pipe.set_progress_bar_config(disable=True)
     return pipe
