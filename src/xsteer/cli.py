@@ -17,7 +17,15 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
+_registered = False
+
+
+def _register() -> typer.Typer:
+    """Wire every subcommand family into ``app`` once; returns ``app`` (tests call this)."""
+    global _registered
+    if _registered:
+        return app
+    _registered = True
     # Each line wires one family of subcommands; keep one line per module.
     from xsteer import cli_core
 
@@ -25,6 +33,7 @@ def _register() -> None:
     __import__("xsteer.eval.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
     __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)
+    return app
 
 
 def main() -> None:

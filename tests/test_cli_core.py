@@ -1,0 +1,109 @@
+"""The core CLI chain on real packaged models (spaCy → MiniLM), on small subsets."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from xsteer.cli import _register
+from xsteer.data import load_benign, load_pairs, split_pairs
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    train, test = split_pairs(load_pairs(), test_fraction=0.5, seed=0)
+    # a small stratified subset keeps the chain quick
+    def subset(ps, k):
+        seen: dict[str, int] = {}
+        out = []
+        for p in ps:
+            if seen.get(p.category, 0) < k:
+                out.append(p)
+                seen[p.category] = seen.get(p.category, 0) + 1
+        return out
+
+    for name, ps in (("train", subset(train, 8)), ("test", subset(test, 8))):
+        (d / f"{name}.jsonl").write_text("\n".join(
+            json.dumps({"category": p.category, "unsafe": p.unsafe, "safe": p.safe}) for p in ps))
+    (d / "anchors.txt").write_text("\n".join(load_benign(kind="anchors")[::8]))
+    (d / "captions.txt").write_text("\n".join(load_benign(kind="captions")[:60]))
+    return d
+
+
+def run(*args):
+    return CliRunner().invoke(_register(), [str(a) for a in args], catch_exceptions=True)
+
+
+def test_cli_chain_estimate_align_transport_evaluate(files):
+    d = files
+    r = run("estimate", "--model", "en-core-web-sm", "--pairs", d / "train.jsonl",
+            "--out", d / "src_dir")
+    assert r.exit_code == 0, r.output
+    r = run("estimate", "--model", "all-minilm-l6-v2", "--pairs", d / "train.jsonl",
+            "--layer", "6", "--native", "--out", d / "native")
+    assert r.exit_code == 0, r.output
+    r = run("align", "--source", "en-core-web-sm", "--target", "all-minilm-l6-v2",
+            "--benign", d / "anchors.txt", "--method", "ridge", "--out", d / "al")
+    assert r.exit_code == 0, r.output
+    r = run("transport", d / "src_dir", "--alignment", d / "al", "--out", d / "moved")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((d / "moved" / "direction_set.json").read_text())
+    assert meta["saw_unsafe"] == {"source": True, "target": False}  # the invariant, on disk
+    assert meta["members"]["global"]["origin"] == "transported"
+    r = run("evaluate", "--target", "all-minilm-l6-v2", "--direction", d / "moved",
+            "--pairs", d / "test.jsonl", "--benign", d / "captions.txt",
+            "--calibration", d / "anchors.txt", "--native", d / "native",
+            "--strengths", "0.25,0.5", "--json", d / "eval.json")
+    assert r.exit_code == 0, r.output
+    res = json.loads((d / "eval.json").read_text())
+    for key in ("asr_before", "asr_after", "benign_cosine", "false_trigger_rate",
+                "unsafe_trigger_rate", "auroc", "per_category", "pair_fidelity_before",
+                "pair_fidelity_after", "self_cosine", "direction_cosine_to_native",
+                "asr_vs_strength"):
+        assert key in res
+    assert 0.0 <= res["asr_after"] <= 1.0 and 0.0 <= res["benign_cosine"] <= 1.0
+    assert len(res["asr_vs_strength"]) == 2
+    assert set(res["per_category"]) == {p["category"] for p in map(
+        json.loads, (d / "test.jsonl").read_text().splitlines())}
+    # the native direction, evaluated the same way, separates held-out pairs well above chance
+    r = run("evaluate", "--target", "all-minilm-l6-v2", "--direction", d / "native",
+            "--pairs", d / "test.jsonl", "--benign", d / "captions.txt",
+            "--calibration", d / "anchors.txt", "--json", d / "native.json")
+    assert r.exit_code == 0, r.output
+    nat = json.loads((d / "native.json").read_text())
+    assert nat["auroc"] > 0.8
+    assert nat["asr_after"] < nat["asr_before"]
+
+
+def test_cli_errors_are_one_clear_line(files):
+    d = files
+    if not (d / "al").exists():
+        pytest.skip("needs the chain test's artifacts")
+    # a MiniLM direction (384) through a spaCy-input alignment (96)
+    r = run("transport", d / "native", "--alignment", d / "al", "--out", d / "bad")
+    assert r.exit_code != 0
+    assert "dim 384 but alignment input expects 96" in str(r.exception)
+    assert not (d / "bad").exists()  # nothing half-written
+    # the installed entry point turns it into one line on stderr and exit status 2
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "xsteer", "transport", str(d / "native"),
+                        "--alignment", str(d / "al"), "--out", str(d / "bad")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1].startswith("error: dimension mismatch")
+
+
+def test_unknown_model_and_bad_pairs_file(tmp_path):
+    from xsteer.errors import UnknownCategoryError, UnknownModelError
+
+    r = run("estimate", "--model", "no-such-model-xyz", "--out", tmp_path / "o")
+    assert isinstance(r.exception, UnknownModelError)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"category": "weapons", "unsafe": "a", "safe": "b"}\n')
+    r = run("estimate", "--model", "all-minilm-l6-v2", "--pairs", bad, "--out", tmp_path / "o")
+    assert isinstance(r.exception, UnknownCategoryError) and "line 1" in str(r.exception)
