@@ -299,3 +299,42 @@ def test_site_features_match_gate_pooling_of_the_site() -> None:
     states, mask = shots[0]["last_hidden_state"], masks[0].float()
     want = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
     assert torch.allclose(feats, want, atol=1e-6)
+
+
+def test_direction_set_gates_per_category_and_steers_only_firing_ones() -> None:
+    from xsteer.directions import DirectionSet
+
+    pipe = tiny.shared("sd")
+    dv, ds = direction(32, "text_encoder", seed=1), direction(32, "text_encoder", seed=2)
+    dset = DirectionSet({"violence": dv, "sexual": ds})
+    never = Gate(direction=ds.vector, center=torch.zeros(32), threshold=1e9, quantile=0.99,
+                 category="sexual")
+    always = Gate(direction=dv.vector, center=torch.zeros(32), threshold=-1e9, quantile=0.01,
+                  category="violence")
+    steerer = Steerer(dset, mode="gated", strength=ALPHA, gates={"violence": always,
+                                                                 "sexual": never})
+    got, _, records = steerer.encode(pipe, PROMPT)
+    assert records[0].decisions == {"violence": [True], "sexual": [False]}
+    plain, _, _ = Steerer(dv, strength=0.0).encode(pipe, PROMPT)
+    assert torch.equal(got["prompt_embeds"], plain["prompt_embeds"] + ALPHA * dv.vector)
+
+
+def test_projection_mode_removes_the_component_along_the_direction() -> None:
+    pipe = tiny.shared("sd")
+    d = direction(32)
+    got, _, _ = Steerer(d, mode="projection", strength=1.0).encode(pipe, PROMPT)
+    plain, _, _ = Steerer(d, strength=0.0).encode(pipe, PROMPT)
+    u = d.vector / d.vector.norm()
+    assert torch.allclose(got["prompt_embeds"] @ u, torch.zeros(1, 16), atol=1e-5)
+    want = plain["prompt_embeds"] - (plain["prompt_embeds"] @ u).unsqueeze(-1) * u
+    assert torch.allclose(got["prompt_embeds"], want, atol=1e-6)
+
+
+def test_half_precision_pipeline_keeps_its_dtype() -> None:
+    pipe = tiny.build("sd").to(dtype=torch.bfloat16)
+    d = direction(32)
+    got, _, _ = Steerer(d, strength=ALPHA).encode(pipe, PROMPT)
+    plain, _, _ = Steerer(d, strength=0.0).encode(pipe, PROMPT)
+    assert got["prompt_embeds"].dtype == torch.bfloat16
+    assert torch.equal(got["prompt_embeds"],
+                       plain["prompt_embeds"] + ALPHA * d.vector.to(torch.bfloat16))
