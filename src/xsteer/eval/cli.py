@@ -30,8 +30,10 @@ def register(app: typer.Typer) -> None:
 
         try:  # per-prompt truncation warnings would drown the progress bar
             from diffusers.utils import logging as dlog
+            from transformers.utils import logging as tlog
 
             dlog.set_verbosity_error()
+            tlog.set_verbosity_error()
         except ImportError:  # pragma: no cover - the sweep then names the missing extra
             pass
         cfg = SweepConfig.from_file(config)
