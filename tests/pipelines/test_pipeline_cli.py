@@ -127,3 +127,32 @@ def test_generate_gated_writes_gate_decision(saved: dict[str, Path], tmp_path: P
     assert m["gate"] == {"text_encoder": {"global": False}} and m["steered"]["text_encoder"] is False
     assert np.array_equal(np.asarray(Image.open(folder / "steered.png")),
                           np.asarray(Image.open(folder / "unsteered.png")))
+
+
+def test_read_prompts_txt_jsonl_and_errors(tmp_path: Path) -> None:
+    from xsteer.errors import XSteerError
+    from xsteer.pipelines import read_prompts
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\n\n{"prompt": "b", "seed": 3}\n')
+    assert read_prompts(tmp_path / "p.jsonl") == ["a", "b"]
+    (tmp_path / "bad.jsonl").write_text('{"text": 1}\n')
+    with pytest.raises(XSteerError, match="line 1"):
+        read_prompts(tmp_path / "bad.jsonl")
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
+    with pytest.raises(XSteerError, match="no prompts"):
+        read_prompts(tmp_path / "empty.txt")
+
+
+def test_side_by_side_and_pixel_conversion() -> None:
+    from xsteer.errors import XSteerError
+    from xsteer.pipelines.media import side_by_side
+
+    a = np.zeros((2, 4, 4, 3), dtype=np.float32)
+    b = np.ones((2, 4, 4, 3), dtype=np.float32)
+    grid = side_by_side(a, b, gap=2)
+    assert grid.shape == (2, 4, 10, 3) and grid.dtype == np.uint8
+    assert (grid[..., :4, :] == 0).all() and (grid[..., 4:6, :] == 255).all()
+    assert (grid[..., 6:, :] == 255).all()
+    assert to_uint8(np.array([[[-0.5, 0.5, 2.0]]])).tolist() == [[[0, 128, 255]]]
+    with pytest.raises(XSteerError, match="different shapes"):
+        side_by_side(a, b[:1])

@@ -5,6 +5,7 @@ declarative table (`FAMILIES`, `SiteSpec`), through reversible hooks or the ``pr
 diffusers itself is only needed to build or load a pipeline (extra ``xsteer[diffusers]``).
 """
 
+from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
 from xsteer.pipelines.hooks import CallRecord
 from xsteer.pipelines.sites import FAMILIES, Family, SiteSpec, UnknownPipelineError, family_for
 from xsteer.pipelines.steerer import (
@@ -28,5 +29,8 @@ __all__ = [
     "SteeringHandle",
     "UnknownPipelineError",
     "family_for",
+    "generate_samples",
+    "load_pipeline",
+    "read_prompts",
     "site_features",
 ]
