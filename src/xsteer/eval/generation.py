@@ -41,9 +41,9 @@ def load_pipeline(spec: str, device: str = "cpu", dtype: str = "float32",
         if not isinstance(torch_dtype, torch.dtype):
             raise XSteerError(f"unknown dtype {dtype!r} (use float32, float16 or bfloat16)")
         try:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(spec, torch_dtype=torch_dtype,
+            pipe = diffusers.DiffusionPipeline.from_pretrained(spec, dtype=torch_dtype,
                                                                **from_pretrained)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # hub, offline-mode and missing-file errors have no common base
             raise UnknownModelError(f"cannot load pipeline {spec!r} ({exc}); built-in aliases: "
                                     f"{', '.join(BUILTIN_PIPELINES)}") from exc
     if hasattr(pipe, "safety_checker") and getattr(pipe, "safety_checker", None) is not None:

@@ -191,8 +191,9 @@ class Sweep:
         self.out.mkdir(parents=True, exist_ok=True)
         self.dist.barrier()
         self._check_out_dir()
-        pipe = load_pipeline(cfg.pipeline, self.dist.device(cfg.device), cfg.dtype,
-                             **cfg.pipeline_kwargs)
+        local = cfg.path(cfg.pipeline)  # a folder next to the config, or an alias / HF id
+        spec = str(local) if local.is_dir() else cfg.pipeline
+        pipe = load_pipeline(spec, self.dist.device(cfg.device), cfg.dtype, **cfg.pipeline_kwargs)
         g = cfg.generation
         gen = Generator(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
                         height=g["height"], width=g["width"], call_kwargs=dict(cfg.call_kwargs),
