@@ -43,8 +43,11 @@ def _pair_key(r: Mapping[str, Any]) -> tuple[str, str, int]:
     return (str(r["benchmark"]), str(r["prompt_id"]), int(r["seed"]))
 
 
-def add_distances(records: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> None:
+def add_distances(records: list[dict[str, Any]], out: Path, spec: dict[str, Any],
+                  progress: bool = False) -> None:
     """Set ``record["distance"]`` for every steered record that has an unsteered twin."""
+    from tqdm.auto import tqdm
+
     dist = ImageDistance(kind=str(spec.get("kind", "embedding")),
                          feature=spec.get("feature", "tiny"))
     ref = {_pair_key(r): r for r in records if r.get("method_kind") == "none"}
@@ -59,7 +62,7 @@ def add_distances(records: list[dict[str, Any]], out: Path, spec: dict[str, Any]
         batch_b.clear()
         targets.clear()
 
-    for r in records:
+    for r in tqdm(records, desc="distances", disable=not progress):
         twin = ref.get(_pair_key(r))
         if twin is None or r.get("image") is None or twin.get("image") is None:
             continue
@@ -79,8 +82,10 @@ def add_distances(records: list[dict[str, Any]], out: Path, spec: dict[str, Any]
 
 
 def compute_fids(records: list[dict[str, Any]], out: Path, spec: dict[str, Any],
-                 cfg: SweepConfig) -> dict[tuple[str, str, str, float], float]:
+                 cfg: SweepConfig, progress: bool = False) -> dict[tuple[str, str, str, float], float]:
     """FID of each (benchmark, method, mode, strength) image set against the reference."""
+    from tqdm.auto import tqdm
+
     feature = spec.get("feature", 2048)
     reference = str(spec.get("reference", "unsteered"))
     size = int(spec["size"]) if spec.get("size") else None
@@ -93,7 +98,7 @@ def compute_fids(records: list[dict[str, Any]], out: Path, spec: dict[str, Any],
         groups.setdefault(setting_id(r), []).append(out / r["image"])
     result: dict[tuple[str, str, str, float], float] = {}
     metric_for_bench: dict[str, FID] = {}
-    for key, paths in groups.items():
+    for key, paths in tqdm(groups.items(), desc="FID", disable=not progress):
         bench = key[0]
         if bench not in metric_for_bench:
             fid = FID(feature, cache_dir=cache, batch_size=int(spec.get("batch_size", 32)))

@@ -283,13 +283,14 @@ class Sweep:
         if not self.dist.is_main:
             self.dist.barrier()
             return []
-        rows = self.finalize(units, methods, judges, gen, gathered)
+        rows = self.finalize(units, methods, judges, gen, gathered, progress=progress)
         self.dist.barrier()
         return rows
 
     # -- main process: merge, paired metrics, FID, summary --------------------------------------
     def finalize(self, units: list[WorkUnit], methods: list[Method], judges: list[Judge],
-                 gen: Generator, gathered: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                 gen: Generator, gathered: list[dict[str, Any]] | None = None,
+                 progress: bool = False) -> list[dict[str, Any]]:
         from xsteer.eval.postprocess import add_distances, compute_fids
 
         by_key = self.store.read_all()
@@ -303,10 +304,10 @@ class Sweep:
         records = sorted((by_key[k] for k in wanted), key=lambda r: r["n"])
         metrics = self.cfg.metrics
         if metrics.get("distance") and self.cfg.save_images:
-            add_distances(records, self.out, dict(metrics["distance"]))
+            add_distances(records, self.out, dict(metrics["distance"]), progress)
         fids: dict[tuple[str, str, str, float], float] = {}
         if metrics.get("fid") and self.cfg.save_images:
-            fids = compute_fids(records, self.out, dict(metrics["fid"]), self.cfg)
+            fids = compute_fids(records, self.out, dict(metrics["fid"]), self.cfg, progress)
         write_records(self.out / "records.jsonl", records)
         rows = summarize(records, fids)
         atomic_write_json(self.out / "summary.json", {
