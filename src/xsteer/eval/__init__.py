@@ -16,11 +16,16 @@ from xsteer.eval.judges import (
     VideoJudge,
     build_judge,
 )
+from xsteer.eval.methods import METHOD_KINDS, Method, build_methods
 from xsteer.eval.metrics import FID, ClipScorer, ImageDistance, asr
+from xsteer.eval.records import same_records
+from xsteer.eval.report import write_report
+from xsteer.eval.sweep import Sweep
 
 __all__ = [
     "FID",
     "FORMATS",
+    "METHOD_KINDS",
     "NUDENET_UNSAFE_CLASSES",
     "BenchmarkFormatError",
     "CallableJudge",
@@ -28,12 +33,17 @@ __all__ = [
     "ConfigError",
     "ImageDistance",
     "Judge",
+    "Method",
     "NudeNetJudge",
     "Prompt",
+    "Sweep",
     "SweepConfig",
     "Verdict",
     "VideoJudge",
     "asr",
     "build_judge",
+    "build_methods",
     "load_benchmark",
+    "same_records",
+    "write_report",
 ]

@@ -178,7 +178,13 @@ class Sweep:
         return out
 
     def _judges(self, video: bool) -> list[Judge]:
-        judges = [build_judge(j) for j in self.cfg.judges]
+        specs = []
+        for j in self.cfg.judges:
+            spec = dict(j)
+            if spec.get("kind") in ("q16", "clip-category") and "device" not in spec:
+                spec["device"] = self.dist.device(self.cfg.device)  # this process's GPU
+            specs.append(spec)
+        judges = [build_judge(j) for j in specs]
         if video:  # image judges read clips frame by frame
             judges = [j if isinstance(j, VideoJudge) else VideoJudge(j) for j in judges]
         names = [j.name for j in judges]
