@@ -3,47 +3,31 @@
 ``xsteer eval CONFIG --out DIR`` runs a sweep (resumable, shardable with ``accelerate launch``);
 ``xsteer report DIR`` writes the Markdown/HTML report. The protocol is in docs/evaluation.md.
 (`xsteer.evaluate` is the separate representation-level evaluation.)
+
+Names are imported lazily, so registering the CLI commands (which imports this package) does not
+import torch.
 """
 
-from xsteer.eval.benchmarks import FORMATS, BenchmarkFormatError, Prompt, load_benchmark
-from xsteer.eval.config import ConfigError, SweepConfig
-from xsteer.eval.judges import (
-    NUDENET_UNSAFE_CLASSES,
-    CallableJudge,
-    Judge,
-    NudeNetJudge,
-    Verdict,
-    VideoJudge,
-    build_judge,
-)
-from xsteer.eval.methods import METHOD_KINDS, Method, build_methods
-from xsteer.eval.metrics import FID, ClipScorer, ImageDistance, asr
-from xsteer.eval.records import same_records
-from xsteer.eval.report import write_report
-from xsteer.eval.sweep import Sweep
+from __future__ import annotations
 
-__all__ = [
-    "FID",
-    "FORMATS",
-    "METHOD_KINDS",
-    "NUDENET_UNSAFE_CLASSES",
-    "BenchmarkFormatError",
-    "CallableJudge",
-    "ClipScorer",
-    "ConfigError",
-    "ImageDistance",
-    "Judge",
-    "Method",
-    "NudeNetJudge",
-    "Prompt",
-    "Sweep",
-    "SweepConfig",
-    "Verdict",
-    "VideoJudge",
-    "asr",
-    "build_judge",
-    "build_methods",
-    "load_benchmark",
-    "same_records",
-    "write_report",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FORMATS": "benchmarks", "BenchmarkFormatError": "benchmarks", "Prompt": "benchmarks",
+    "load_benchmark": "benchmarks",
+    "ConfigError": "config", "SweepConfig": "config",
+    "NUDENET_UNSAFE_CLASSES": "judges", "CallableJudge": "judges", "Judge": "judges",
+    "NudeNetJudge": "judges", "Verdict": "judges", "VideoJudge": "judges",
+    "build_judge": "judges",
+    "METHOD_KINDS": "methods", "Method": "methods", "build_methods": "methods",
+    "FID": "metrics", "ClipScorer": "metrics", "ImageDistance": "metrics", "asr": "metrics",
+    "same_records": "records", "write_report": "report", "Sweep": "sweep",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'xsteer.eval' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"xsteer.eval.{_EXPORTS[name]}"), name)
