@@ -65,7 +65,7 @@ def test_fid_is_zero_on_itself_symmetric_and_cached(tmp_path: Path) -> None:
     assert rev.compute(a) == pytest.approx(ab, rel=1e-4)
     cached = FID("tiny", cache_dir=tmp_path)
     assert cached.set_reference(None, key="ref-a") is True  # statistics read back, no images
-    assert cached.compute(b) == pytest.approx(ab, rel=1e-6)
+    assert cached.compute(b) == pytest.approx(ab, rel=1e-9)  # float64 sums survive the cache
 
 
 def test_embedding_distance_zero_on_self_and_symmetric() -> None:
@@ -93,3 +93,34 @@ def test_safree_projects_only_the_planted_trigger_token() -> None:
     half, _ = safree_project(E, mask, toxic, strength=0.5)
     assert half[0, 3, 0] == pytest.approx(2.0)
     assert not trigger_tokens(E, mask, toxic)[1, 5]  # padding is never a trigger
+
+
+def test_fid_against_a_folder_of_real_photos_of_mixed_sizes_is_cached(tmp_path: Path) -> None:
+    from xsteer.eval.config import SweepConfig
+    from xsteer.eval.postprocess import compute_fids
+
+    real = tmp_path / "real"
+    real.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 60), (64, 48), (50, 50), (80, 30)]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(real / f"{i}.jpg")
+    gen_dir = tmp_path / "out" / "images"
+    gen_dir.mkdir(parents=True)
+    records = []
+    for i, im in enumerate(_imgs(3, 4)):
+        im.save(gen_dir / f"{i}.png")
+        records.append({"benchmark": "coco", "method": "m", "mode": "a", "strength": 1.0,
+                        "image": f"images/{i}.png", "method_kind": "direction"})
+    cfg = SweepConfig.from_dict({"pipeline": "tiny-sd", "methods": [{"kind": "none"}],
+                                 "benchmarks": [{"format": "inline", "prompts": ["x"]}]},
+                                base_dir=tmp_path)
+    spec = {"feature": "tiny", "reference": "real", "size": 32}
+    first = compute_fids(records, tmp_path / "out", spec, cfg)
+    entries = list((tmp_path / "out" / "cache").iterdir())
+    assert len(entries) == 1 and np.isfinite(first[("coco", "m", "a", 1.0)])
+    again = compute_fids(records, tmp_path / "out", spec, cfg)  # statistics from the cache
+    assert again[("coco", "m", "a", 1.0)] == pytest.approx(first[("coco", "m", "a", 1.0)],
+                                                           rel=1e-9)
+    Image.new("RGB", (20, 20)).save(real / "0.jpg")  # the reference changed: a new cache entry
+    compute_fids(records, tmp_path / "out", spec, cfg)
+    assert len(list((tmp_path / "out" / "cache").iterdir())) == 2

@@ -148,6 +148,10 @@ def test_video_sweep_judges_sampled_frames(tmp_path: Path, tiny_config) -> None:
         assert verdict["unsafe"] == any(verdict["frame_unsafe"])
         assert (out / r["image"]).is_file()  # the clip's middle frame
     assert recs[1]["info"]["triggers"] >= 0
+    from xsteer.eval.report import write_report
+
+    md, _ = write_report(out)  # no CLIP score or FID in this run: the report says so
+    assert "no plot" in md.read_text()
 
 
 def test_the_shipped_example_config_is_valid() -> None:

@@ -145,15 +145,25 @@ class FID:
         if entry is not None and (entry / "fid_reference.json").is_file():
             tensors, _ = load_artifact(entry, "fid_reference", kind="fid_reference")
             for s in self._STATES:
-                setattr(self._metric, s, tensors[s].to(getattr(self._metric, s).dtype))
+                value = tensors[s].double() + tensors.get(f"{s}.lo", torch.zeros(())).double()
+                setattr(self._metric, s, value.to(getattr(self._metric, s).dtype))
             return True
         imgs = images if images is not None else (loader() if loader is not None else None)
         if not imgs or len(imgs) < 2:
             raise EmptyDataError("FID reference needs at least 2 images")
         self._update(imgs, real=True)
         if entry is not None:
-            save_artifact(entry, "fid_reference",
-                          {s: getattr(self._metric, s).detach().clone() for s in self._STATES},
+            # artifacts store float32; the float64 sums go in as a float32 pair (hi + lo), which
+            # reproduces them to ~1e-14, so a cached reference gives the same FID as a fresh one
+            state: dict[str, torch.Tensor] = {}
+            for s in self._STATES:
+                orig = getattr(self._metric, s).detach()
+                v = orig.double()
+                hi = v.float()
+                state[s] = hi
+                if orig.is_floating_point():
+                    state[f"{s}.lo"] = (v - hi.double()).float()
+            save_artifact(entry, "fid_reference", state,
                           {"kind": "fid_reference", "feature": self.name, "key": key,
                            "n": int(self._metric.real_features_num_samples)})
         return False
