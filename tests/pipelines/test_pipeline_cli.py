@@ -156,3 +156,13 @@ def test_side_by_side_and_pixel_conversion() -> None:
     assert to_uint8(np.array([[[-0.5, 0.5, 2.0]]])).tolist() == [[[0, 128, 255]]]
     with pytest.raises(XSteerError, match="different shapes"):
         side_by_side(a, b[:1])
+
+
+def test_load_pipeline_errors_name_the_source(tmp_path: Path) -> None:
+    from xsteer.errors import UnknownModelError, XSteerError
+    from xsteer.pipelines import load_pipeline
+
+    with pytest.raises(UnknownModelError, match="no-such-pipeline"):
+        load_pipeline(str(tmp_path / "no-such-pipeline"))
+    with pytest.raises(XSteerError, match="unknown dtype"):
+        load_pipeline(str(tmp_path), dtype="float8")
