@@ -166,3 +166,17 @@ def test_load_pipeline_errors_name_the_source(tmp_path: Path) -> None:
         load_pipeline(str(tmp_path / "no-such-pipeline"))
     with pytest.raises(XSteerError, match="unknown dtype"):
         load_pipeline(str(tmp_path), dtype="float8")
+
+
+def test_cpu_offload_passthrough_composes_with_steering(saved: dict[str, Path]) -> None:
+    pytest.importorskip("accelerate")
+    from xsteer.pipelines import Steerer, load_pipeline
+
+    d = Direction.load(saved["direction"])
+    plain = load_pipeline(str(saved["sd"]))
+    offloaded = load_pipeline(str(saved["sd"]), cpu_offload=True, device="cpu")
+    assert any(hasattr(m, "_hf_hook") for m in offloaded.components.values())
+    steerer = Steerer(d, strength=0.5)
+    want, _, _ = steerer.encode(plain, "a red cat")
+    got, _, _ = steerer.encode(offloaded, "a red cat")
+    assert torch.equal(got["prompt_embeds"].cpu(), want["prompt_embeds"])
