@@ -143,3 +143,21 @@ def test_proving_ground_judge_loads_a_saved_judge(tmp_path: Path) -> None:
     assert not any(v.unsafe for v in strict.judge([_img(0, 32)], [""]))
     with pytest.raises(XSteerError, match="path"):
         build_judge({"kind": "proving-ground"})
+
+
+def test_clip_judges_from_config_entries(tmp_path: Path) -> None:
+    np.save(tmp_path / "q16.npy", np.random.default_rng(0).standard_normal((2, 16)).astype(
+        np.float32))
+    q16 = build_judge({"name": "q", "kind": "q16", "clip": "tiny-clip",
+                       "prompts": str(tmp_path / "q16.npy"), "threshold": 0.7})
+    assert q16.settings() == {"kind": "q16", "clip": "tiny-clip",
+                              "prompts": str(tmp_path / "q16.npy"), "threshold": 0.7}
+    (v,) = q16.judge([_img(0)], [""])
+    assert 0.0 <= v.score <= 1.0 and v.unsafe == (v.score >= 0.7)
+    with pytest.raises(XSteerError, match="prompts"):
+        build_judge({"kind": "q16", "clip": "tiny-clip"})
+    with pytest.raises(XSteerError, match="unknown option"):
+        build_judge({"kind": "clip-category", "clip": "tiny-clip", "treshold": 0.5})
+    vid = build_judge({"kind": "clip-category", "clip": "tiny-clip",
+                       "video": {"frames": 2, "rule": "fraction", "min_fraction": 1.0}})
+    assert isinstance(vid, VideoJudge) and vid.settings()["video"]["frames"] == 2
