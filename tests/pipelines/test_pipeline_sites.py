@@ -84,3 +84,13 @@ def test_site_spec_validation() -> None:
         SiteSpec("s", "text_encoder", output="hidden_states[-2")
     with pytest.raises(XSteerError, match="no site 'nope'"):
         Steerer({"nope": _d(32)}).bind(tiny.shared("sd"))
+
+
+def test_package_exports_are_lazy_and_complete() -> None:
+    import xsteer.pipelines as pkg
+
+    assert sorted(pkg.__all__) == sorted(pkg._EXPORTS)
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
+    with pytest.raises(AttributeError):
+        _ = pkg.not_a_name

@@ -3,20 +3,24 @@
 `Steerer` applies `Direction`/`DirectionSet` objects to the text-encoder sites named in a
 declarative table (`FAMILIES`, `SiteSpec`), through reversible hooks or the ``prompt_embeds`` path.
 diffusers itself is only needed to build or load a pipeline (extra ``xsteer[diffusers]``).
+
+Names are imported lazily, so registering ``xsteer generate`` (which imports this package) does
+not import torch.
 """
 
-from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
-from xsteer.pipelines.hooks import CallRecord
-from xsteer.pipelines.sites import FAMILIES, Family, SiteSpec, UnknownPipelineError, family_for
-from xsteer.pipelines.steerer import (
-    BRANCHES,
-    DEFAULT_BRANCH,
-    GenerationResult,
-    Steerer,
-    SteeringHandle,
-    site_features,
-)
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "CallRecord": "hooks",
+    "FAMILIES": "sites", "Family": "sites", "SiteSpec": "sites", "UnknownPipelineError": "sites",
+    "family_for": "sites",
+    "BRANCHES": "steerer", "DEFAULT_BRANCH": "steerer", "GenerationResult": "steerer",
+    "Steerer": "steerer", "SteeringHandle": "steerer", "site_features": "steerer",
+    "generate_samples": "generate", "load_pipeline": "generate", "read_prompts": "generate",
+}
 __all__ = [
     "BRANCHES",
     "DEFAULT_BRANCH",
@@ -34,3 +38,28 @@ __all__ = [
     "read_prompts",
     "site_features",
 ]
+
+if TYPE_CHECKING:
+    from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
+    from xsteer.pipelines.hooks import CallRecord
+    from xsteer.pipelines.sites import (
+        FAMILIES,
+        Family,
+        SiteSpec,
+        UnknownPipelineError,
+        family_for,
+    )
+    from xsteer.pipelines.steerer import (
+        BRANCHES,
+        DEFAULT_BRANCH,
+        GenerationResult,
+        Steerer,
+        SteeringHandle,
+        site_features,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'xsteer.pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"xsteer.pipelines.{_EXPORTS[name]}"), name)
