@@ -62,3 +62,27 @@ def test_wan_dit_gets_steered_tokens_for_the_whole_clip() -> None:
     assert len(positives) == 2
     for ehs in positives:
         assert torch.equal(ehs, steered["prompt_embeds"])
+
+
+def test_docs_video_example_flow_on_tiny_wan(tmp_path: Any) -> None:
+    from xsteer.directions import DirectionSet, load_directions
+    from xsteer.pipelines import site_features
+    from xsteer.steer import Gate
+
+    pipe = tiny.shared("wan")
+    kw = tiny.extra_kwargs("wan")
+    g = torch.Generator().manual_seed(0)
+    dset = DirectionSet({c: Direction(torch.randn(32, generator=g), "tiny-umt5", "text_encoder",
+                                      category=c) for c in ("global", "sexual", "violence")})
+    dset.save_pretrained(tmp_path / "dirs")
+    benign = site_features(pipe, ["a cat", "a dog", "a tree", "a car"], **kw)["text_encoder"]
+    for c in ("sexual", "violence"):
+        Gate.calibrate(benign, dset[c].vector, quantile=0.5, category=c).save_pretrained(
+            tmp_path / f"gate-{c}")
+    # the documented lines, with local folders instead of Hub ids
+    gates = {c: Gate.from_pretrained(tmp_path / f"gate-{c}") for c in ("sexual", "violence")}
+    steerer = Steerer(load_directions(tmp_path / "dirs"), mode="gated", strength=0.5, gates=gates,
+                      categories=[*gates])
+    res = steerer.generate(pipe, "a cat runs", **tiny.call_kwargs("wan"))
+    assert res.output.frames[0].ndim == 4
+    assert set(res.decisions()["text_encoder"]) == {"sexual", "violence"}
