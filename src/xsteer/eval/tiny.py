@@ -77,6 +77,12 @@ def tiny_clip(seed: int = 0, image_size: int = 32) -> tuple[Any, Any]:
     with torch.no_grad():
         for p in model.parameters():  # re-seed explicitly: init order must not change results
             p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+        # a shared component in both towers' outputs, so image-text cosines are mostly positive
+        # and the CLIP score (torchmetrics clamps negative cosines to 0) is not always 0
+        shared = torch.randn(32, generator=gen) * 0.05
+        model.vision_model.post_layernorm.bias.copy_(shared)
+        model.text_model.final_layer_norm.bias.copy_(shared)
+        model.text_projection.weight.copy_(model.visual_projection.weight)
     proc = CLIPImageProcessor(size={"shortest_edge": image_size},
                               crop_size={"height": image_size, "width": image_size})
     return model, CLIPProcessor(image_processor=proc, tokenizer=tok)
