@@ -99,7 +99,7 @@ def run_pair(source: str, target: str, t: ex.Texts, log: Any) -> dict[str, Any]:
         anchor_sets.append(row)
     curve = []
     n_all = int(setup.src.anchors(t).shape[0])
-    for n in (*ex.LEARNING_COUNTS, n_all):
+    for n in (*(c for c in ex.LEARNING_COUNTS if c < n_all), n_all):
         row = {"n": n}
         for label in ABLATION_METHODS:
             row[label] = quick(setup, ex.transport(setup, label,
@@ -129,6 +129,10 @@ def _pct(x: Any) -> str:
     return "–" if x is None else f"{100 * x:.0f}%"
 
 
+def _ratios(r: dict[str, Any], judge: str) -> str:
+    return f"{_pct(r.get(f'{judge}_equal_strength'))} / {_pct(r.get(f'{judge}_equal_fidelity'))}"
+
+
 def render(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     out = [
         "# Transport results",
@@ -138,8 +142,8 @@ def render(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['seconds']:.0f} s. Do not edit by hand.",
         "",
         f"Setup: {meta['n_train']} training / {meta['n_test']} held-out safe/unsafe pairs "
-        f"(`split_pairs`, seed {ex.SEED}, 7 categories); benign anchors = {ex.N_GENERIC} generic "
-        f"prompts (seeded subset of `benign.txt`) + {meta['n_nm_fit']} near-miss prompts (half of "
+        f"(`split_pairs`, seed {ex.SEED}, 7 categories); benign anchors = {meta['n_generic']} "
+        f"generic prompts (`benign.txt`, seeded subset if fewer than all) + {meta['n_nm_fit']} near-miss prompts (half of "
         f"`benign_nearmiss.txt`); held out for false triggers: {meta['n_captions']} captions and "
         f"the other {meta['n_nm_held']} near-miss prompts. Every transported direction's provenance "
         "was asserted free of target-side unsafe data; maps, gate thresholds and magnitude "
@@ -155,13 +159,15 @@ def render(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "cosine of the steered unsafe prompt to its paired safe prompt (before: "
         "unsteered); self cos = to its own original; benign cos = steered vs original held-out "
         f"captions; false trig. = a {ex.QUANTILE:.0%}-quantile benign gate on the direction firing "
-        "on held-out captions / held-out near-miss prompts; %nat (eq. str.) = share of the native "
-        "ASR reduction at the same strength; %nat (eq. fid.) = the best share on the strength "
-        f"curve {list(ex.STRENGTHS)} among points whose pair fidelity is at least the native's.",
+        "on held-out captions / held-out near-miss prompts; %nat = share of the native ASR "
+        "reduction (per judge) at the same strength (eq. str.), and the best share on the "
+        f"strength curve {list(ex.STRENGTHS)} among points whose pair fidelity is at least the "
+        "native's at the same strength (eq. fid.).",
         "",
         f"Goal (issue #6): cos→nat ≥ {GOAL['cos_native']}, ≥ {GOAL['reduction']:.0%} of the native "
         f"ASR reduction at equal pair fidelity, false triggers ≤ {GOAL['false_trigger']:.0%} on "
-        "held-out captions.",
+        "held-out captions; the headline judges the reduction with the kNN judge (the stricter "
+        "one here; the logistic judge's share is shown beside it).",
         "",
     ]
     out += render_summary(results)
@@ -178,7 +184,8 @@ def render_summary(results: Sequence[dict[str, Any]]) -> list[str]:
     """
     out = ["## Headline", "",
            "| pair | ceiling cos | ridge cos | best transported (post hoc) | its cos | its AUROC "
-           "| %nat eq. str. | %nat eq. fid. | false trig. captions | goal met |",
+           "| %nat kNN: eq. str. / eq. fid. | %nat lin.: eq. str. / eq. fid. "
+           "| false trig. captions | goal met |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         moved = [row for row in r["rows"] if row["kind"] == "transported"]
@@ -186,12 +193,12 @@ def render_summary(results: Sequence[dict[str, Any]]) -> list[str]:
         best = max(moved, key=lambda row: row["cos_native"])
         ratios = best.get("ratios") or {}
         met = (best["cos_native"] >= GOAL["cos_native"]
-               and (ratios.get("equal_fidelity") or 0.0) >= GOAL["reduction"]
+               and (ratios.get("knn_equal_fidelity") or 0.0) >= GOAL["reduction"]
                and best["false_trigger_rate"] <= GOAL["false_trigger"])
         out.append(f"| {r['source']} → {r['target']} | {_f(r['native_ceiling'])} "
                    f"| {_f(ridge['cos_native'])} | {best['label']} | {_f(best['cos_native'])} "
-                   f"| {_f(best['auroc'])} | {_pct(ratios.get('equal_strength'))} "
-                   f"| {_pct(ratios.get('equal_fidelity'))} | {_pct(best['false_trigger_rate'])} "
+                   f"| {_f(best['auroc'])} | {_ratios(ratios, 'knn')} | {_ratios(ratios, 'linear')} "
+                   f"| {_pct(best['false_trigger_rate'])} "
                    f"| {'yes' if met else 'no'} |")
     return [*out, ""]
 
@@ -204,7 +211,8 @@ def render_pair(r: dict[str, Any]) -> list[str]:
            f"the mean difference of the held-out half = {_f(r['native_ceiling'])}. "
            f"Run time {r['seconds']:.0f} s.", "",
            "| direction | cos→nat | AUROC | ASR kNN | ASR lin | pair fid. | self cos | benign cos "
-           "| false trig. capt. / near-miss | %nat (eq. str.) | %nat (eq. fid.) | R² held-out |",
+           "| false trig. capt. / near-miss | %nat kNN: eq. str. / eq. fid. "
+           "| %nat lin.: eq. str. / eq. fid. | R² held-out |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         ratios = row.get("ratios") or {}
@@ -215,7 +223,7 @@ def render_pair(r: dict[str, Any]) -> list[str]:
             f"| {_f(row['pair_fidelity_before'])}→{_f(row['pair_fidelity_after'])} "
             f"| {_f(row['self_cosine'])} | {_f(row['benign_cosine'], 3)} "
             f"| {_pct(row['false_trigger_rate'])} / {_pct(row['nearmiss_trigger_rate'])} "
-            f"| {_pct(ratios.get('equal_strength'))} | {_pct(ratios.get('equal_fidelity'))} "
+            f"| {_ratios(ratios, 'knn')} | {_ratios(ratios, 'linear')} "
             f"| {_f(row.get('heldout_r2'))} |")
     out += ["", "**Layer ablation** (cos→nat / AUROC per method; the benign criterion picks the "
             "highest held-out R²; gate AUROC = source pair separability, source side):", "",
@@ -267,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="docs/results.md")
     p.add_argument("--json", default=None, help="also write the raw numbers here")
+    p.add_argument("--generic", type=int, default=ex.N_GENERIC,
+                   help="how many generic anchors (seeded subset); 0 for all")
     p.add_argument("--jobs", type=int, default=1,
                    help="run the pairs in this many processes (features come from the cache)")
     p.add_argument("--pairs", default=None,
@@ -278,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         tuple(x.split(":")) for x in args.pairs.split(","))
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    t = ex.Texts.build()
+    t = ex.Texts.build(n_generic=args.generic or None)
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -291,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, "
                        f"torch {torch.__version__}",
             "load": f"{load:.1f}", "seconds": time.perf_counter() - t0,
-            "n_train": len(t.train), "n_test": len(t.test), "n_nm_fit": len(t.nm_fit),
+            "n_generic": len(t.lists["generic"]), "n_train": len(t.train),
+            "n_test": len(t.test), "n_nm_fit": len(t.nm_fit),
             "n_nm_held": len(t.nm_held), "n_captions": len(t.lists["captions"])}
     atomic_write_text(Path(args.out), render(results, meta))
     if args.json:

@@ -27,15 +27,20 @@ def test_splits_are_disjoint_and_anchors_are_benign_only(texts):
 
 
 def test_reduction_ratios_known_answers():
-    native = {"asr_before": 1.0, "asr_after": 0.2, "pair_fidelity_after": 0.5}
-    curve = [{"asr_after": 0.8, "pair_fidelity_after": 0.6},
-             {"asr_after": 0.6, "pair_fidelity_after": 0.5},
-             {"asr_after": 0.1, "pair_fidelity_after": 0.3}]  # wins only by wrecking the prompt
-    res = {"asr_before": 1.0, "asr_after": 0.6, "asr_vs_strength": curve}
+    native = {"asr_before": 1.0, "asr_after": 0.2, "pair_fidelity_after": 0.5,
+              "asr_linear_before": 1.0, "asr_linear_after": 0.0}
+    curve = [{"asr_after": 0.8, "asr_linear_after": 0.5, "pair_fidelity_after": 0.6},
+             {"asr_after": 0.6, "asr_linear_after": 0.5, "pair_fidelity_after": 0.5},
+             # wins only by wrecking the prompt: does not count at equal fidelity
+             {"asr_after": 0.1, "asr_linear_after": 0.0, "pair_fidelity_after": 0.3}]
+    res = {"asr_before": 1.0, "asr_after": 0.6, "asr_linear_before": 1.0,
+           "asr_linear_after": 0.5, "asr_vs_strength": curve}
     r = ex.reduction_ratios(res, native)
-    assert r["equal_strength"] == pytest.approx(0.5)
-    assert r["equal_fidelity"] == pytest.approx(0.5)
-    assert ex.reduction_ratios(res, {**native, "asr_after": 1.0})["equal_strength"] is None
+    assert r["knn_equal_strength"] == pytest.approx(0.5)
+    assert r["knn_equal_fidelity"] == pytest.approx(0.5)
+    assert r["linear_equal_strength"] == pytest.approx(0.5)
+    assert r["linear_equal_fidelity"] == pytest.approx(0.5)
+    assert ex.reduction_ratios(res, {**native, "asr_after": 1.0})["knn_equal_strength"] is None
 
 
 

@@ -7,7 +7,7 @@ from xsteer.results import render_summary
 
 def _pair(cos: float, fid: float, false: float) -> dict:
     row = {"kind": "transported", "cos_native": cos, "auroc": 0.9, "false_trigger_rate": false,
-           "ratios": {"equal_strength": fid, "equal_fidelity": fid}}
+           "ratios": {"knn_equal_strength": fid, "knn_equal_fidelity": fid}}
     return {"source": "s", "target": "t", "native_ceiling": 0.9,
             "rows": [{**row, "label": "ridge", "cos_native": 0.1},
                      {**row, "label": "better"}]}

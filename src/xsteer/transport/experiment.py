@@ -42,9 +42,9 @@ from xsteer.transport.select import select_site
 SEED = 0
 N_GENERIC = 600  # generic anchors used (a seeded subset: Gemma read <1 text/s on the shared 2 cores)
 STRENGTH = 0.5
-STRENGTHS = (0.25, 0.5, 1.0)
+STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0)
 QUANTILE = 0.99
-LEARNING_COUNTS = (100, 200, 400, 800)
+LEARNING_COUNTS = (100, 200, 400, 800, 1600)
 CANDIDATE_LAYERS = {"gemma-3-270m": (3, 6, 9, 12, 15, 18),
                     "all-minilm-l6-v2": (1, 2, 3, 4, 5, 6),
                     "en-core-web-sm": (0,)}
@@ -63,10 +63,13 @@ class Texts:
     nm_held: np.ndarray  # near-miss indices only scored
 
     @classmethod
-    def build(cls, seed: int = SEED) -> Texts:
+    def build(cls, seed: int = SEED, n_generic: int | None = N_GENERIC) -> Texts:
+        """``n_generic``: a seeded subset of the generic anchors, or None for all of them."""
         pairs = load_pairs()
         generic = load_benign(kind="generic")
-        keep = sorted(random.Random(seed).sample(range(len(generic)), min(N_GENERIC, len(generic))))
+        n = len(generic) if n_generic is None else min(n_generic, len(generic))
+        keep = sorted(random.Random(seed).sample(range(len(generic)), n)) if n < len(generic) \
+            else list(range(len(generic)))
         nearmiss = load_benign(kind="nearmiss")
         u, s = pair_texts(pairs)
         train, test = split_pairs(pairs, test_fraction=0.5, seed=seed)
@@ -264,20 +267,26 @@ def evaluate_many(setup: Setup, dirs: dict[str, Direction],
 
 
 def reduction_ratios(res: dict[str, Any], native: dict[str, Any]) -> dict[str, float | None]:
-    """Share of the native ASR reduction: at equal strength, and at no worse pair fidelity.
+    """Share of the native ASR reduction, per judge (``knn``/``linear``): at equal strength, and
+    at no worse pair fidelity.
 
-    The second takes the best point on ``res``'s strength curve whose pair fidelity (cosine of the
+    The latter takes the best point on ``res``'s strength curve whose pair fidelity (cosine of the
     steered unsafe prompt to its paired safe prompt) is at least the native's at `STRENGTH`: a
     push that "wins" only by wrecking the prompt does not count.
     """
-    base = native["asr_before"] - native["asr_after"]
-    if base <= 0:
-        return {"equal_strength": None, "equal_fidelity": None}
-    eq = (res["asr_before"] - res["asr_after"]) / base
-    ok = [p for p in res.get("asr_vs_strength", [])
-          if p["pair_fidelity_after"] >= native["pair_fidelity_after"] - 1e-9]
-    fid = max(((res["asr_before"] - p["asr_after"]) / base for p in ok), default=None)
-    return {"equal_strength": eq, "equal_fidelity": fid}
+    out: dict[str, float | None] = {}
+    for judge, key in (("knn", "asr"), ("linear", "asr_linear")):
+        before, after = f"{key}_before", f"{key}_after"
+        base = native[before] - native[after]
+        if base <= 0:
+            out[f"{judge}_equal_strength"] = out[f"{judge}_equal_fidelity"] = None
+            continue
+        out[f"{judge}_equal_strength"] = (res[before] - res[after]) / base
+        ok = [p for p in res.get("asr_vs_strength", [])
+              if p["pair_fidelity_after"] >= native["pair_fidelity_after"] - 1e-9]
+        out[f"{judge}_equal_fidelity"] = max(((res[before] - p[after]) / base for p in ok),
+                                             default=None)
+    return out
 
 
 def choose_layers(src_layers: dict[int, Feats], tgt: Feats, t: Texts) -> dict[str, Any]:
