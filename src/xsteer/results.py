@@ -29,6 +29,7 @@ from xsteer.transport import experiment as ex
 
 PAIRS = (("gemma-3-270m", "all-minilm-l6-v2"), ("all-minilm-l6-v2", "gemma-3-270m"),
          ("en-core-web-sm", "all-minilm-l6-v2"), ("all-minilm-l6-v2", "en-core-web-sm"))
+SPREAD_METHODS = ("ridge", "whiten-ridge", "direction-aware (weight)")
 LAYER_METHODS = ("ridge", "anchor contrast (top 10%)")
 ABLATION_METHODS = ("ridge", "direction-aware (weight)", "anchor contrast (top 10%)",
                     "anchor kNN pairs (k=10)")
@@ -105,6 +106,7 @@ def run_pair(source: str, target: str, t: ex.Texts, log: Any) -> dict[str, Any]:
             row[label] = quick(setup, ex.transport(setup, label,
                                                    ex.methods(setup.d_src.vector)[label], n=n)[0])
         curve.append(row)
+    spread = ex.split_spread(setup.src, tgt, t, SPREAD_METHODS)
     tgt_gate = Gate.calibrate(setup.data.calibration, moved_dirs["ridge"].vector, ex.QUANTILE)
     held_t = {"unsafe": Ut, "safe": St, "captions": tgt.by_list["captions"], "nearmiss": setup.nm_held}
     tgt_fires = {k: tgt_gate.fires(v).numpy() for k, v in held_t.items()}
@@ -115,7 +117,7 @@ def run_pair(source: str, target: str, t: ex.Texts, log: Any) -> dict[str, Any]:
     return {"source": source, "target": target, "source_site": setup.src.site,
             "target_site": tgt.site, "layer_choice": choice, "native_ceiling": ceiling,
             "rows": rows, "layers": layers, "anchor_sets": anchor_sets, "learning_curve": curve,
-            "source_gate": gate, "seconds": time.perf_counter() - t0}
+            "source_gate": gate, "split_spread": spread, "seconds": time.perf_counter() - t0}
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -225,6 +227,10 @@ def render_pair(r: dict[str, Any]) -> list[str]:
             f"| {_pct(row['false_trigger_rate'])} / {_pct(row['nearmiss_trigger_rate'])} "
             f"| {_ratios(ratios, 'knn')} | {_ratios(ratios, 'linear')} "
             f"| {_f(row.get('heldout_r2'))} |")
+    sp = r["split_spread"]
+    out += ["", f"**Split robustness** (cos→nat, mean ± std over {sp['ridge']['n']} pair/near-miss "
+            "splits, seeds 0-4): " + "; ".join(
+                f"{k} {_f(v['mean'])} ± {_f(v['std'])}" for k, v in sp.items()) + "."]
     out += ["", "**Layer ablation** (cos→nat / AUROC per method; the benign criterion picks the "
             "highest held-out R²; gate AUROC = source pair separability, source side):", "",
             "| layer | benign R² | gate pair AUROC | " + " | ".join(LAYER_METHODS) + " |",

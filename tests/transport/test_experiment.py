@@ -98,3 +98,11 @@ def test_evaluate_many_equals_evaluate_direction():
             q = next(x for x in got["asr_vs_strength"] if x["strength"] == p["strength"])
             for k in ("asr_after", "asr_linear_after", "pair_fidelity_after"):
                 assert q[k] == pytest.approx(p[k]), (label, p["strength"], k)
+
+
+def test_split_seed_changes_splits_but_not_the_text_lists(texts):
+    other = ex.Texts.build(split_seed=1)
+    assert other.lists == texts.lists
+    assert set(other.test) != set(texts.test)
+    assert not set(other.train) & set(other.test)
+    assert not set(other.nm_fit) & set(other.nm_held)

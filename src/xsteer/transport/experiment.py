@@ -63,25 +63,26 @@ class Texts:
     nm_held: np.ndarray  # near-miss indices only scored
 
     @classmethod
-    def build(cls, seed: int = SEED, n_generic: int | None = N_GENERIC) -> Texts:
-        """``n_generic``: a seeded subset of the generic anchors, or None for all of them."""
+    def build(cls, seed: int = SEED, n_generic: int | None = N_GENERIC,
+              split_seed: int | None = None) -> Texts:
+        """``n_generic``: a seeded subset of the generic anchors, or None for all of them.
+        ``split_seed`` (default ``seed``) reseeds only the pair and near-miss splits, so the text
+        lists, hence the cached features, stay the same."""
         pairs = load_pairs()
         generic = load_benign(kind="generic")
         n = len(generic) if n_generic is None else min(n_generic, len(generic))
         keep = sorted(random.Random(seed).sample(range(len(generic)), n)) if n < len(generic) \
             else list(range(len(generic)))
-        nearmiss = load_benign(kind="nearmiss")
         u, s = pair_texts(pairs)
-        train, test = split_pairs(pairs, test_fraction=0.5, seed=seed)
-        pos = {id(p): i for i, p in enumerate(pairs)}
-        nm = np.random.default_rng(seed).permutation(len(nearmiss))
-        half = len(nearmiss) // 2
-        return cls(lists={"unsafe": u, "safe": s, "captions": load_benign(kind="captions"),
-                          "nearmiss": nearmiss, "generic": [generic[i] for i in keep]},
-                   categories=[p.category for p in pairs],
-                   train=np.array(sorted(pos[id(p)] for p in train)),
-                   test=np.array(sorted(pos[id(p)] for p in test)),
-                   nm_fit=np.sort(nm[:half]), nm_held=np.sort(nm[half:]))
+        empty = np.zeros(0, dtype=int)
+        t = cls(lists={"unsafe": u, "safe": s, "captions": load_benign(kind="captions"),
+                       "nearmiss": load_benign(kind="nearmiss"),
+                       "generic": [generic[i] for i in keep]},
+                categories=[p.category for p in pairs], train=empty, test=empty, nm_fit=empty,
+                nm_held=empty)
+        t.train, t.test, t.nm_fit, t.nm_held = _splits(t, seed if split_seed is None
+                                                       else split_seed)
+        return t
 
     def pairs(self, idx: np.ndarray) -> list[Pair]:
         return [Pair(self.categories[i], self.lists["unsafe"][i], self.lists["safe"][i])
@@ -287,6 +288,36 @@ def reduction_ratios(res: dict[str, Any], native: dict[str, Any]) -> dict[str, f
         out[f"{judge}_equal_fidelity"] = max(((res[before] - p[after]) / base for p in ok),
                                              default=None)
     return out
+
+
+def split_spread(src: Feats, tgt: Feats, t: Texts, labels: Sequence[str],
+                 seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> dict[str, dict[str, float]]:
+    """Cosine to native (and the ceiling) over several pair/near-miss splits: mean and std.
+
+    Each split re-estimates the source and native directions on its own training half and
+    refits the maps; the features are reused (the text lists do not change).
+    """
+    cos: dict[str, list[float]] = {label: [] for label in (*labels, "ceiling")}
+    for seed in seeds:
+        ts = Texts(t.lists, t.categories, *_splits(t, seed))
+        setup = make_setup(src, tgt, ts)
+        for label in labels:
+            d, _ = transport(setup, label, methods(setup.d_src.vector)[label])
+            cos[label].append(d.cosine(setup.native))
+        U, S = tgt.pairs(ts.test)
+        cos["ceiling"].append(setup.native.cosine((S - U).mean(0)))
+    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+            for k, v in cos.items()}
+
+
+def _splits(t: Texts, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    pairs = t.pairs(np.arange(len(t.categories)))
+    train, test = split_pairs(pairs, test_fraction=0.5, seed=seed)
+    pos = {id(p): i for i, p in enumerate(pairs)}
+    nm = np.random.default_rng(seed).permutation(len(t.lists["nearmiss"]))
+    half = len(nm) // 2
+    return (np.array(sorted(pos[id(p)] for p in train)),
+            np.array(sorted(pos[id(p)] for p in test)), np.sort(nm[:half]), np.sort(nm[half:]))
 
 
 def choose_layers(src_layers: dict[int, Feats], tgt: Feats, t: Texts) -> dict[str, Any]:
