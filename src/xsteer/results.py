@@ -227,6 +227,16 @@ def render_pair(r: dict[str, Any]) -> list[str]:
             f"| {_pct(row['false_trigger_rate'])} / {_pct(row['nearmiss_trigger_rate'])} "
             f"| {_ratios(ratios, 'knn')} | {_ratios(ratios, 'linear')} "
             f"| {_f(row.get('heldout_r2'))} |")
+    anchors = {row["anchors"]: row["ridge"]["cos_native"] for row in r["anchor_sets"]}
+    lc = r["learning_curve"]
+    best_layer = max(r["layers"], key=lambda row: row["ridge"]["cos_native"])
+    chosen = next(row for row in r["layers"] if row["layer"] == ch["transport_layer"])
+    out += ["", f"In short (ridge): generic-only anchors {_f(anchors['generic'])}, near-miss only "
+            f"{_f(anchors['nearmiss'])}, both {_f(anchors['both'])}; {lc[0]['n']} → {lc[-1]['n']} "
+            f"anchors {_f(lc[0]['ridge']['cos_native'])} → {_f(lc[-1]['ridge']['cos_native'])}; "
+            f"the benign criterion's layer {ch['transport_layer']} gives "
+            f"{_f(chosen['ridge']['cos_native'])}, the best layer in hindsight "
+            f"({best_layer['layer']}) {_f(best_layer['ridge']['cos_native'])}."]
     sp = r["split_spread"]
     out += ["", f"**Split robustness** (cos→nat, mean ± std over {sp['ridge']['n']} pair/near-miss "
             "splits, seeds 0-4): " + "; ".join(
@@ -283,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--json", default=None, help="also write the raw numbers here")
     p.add_argument("--generic", type=int, default=ex.N_GENERIC,
                    help="how many generic anchors (seeded subset); 0 for all")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="run the pairs in this many processes (features come from the cache)")
     p.add_argument("--pairs", default=None,
                    help="comma list of source:target (default: the three shipped pairs)")
