@@ -35,6 +35,7 @@ from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine
 from xsteer.evaluate.representation import calibrate_gates, harm_scores
 from xsteer.provenance import Provenance
 from xsteer.steer import Gate, Steering
+from xsteer.steer.source_gate import SourceGate
 from xsteer.transport.anchors import AnchorMap, transport_pairs
 from xsteer.transport.linear_maps import DirectionAwareMap, RelativeMap, WhitenRidgeMap
 from xsteer.transport.select import select_site
@@ -343,21 +344,21 @@ def source_gate(src: Feats, tgt_gate_fires: dict[str, np.ndarray], t: Texts,
     for how, op in (("or", np.logical_or), ("and", np.logical_and)):
         out[how] = {k: float(op(fires[k], tgt_gate_fires[k]).mean()) for k in fires}
     out["target"] = {k: float(v.mean()) for k, v in tgt_gate_fires.items()}
-    out.update(time_source_gate(encoder_name, int(src.site.split(":")[1].split("/")[0]),
+    out.update(time_source_gate(encoder_name, int(src.site.split(":")[1].split("/")[0]), gate,
                                 t.lists["captions"][:time_prompts]))
     return out
 
 
-def time_source_gate(name: str, layer: int, texts: list[str]) -> dict[str, float]:
-    """Wall-clock ms per prompt of reading prompts with the source model (no cache), batch 32."""
+def time_source_gate(name: str, layer: int, gate: Gate, texts: list[str]) -> dict[str, float]:
+    """Wall-clock ms per prompt of `SourceGate.timed_fires` with an uncached source encoder."""
     enc = get_encoder(name, cache=False)
     t0 = time.perf_counter()
     enc.encode(texts[:2], layer)  # loads the weights; reported apart from the per-prompt cost
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    enc.encode(texts, layer, batch_size=32, progress=False)
-    return {"ms_per_prompt": 1000.0 * (time.perf_counter() - t0) / len(texts),
-            "load_seconds": load, "timed_prompts": len(texts)}
+    sg = SourceGate(encode=lambda x: enc.encode(x, layer, batch_size=32, progress=False),
+                    gate=gate)
+    _, ms = sg.timed_fires(texts)
+    return {"ms_per_prompt": ms, "load_seconds": load, "timed_prompts": len(texts)}
 
 
 def random_controls(setup: Setup) -> dict[str, Direction]:
