@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="docs/results.md")
     p.add_argument("--json", default=None, help="also write the raw numbers here")
-    p.add_argument("--generic", type=int, default=ex.N_GENERIC,
+    p.add_argument("--generic", type=int, default=ex.N_GENERIC or 0,
                    help="how many generic anchors (seeded subset); 0 for all")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="run the pairs in this many processes (features come from the cache)")

@@ -20,7 +20,10 @@ def test_splits_are_disjoint_and_anchors_are_benign_only(texts):
     assert len(texts.train) + len(texts.test) == len(texts.lists["unsafe"])
     assert not set(texts.nm_fit) & set(texts.nm_held)
     anchors = set(texts.anchor_texts("both"))
-    assert len(texts.anchor_texts("generic")) == ex.N_GENERIC
+    from xsteer.data import load_benign
+
+    assert texts.anchor_texts("generic") == load_benign(kind="generic")
+    assert len(ex.Texts.build(n_generic=50).anchor_texts("generic")) == 50
     held = set(texts.lists["captions"]) | {texts.lists["nearmiss"][i] for i in texts.nm_held}
     assert not anchors & held
     assert not anchors & (set(texts.lists["unsafe"]) | set(texts.lists["safe"]))

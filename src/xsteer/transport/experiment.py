@@ -41,7 +41,7 @@ from xsteer.transport.linear_maps import DirectionAwareMap, RelativeMap, WhitenR
 from xsteer.transport.select import select_site
 
 SEED = 0
-N_GENERIC = 600  # generic anchors used (a seeded subset: Gemma read <1 text/s on the shared 2 cores)
+N_GENERIC: int | None = None  # generic anchors used: all (an int takes a seeded subset)
 STRENGTH = 0.5
 STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0)
 QUANTILE = 0.99
