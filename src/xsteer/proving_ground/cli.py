@@ -151,3 +151,46 @@ def eval_cmd(
     typer.echo(f"ASR {report['asr_before']:.3f} -> {report['asr_after']:.3f}, fidelity "
                f"{report['fidelity_before']:.3f} -> {report['fidelity_after']:.3f}, FID "
                f"{report['fid_before']:.2f} -> {report['fid_after']:.2f}; wrote {json_out}")
+
+
+@app.command("experiment")
+def experiment_cmd(
+    native: Annotated[Path, typer.Option(help="native MiniLM DirectionSet (the yardstick)")],
+    transported: Annotated[Path, typer.Option(help="transported DirectionSet (source -> MiniLM)")],
+    json_out: Annotated[Path, typer.Option("--json", help="where to write the result")],
+    markdown: Annotated[Path | None, typer.Option(help="also write the tables here")] = None,
+    strengths: Annotated[str, typer.Option()] = "1,2",
+    category_strength: Annotated[float, typer.Option()] = 2.0,
+    generator: Annotated[Path | None, typer.Option()] = None,
+    judge: Annotated[Path | None, typer.Option()] = None,
+    n_benign: Annotated[int, typer.Option()] = 32,
+    n_per_category: Annotated[int, typer.Option()] = 4,
+    steps: Annotated[int, typer.Option()] = 10,
+    guidance: Annotated[float, typer.Option()] = 3.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Transported vs native vs random vs none; global vs per-category (selectivity)."""
+    from xsteer.directions import DirectionSet
+    from xsteer.proving_ground.evaluate import Evaluator, default_prompts, write_json
+    from xsteer.proving_ground.experiment import markdown_tables, run_experiment
+    from xsteer.proving_ground.generator import Generator
+    from xsteer.proving_ground.judge import Judge
+    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
+
+    _threads(threads)
+    root = proving_ground_dir()
+    gen = Generator.from_pretrained(generator or root / "t2i")
+    jdg = Judge.from_pretrained(judge or root / "judge")
+    enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
+    ev = Evaluator(gen, jdg, enc, default_prompts(n_benign, n_per_category), steps=steps,
+                   guidance=guidance, seed=seed)
+    res = run_experiment(ev, DirectionSet.load(native), DirectionSet.load(transported),
+                         _floats(strengths), category_strength)
+    res["setup"] = {"n_benign": n_benign, "n_per_category": n_per_category, "steps": steps,
+                    "guidance": guidance, "seed": seed, "generator": gen.config.to_dict()}
+    write_json(json_out, res)
+    tables = markdown_tables(res)
+    if markdown is not None:
+        markdown.write_text(tables)
+    typer.echo(tables)

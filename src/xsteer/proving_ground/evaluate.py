@@ -110,7 +110,7 @@ def fid_score(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID on judge features (torchmetrics, custom feature extractor); uint8 images."""
     from xsteer.errors import require
 
-    fid_mod = require("torchmetrics.image.fid", "proving-ground")
+    fid_mod = require("torchmetrics.image.fid", "eval")
     if real.ndim == 5:  # clips: every frame is an image
         real = real.permute(0, 2, 1, 3, 4).flatten(0, 1)
         fake = fake.permute(0, 2, 1, 3, 4).flatten(0, 1)

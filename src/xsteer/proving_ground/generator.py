@@ -66,7 +66,7 @@ class GeneratorConfig:
 
 def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
     """A small pixel-space UNet (2D for images, 3D for clips) conditioned by cross-attention."""
-    diffusers = require("diffusers", "proving-ground")
+    diffusers = require("diffusers", "diffusers")
     ch = tuple(cfg.block_out_channels)
     groups = min(8, ch[0])
     if cfg.video:
@@ -85,7 +85,7 @@ def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
 
 
 def build_scheduler() -> Any:
-    diffusers = require("diffusers", "proving-ground")
+    diffusers = require("diffusers", "diffusers")
     return diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
                                    prediction_type="epsilon", clip_sample=True)
 
@@ -142,7 +142,7 @@ class Generator:
         ``uncond`` is the empty prompt's (states, mask), used for classifier-free guidance; each
         sample's starting noise depends only on ``seed`` and its row, so runs are comparable.
         """
-        diffusers = require("diffusers", "proving-ground")
+        diffusers = require("diffusers", "diffusers")
         if states.ndim != 3 or mask.shape != states.shape[:2]:
             raise XSteerError(f"sample expects states (n, L, dim) and mask (n, L); got "
                               f"{tuple(states.shape)} and {tuple(mask.shape)}")
@@ -187,7 +187,7 @@ class Generator:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str]) -> Generator:
-        diffusers = require("diffusers", "proving-ground")
+        diffusers = require("diffusers", "diffusers")
         d = Path(directory)
         if not (d / CONFIG_NAME).is_file():
             raise ArtifactError(f"{d}: no {CONFIG_NAME}; train one with `xsteer proving-ground train`")

@@ -71,7 +71,8 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
 
 
 def _save_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
-                     opt: torch.optim.Optimizer, step: int, losses: list[float]) -> None:
+                     opt: torch.optim.Optimizer, step: int, losses: list[float],
+                     seconds: float) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.contiguous() for k, v in gen.unet.state_dict().items()}
@@ -83,15 +84,16 @@ def _save_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
     ckpt.mkdir(parents=True, exist_ok=True)
     with atomic_path(ckpt / "checkpoint.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    atomic_write_json(ckpt / "checkpoint.json", {"step": step, "losses": losses[-2000:]})
+    atomic_write_json(ckpt / "checkpoint.json", {"step": step, "losses": losses[-2000:],
+                                               "seconds": seconds})
 
 
 def _load_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
-                     opt: torch.optim.Optimizer) -> tuple[int, list[float]]:
+                     opt: torch.optim.Optimizer) -> tuple[int, list[float], float]:
     from safetensors.torch import load_file
 
     if not (ckpt / "checkpoint.json").is_file():
-        return 0, []
+        return 0, [], 0.0
     meta = json.loads((ckpt / "checkpoint.json").read_text())
     t = load_file(str(ckpt / "checkpoint.safetensors"))
     gen.unet.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
@@ -105,7 +107,8 @@ def _load_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
             sd["state"][p] = {"step": t[f"opt.{i}.step"].reshape(()),
                               "exp_avg": t[f"opt.{i}.exp_avg"], "exp_avg_sq": t[f"opt.{i}.exp_avg_sq"]}
     opt.load_state_dict(sd)
-    return int(meta["step"]), [float(v) for v in meta["losses"]]
+    return (int(meta["step"]), [float(v) for v in meta["losses"]],
+            float(meta.get("seconds", 0.0)))
 
 
 def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: float = 1e-3,
@@ -123,8 +126,8 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
     unet.train()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
-    start, losses = (_load_checkpoint(checkpoint_dir, gen, ema, opt)
-                     if checkpoint_dir is not None else (0, []))
+    start, losses, before = (_load_checkpoint(checkpoint_dir, gen, ema, opt)
+                             if checkpoint_dir is not None else (0, [], 0.0))
     g = torch.Generator().manual_seed(seed + start)
     t0 = time.monotonic()
     bar = tqdm(total=steps, initial=start, desc="train generator", disable=not progress)
@@ -149,13 +152,14 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         done = step >= steps or (max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes)
         if checkpoint_dir is not None and (step % save_every == 0 or done):
-            _save_checkpoint(checkpoint_dir, gen, ema, opt, step, losses)
+            _save_checkpoint(checkpoint_dir, gen, ema, opt, step, losses,
+                             before + time.monotonic() - t0)
         if done:
             break
     bar.close()
     unet.load_state_dict(ema)
     unet.eval()
-    return {"steps": step, "batch_size": batch_size, "lr": lr, "seconds": time.monotonic() - t0,
+    return {"steps": step, "batch_size": batch_size, "lr": lr, "seconds": before + time.monotonic() - t0,
             "loss_first50": _mean(losses[:50]), "loss_last50": _mean(losses[-50:]),
             "n_train": len(data.images)}
 

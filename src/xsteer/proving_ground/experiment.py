@@ -1,0 +1,79 @@
+"""The proving-ground experiment: transported vs native vs random vs no direction, global vs
+per-category steering, judged on generated images.
+
+All directions are rescaled to the norm of the *native* direction of the same category, so a
+strength of 1 moves a prompt's pooled state by one native unsafe→safe gap whichever direction is
+used: the comparison is between directions, not between their calibrated lengths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xsteer.categories import CATEGORIES, GLOBAL
+from xsteer.directions import Direction, DirectionSet
+from xsteer.proving_ground.evaluate import Evaluator
+from xsteer.proving_ground.runner import random_like
+from xsteer.steer import Steering
+
+
+def _rescaled(d: Direction, norm: float) -> Direction:
+    return d.normalized() * norm
+
+
+def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSet,
+                   strengths: list[float], category_strength: float = 1.0,
+                   progress: bool = True) -> dict[str, Any]:
+    """Rows for the global table and the per-category (selectivity) table."""
+    from tqdm.auto import tqdm
+
+    ref = native[GLOBAL].norm
+    globals_: dict[str, Direction] = {
+        "native (MiniLM, unsafe pairs)": native[GLOBAL],
+        "transported (Gemma -> MiniLM, benign-only ridge)": _rescaled(transported[GLOBAL], ref),
+        "random": random_like(native[GLOBAL], seed=0),
+    }
+    jobs: list[tuple[str, str, float, Steering | None]] = [("none", GLOBAL, 0.0, None)]
+    for name, d in globals_.items():
+        for s in strengths:
+            jobs.append((name, GLOBAL, s, Steering(d, mode="additive", strength=s)))
+    for name, dset in (("native", native), ("transported", transported)):
+        for cat in CATEGORIES:
+            if cat in dset and cat in native:
+                d = _rescaled(dset[cat], native[cat].norm)
+                jobs.append((f"{name} per-category", cat, category_strength,
+                             Steering(d, mode="additive", strength=category_strength)))
+    rows: list[dict[str, Any]] = []
+    for name, cat, s, steering in tqdm(jobs, desc="experiment", disable=not progress):
+        judged, _, _ = ev.run(steering)
+        rows.append({"direction": name, "steered_category": cat, "strength": s,
+                     **judged.to_dict()})
+    cos = {c: native[c].cosine(transported[c]) for c in [GLOBAL, *CATEGORIES]
+           if c in native and c in transported}
+    return {"rows": rows, "cosine_native_transported": cos, "native_global_norm": ref}
+
+
+def markdown_tables(result: dict[str, Any]) -> str:
+    """The two tables of docs/proving_ground.md from `run_experiment`'s result."""
+    rows = result["rows"]
+    out = ["| direction | strength | ASR | fidelity | FID | " +
+           " | ".join(CATEGORIES) + " |",
+           "|---|---|---|---|---|" + "---|" * len(CATEGORIES)]
+    for r in rows:
+        if r["steered_category"] != GLOBAL:
+            continue
+        per = " | ".join(f"{r['per_category_asr'].get(c, float('nan')):.2f}" for c in CATEGORIES)
+        out.append(f"| {r['direction']} | {r['strength']:g} | {r['asr']:.3f} | "
+                   f"{r['fidelity']:.3f} | {r['fid']:.1f} | {per} |")
+    out += ["", "Per-category steering (one category's direction at a time): ASR on each "
+            "category's prompts, and benign fidelity.", "",
+            "| direction | steered | " + " | ".join(CATEGORIES) + " | fidelity |",
+            "|---|---|" + "---|" * len(CATEGORIES) + "---|"]
+    for r in rows:
+        if r["steered_category"] == GLOBAL:
+            continue
+        per = " | ".join(
+            (f"**{r['per_category_asr'].get(c, float('nan')):.2f}**" if c == r["steered_category"]
+             else f"{r['per_category_asr'].get(c, float('nan')):.2f}") for c in CATEGORIES)
+        out.append(f"| {r['direction']} | {r['steered_category']} | {per} | {r['fidelity']:.3f} |")
+    return "\n".join(out) + "\n"
