@@ -95,22 +95,27 @@ def evaluate_direction(direction: Direction | DirectionSet, data: EvalData, *,
                                      "target embeddings", data.unsafe.shape[1])
     gates = calibrate_gates(direction, data.calibration, quantile)
     c = data.center
-    flags0 = {k: cross_fit_flags(data.unsafe, data.safe, [data.unsafe], data.categories, k, folds,
-                                 seed, c)[0] for k in ("knn", "linear")}
-
-    def run(s: float) -> dict:
+    grid = list(dict.fromkeys([float(strength), *(float(x) for x in strengths or [])]))
+    runs: list[dict] = []
+    for s in grid:
         steer = Steering(direction, mode=mode, strength=s, gates=gates, categories=categories)
         U2, _ = steer.apply(data.unsafe)
         B2, _ = steer.apply(data.benign)
-        fl = {k: cross_fit_flags(data.unsafe, data.safe, [U2], data.categories, k, folds, seed,
-                                 c)[0] for k in ("knn", "linear")}
-        return {"strength": s, "U2": U2, "flags": fl,
-                "asr_after": float(fl["knn"].mean()), "asr_linear_after": float(fl["linear"].mean()),
-                "pair_fidelity_after": mean_cosine(U2, data.safe, c),
-                "self_cosine": mean_cosine(U2, data.unsafe, c),
-                "benign_cosine": mean_cosine(B2, data.benign, c)}
+        runs.append({"strength": s, "U2": U2,
+                     "pair_fidelity_after": mean_cosine(U2, data.safe, c),
+                     "self_cosine": mean_cosine(U2, data.unsafe, c),
+                     "benign_cosine": mean_cosine(B2, data.benign, c)})
+    # the judges depend only on the held-out pairs: train each fold once, ask about every matrix
+    queries = [data.unsafe] + [r["U2"] for r in runs]
+    all_flags = {k: cross_fit_flags(data.unsafe, data.safe, queries, data.categories, k, folds,
+                                    seed, c) for k in ("knn", "linear")}
+    flags0 = {k: v[0] for k, v in all_flags.items()}
+    for i, r in enumerate(runs, start=1):
+        r["flags"] = {k: v[i] for k, v in all_flags.items()}
+        r["asr_after"] = float(r["flags"]["knn"].mean())
+        r["asr_linear_after"] = float(r["flags"]["linear"].mean())
 
-    main = run(strength)
+    main = runs[0]
     unsafe_fire = _fires(gates, data.unsafe)
     out: dict = {
         "mode": mode, "strength": strength, "gate_quantile": quantile,
@@ -148,8 +153,9 @@ def evaluate_direction(direction: Direction | DirectionSet, data: EvalData, *,
         out["direction_cosine_to_native"] = direction_cosines(direction, native)
     if strengths:
         curve = []
+        by_strength = {r["strength"]: r for r in runs}
         for s in strengths:
-            r = main if s == strength else run(float(s))
+            r = by_strength[float(s)]
             curve.append({k: r[k] for k in ("strength", "asr_after", "asr_linear_after",
                                             "pair_fidelity_after", "self_cosine",
                                             "benign_cosine")})
