@@ -6,7 +6,7 @@ import torch
 
 from xsteer.proving_ground.judge import Judge, JudgeFeatures, judge_accuracy, train_judge
 from xsteer.proving_ground.scenes import judge_scenes
-from xsteer.proving_ground.world import LABELS
+from xsteer.proving_ground.world import LABELS, render_batch
 
 
 def test_short_training_clears_a_held_out_floor(tmp_path):
@@ -35,13 +35,15 @@ def test_clip_detection_is_per_frame_majority():
 def test_fid_features_plug_into_torchmetrics():
     from torchmetrics.image.fid import FrechetInceptionDistance
 
+    torch.manual_seed(0)
     judge = Judge(width=8)
     fid = FrechetInceptionDistance(feature=JudgeFeatures(judge))
-    a = torch.randint(0, 255, (80, 3, 32, 32), dtype=torch.uint8)
+    a = torch.from_numpy(render_batch(judge_scenes(80, seed=1)))
     fid.update(a, real=True)
     fid.update(a, real=False)
     same = float(fid.compute())
     fid.reset()
     fid.update(a, real=True)
-    fid.update(torch.zeros_like(a), real=False)
-    assert same < 1e-2 < float(fid.compute())
+    fid.update(255 - a, real=False)  # colour-inverted scenes: another distribution
+    other = float(fid.compute())
+    assert same < 1e-3 * other, (same, other)
