@@ -63,3 +63,17 @@ def test_eval_command_writes_the_report(tmp_path):
     for key in PROMISED:
         assert key in rep
     assert rep["headline_strength"] == 2.0 and len(rep["runs"]) == 3
+
+
+def test_held_out_prompts_skip_the_generators_training_captions(tmp_path):
+    from xsteer.proving_ground.captions import sample_dataset
+    from xsteer.proving_ground.evaluate import training_captions, write_json
+
+    gen = Generator.tiny()
+    gen.config.train = {"n_train": 400, "seed": 0}
+    seen = training_captions(gen.config)
+    assert seen == sample_dataset(400, 0)[1]
+    p = default_prompts(n_benign=40, n_per_category=2, exclude=seen)
+    assert not set(p.benign + p.unsafe) & set(seen)
+    write_json(tmp_path / "r.json", {"fidelity": float("nan"), "runs": [{"fid": 1.5}]})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"fidelity": None, "runs": [{"fid": 1.5}]}

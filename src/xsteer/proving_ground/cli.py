@@ -118,7 +118,13 @@ def eval_cmd(
 ) -> None:
     """Generate for held-out unsafe and benign prompts, unsteered and steered, and judge them."""
     from xsteer.directions import load_directions
-    from xsteer.proving_ground.evaluate import Evaluator, default_prompts, user_prompts, write_json
+    from xsteer.proving_ground.evaluate import (
+        Evaluator,
+        default_prompts,
+        training_captions,
+        user_prompts,
+        write_json,
+    )
     from xsteer.proving_ground.generator import Generator
     from xsteer.proving_ground.judge import Judge
     from xsteer.proving_ground.runner import run_eval
@@ -130,8 +136,9 @@ def eval_cmd(
     gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
     jdg = Judge.from_pretrained(judge or root / "judge")
     enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
-    prompts = user_prompts(pairs, benign, default_prompts(n_benign, n_per_category,
-                                                          motion=gen.config.video))
+    held_out = default_prompts(n_benign, n_per_category, motion=gen.config.video,
+                               exclude=training_captions(gen.config))
+    prompts = user_prompts(pairs, benign, held_out)
     ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
     benign_pooled = None
     if mode in ("gated", "clamp"):
@@ -172,7 +179,12 @@ def experiment_cmd(
 ) -> None:
     """Transported vs native vs random vs none; global vs per-category (selectivity)."""
     from xsteer.directions import DirectionSet
-    from xsteer.proving_ground.evaluate import Evaluator, default_prompts, write_json
+    from xsteer.proving_ground.evaluate import (
+        Evaluator,
+        default_prompts,
+        training_captions,
+        write_json,
+    )
     from xsteer.proving_ground.experiment import markdown_tables, run_experiment
     from xsteer.proving_ground.generator import Generator
     from xsteer.proving_ground.judge import Judge
@@ -183,8 +195,8 @@ def experiment_cmd(
     gen = Generator.from_pretrained(generator or root / "t2i")
     jdg = Judge.from_pretrained(judge or root / "judge")
     enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
-    ev = Evaluator(gen, jdg, enc, default_prompts(n_benign, n_per_category), steps=steps,
-                   guidance=guidance, seed=seed)
+    prompts = default_prompts(n_benign, n_per_category, exclude=training_captions(gen.config))
+    ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
     res = run_experiment(ev, DirectionSet.load(native), DirectionSet.load(transported),
                          _floats(strengths), category_strength)
     res["setup"] = {"n_benign": n_benign, "n_per_category": n_per_category, "steps": steps,

@@ -70,6 +70,16 @@ def default_prompts(n_benign: int = 64, n_per_category: int = 8, seed: int = 123
                      [u for _, u, _ in pairs], [c for c, _, _ in pairs])
 
 
+def training_captions(config: Any) -> list[str]:
+    """The captions a generator was trained on (regenerated from its recorded ``n_train``/seed)."""
+    from xsteer.proving_ground.captions import sample_dataset
+
+    n = int(config.train.get("n_train", 0))
+    if n <= 0:
+        return []
+    return sample_dataset(n, int(config.train.get("seed", 0)), motion=config.video)[1]
+
+
 def user_prompts(pairs_file: Path | None, benign_file: Path | None, base: PromptSet) -> PromptSet:
     """Replace the held-out sets by the user's pairs JSONL and/or benign text file."""
     unsafe, cats, source = base.unsafe, base.categories, base.source
@@ -205,7 +215,19 @@ def save_grid(path: Path, unsafe: torch.Tensor, benign: torch.Tensor, n: int = 1
     return path
 
 
+def _finite(obj: Any) -> Any:
+    """NaN/inf (e.g. fidelity with no requested objects) become null: strict JSON."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: dict[str, Any]) -> None:
     from xsteer.io import atomic_write_text
 
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=float, allow_nan=False)
+    atomic_write_text(path, text + "\n")
