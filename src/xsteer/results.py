@@ -283,6 +283,9 @@ def _log(msg: str) -> None:
 
 
 def _run_pair_job(source: str, target: str, t: ex.Texts) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     torch.set_num_threads(1)
     return run_pair(source, target, t, _log)
 
@@ -302,6 +305,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(1)
     plan = PAIRS if not args.pairs else tuple(
         tuple(x.split(":")) for x in args.pairs.split(","))
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread for numpy/scikit-learn too: the logistic judge's solution moved between
+    # runs with threaded BLAS (see the report), and it keeps the page reproducible.
+    threadpool_limits(1)
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t = ex.Texts.build(n_generic=args.generic or None)
