@@ -307,8 +307,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         tuple(x.split(":")) for x in args.pairs.split(","))
     from threadpoolctl import threadpool_limits
 
-    # One BLAS thread for numpy/scikit-learn too: the logistic judge's solution moved between
-    # runs with threaded BLAS (see the report), and it keeps the page reproducible.
+    # One BLAS thread for numpy/scikit-learn too: threaded BLAS stalls on a shared machine and
+    # fixed-order sums keep the page reproducible run to run.
     threadpool_limits(1)
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
