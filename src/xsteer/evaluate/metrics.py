@@ -60,15 +60,14 @@ def pair_folds(categories: Sequence[str], folds: int, seed: int = 0) -> np.ndarr
 def _make_judge(kind: str, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     if kind == "knn":
         return KNeighborsClassifier(n_neighbors=5, metric="cosine")
     if kind == "linear":
-        # standardised: LLM states have norms in the thousands, which stalls lbfgs
-        return make_pipeline(StandardScaler(),
-                             LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+        # Raw (benign-centred) features, not standardised: standardising let a random push of
+        # the same norm drive this judge's ASR from 0.90 to 0.00 on MiniLM (it then keys on
+        # low-variance dimensions any push disturbs), which makes it useless as a judge.
+        return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
     raise ValueError(f"unknown judge {kind!r}; known: knn, linear")
 
 
