@@ -11,6 +11,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_models(request):
+    """See tests/threads.py; tests marked ``real`` keep torch's default thread count."""
+    if request.node.get_closest_marker("real"):
+        yield
+        return
+    from tests.threads import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
 @pytest.fixture
 def gen():
     import torch

@@ -107,18 +107,3 @@ def wordlevel_tokenizer():
 @pytest.fixture
 def texts():
     return list(TEXTS)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_for_tiny_models(request):
-    """Tiny models gain nothing from intra-op threads and stall when the 2 shared cores are busy;
-    real-model tests keep torch's default."""
-    if request.node.get_closest_marker("real"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
