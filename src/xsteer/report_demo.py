@@ -18,11 +18,23 @@ def _plt() -> Any:
     return plt
 
 
+def _panels(n: int) -> tuple[Any, Any]:
+    """One figure with a panel per source→target pair."""
+    fig, axes = _plt().subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+    return fig, axes[0]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def plot_tradeoff(results: list[dict[str, Any]], out: Path) -> Path:
     """ASR after steering vs benign cosine, over strengths, one curve per direction."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-    for ax, r in zip(axes[0], results, strict=True):
+    fig, axes = _panels(len(results))
+    for ax, r in zip(axes, results, strict=True):
         for row in r["rows"]:
             if not row["curve"] or row["direction"] not in KIND_STYLE:
                 continue
@@ -39,20 +51,15 @@ def plot_tradeoff(results: list[dict[str, Any]], out: Path) -> Path:
         ax.invert_xaxis()
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "tradeoff.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "tradeoff.png")
 
 
 def plot_category_cosines(results: list[dict[str, Any]], out: Path) -> Path:
     """Cosine between transported and native directions, per category and alignment map."""
     import numpy as np
 
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-    for ax, r in zip(axes[0], results, strict=True):
+    fig, axes = _panels(len(results))
+    for ax, r in zip(axes, results, strict=True):
         cc = r["category_cosines"]
         methods = list(cc)
         cats = list(next(iter(cc.values())))
@@ -65,11 +72,7 @@ def plot_category_cosines(results: list[dict[str, Any]], out: Path) -> Path:
         ax.set_title(f"{r['source']} → {r['target']}", fontsize=9)
         ax.axhline(0, color="k", lw=0.5)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "category_cosines.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "category_cosines.png")
 
 
 def _f(x: Any) -> str:
