@@ -19,11 +19,11 @@ import io
 import json
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xsteer.categories import CATEGORIES, normalize_category
 from xsteer.errors import EmptyDataError, UnknownCategoryError, XSteerError
@@ -74,8 +74,8 @@ def _read_user(path: str | os.PathLike[str]) -> tuple[str, str]:
         raise DataFormatError(f"{p}: not UTF-8 text ({exc})") from exc
 
 
-def _parse_pairs(name: str, text: str) -> list[Pair]:
-    pairs: list[Pair] = []
+def _json_objects(name: str, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, object)`` for each non-blank JSONL line; ``where`` names the file and line."""
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -86,6 +86,12 @@ def _parse_pairs(name: str, text: str) -> list[Pair]:
             raise DataFormatError(f"{where}: invalid JSON ({exc.msg})") from exc
         if not isinstance(obj, dict):
             raise DataFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        yield where, obj
+
+
+def _parse_pairs(name: str, text: str) -> list[Pair]:
+    pairs: list[Pair] = []
+    for where, obj in _json_objects(name, text):
         fields: dict[str, str] = {}
         for key in ("category", "unsafe", "safe"):
             if key not in obj:
@@ -162,16 +168,7 @@ def _parse_csv(name: str, text: str) -> list[str]:
 
 def _parse_jsonl_texts(name: str, text: str) -> list[str]:
     out: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{name}, line {lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{where}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(obj, dict):
-            raise DataFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for where, obj in _json_objects(name, text):
         key = next((k for k in ("prompt", "text") if k in obj), None)
         if key is None:
             raise DataFormatError(f"{where}: missing key 'prompt' (or 'text')")
