@@ -54,7 +54,7 @@ def _target(name: str, encoders: dict[str, Encoder], train: list, test: list, an
     native = estimate(enc, train, layer=None, native=True, pairs_name="xsteer:pairs[train]")
     data = evaluation_data(enc, native.site, test, captions, anchors)
     stats = benign_stats(data.calibration)
-    return TargetBundle(enc, data, calibrated(native, stats), stats)  # type: ignore[arg-type]
+    return TargetBundle(enc, data, calibrated(native, stats), stats)
 
 
 def _evaluate(d: Direction | DirectionSet, t: TargetBundle, mode: str = "additive",
@@ -88,7 +88,6 @@ def run_pair(source: str, target: str, encoders: dict[str, Encoder], t: TargetBu
                            target_layer=parse_site(nat_global.site)[0],
                            benign_name="xsteer:anchors")
         moved = calibrated(al.transport(src_dirs), t.stats)
-        assert isinstance(moved, DirectionSet)
         assert not moved.provenance.saw_unsafe("target")  # the invariant, checked on the artifact
         cos = direction_cosines(moved, t.native)
         per_category[method] = cos

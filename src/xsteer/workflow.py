@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -131,6 +131,16 @@ def check_target(direction: Direction | DirectionSet, target: Encoder) -> None:
     if direction.model_id != target.model_id:
         raise ProvenanceError(f"direction lives in {direction.model_id} but the target is "
                               f"{target.model_id}: transport it first (xsteer transport)")
+
+
+@overload
+def calibrated(direction: Direction, stats: dict[str, torch.Tensor],
+               method: str = ...) -> Direction: ...
+
+
+@overload
+def calibrated(direction: DirectionSet, stats: dict[str, torch.Tensor],
+               method: str = ...) -> DirectionSet: ...
 
 
 def calibrated(direction: Direction | DirectionSet, stats: dict[str, torch.Tensor],
