@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsteer.errors import ArtifactError, DimensionMismatchError
+from xsteer.errors import ArtifactError, DimensionMismatchError, XSteerError
 from xsteer.proving_ground.generator import Generator, GeneratorConfig
 from xsteer.proving_ground.training import build_dataset, train
 
@@ -81,3 +81,85 @@ def test_video_generator_makes_clips(hash_encoder):
     assert loss > 0
     out = gen.sample(data.states[:1].float(), data.mask[:1], steps=1)
     assert out.shape == (1, 3, 4, 16, 16)
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
+def test_the_loss_target_follows_the_prediction_type(kind, monkeypatch):
+    import dataclasses
+
+    base = Generator.tiny(cross_attention_dim=8)
+    gen = Generator.create(dataclasses.replace(base.config, prediction_type=kind))
+    images = torch.rand(4, 3, 16, 16) * 2 - 1
+    states, mask = torch.randn(4, 3, 8), torch.ones(4, 3, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(images.shape, generator=g)
+    t = torch.randint(0, 1000, (4,), generator=g)
+    truth = {"epsilon": noise, "sample": images,
+             "v_prediction": gen.scheduler.get_velocity(images, noise, t)}[kind]
+    # a denoiser that outputs the right target exactly has zero loss; any other has more
+    monkeypatch.setattr(gen, "predict", lambda *a: truth)
+    assert float(gen.loss(images, states, mask, generator=torch.Generator().manual_seed(0))) < 1e-10
+    monkeypatch.setattr(gen, "predict", lambda *a: truth + 0.1)
+    assert float(gen.loss(images, states, mask, generator=torch.Generator().manual_seed(0))) > 5e-3
+
+
+def test_bad_config_values_are_refused():
+    from xsteer.errors import XSteerError
+
+    with pytest.raises(XSteerError, match="prediction type"):
+        GeneratorConfig(prediction_type="x0")
+    with pytest.raises(XSteerError, match="video UNet"):
+        GeneratorConfig(frames=4, video_unet="dit")
+    with pytest.raises(XSteerError, match="mask"):
+        GeneratorConfig(frames=4, mask_padding=True)
+
+
+def test_configs_saved_before_the_new_fields_keep_their_behaviour():
+    old = {"format": "xsteer-proving-ground/1", "frames": 0, "block_out_channels": [16, 32, 32]}
+    cfg = GeneratorConfig.from_dict(old)
+    assert cfg.mask_padding and not cfg.pooled_text and cfg.prediction_type == "epsilon"
+    vid = GeneratorConfig.from_dict({**old, "frames": 4})
+    assert vid.video_unet == "unet3d" and not vid.mask_padding
+
+
+def test_pooled_text_is_the_masked_mean_of_the_token_states(monkeypatch):
+    gen = Generator.tiny(cross_attention_dim=8)
+    assert gen.config.pooled_text
+    seen = {}
+    forward = gen.unet.forward
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        return forward(*args, **kw)
+
+    monkeypatch.setattr(gen.unet, "forward", spy)
+    E, M = torch.randn(2, 4, 8), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([100, 900])
+    with torch.no_grad():
+        a = gen.predict(x, t, E, M)
+    pooled = seen["added_cond_kwargs"]["text_embeds"]
+    assert torch.allclose(pooled[0], E[0, :2].mean(0)) and torch.allclose(pooled[1], E[1].mean(0))
+    assert "encoder_attention_mask" not in seen  # pad tokens are read, as SD reads CLIP's
+    with torch.no_grad():  # and the pooled path matters: silence it and the output moves
+        gen.unet.add_embedding.linear_1.weight.zero_()
+        assert not torch.allclose(a, gen.predict(x, t, E, M))
+
+
+def test_inflated_video_generator_starts_as_the_image_generator(tmp_path):
+    img = Generator.tiny(cross_attention_dim=8)
+    with torch.no_grad():  # non-zero weights everywhere, as after training
+        for p in img.unet.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    vid = Generator.video_from(img, frames=4)
+    assert type(vid.unet).__name__ == "UNetMotionModel" and vid.config.frames == 4
+    x, t = torch.randn(2, 3, 4, 16, 16), torch.tensor([10, 700])
+    E, M = torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool)
+    with torch.no_grad():
+        per_frame = torch.stack([img.predict(x[:, :, f], t, E, M) for f in range(4)], 2)
+        assert torch.allclose(vid.predict(x, t, E, M), per_frame, atol=1e-5)
+    vid.save_pretrained(tmp_path / "v")
+    back = Generator.from_pretrained(tmp_path / "v")
+    assert torch.allclose(back.sample(E, M, steps=2, seed=3), vid.sample(E, M, steps=2, seed=3),
+                          atol=1e-5)
+    with pytest.raises(XSteerError, match="image generator"):
+        Generator.video_from(vid)

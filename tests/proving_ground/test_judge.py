@@ -47,3 +47,21 @@ def test_fid_features_plug_into_torchmetrics():
     fid.update(255 - a, real=False)  # colour-inverted scenes: another distribution
     other = float(fid.compute())
     assert same < 1e-3 * other, (same, other)
+
+
+def test_corrupt_keeps_labels_on_noisy_renders_and_blanks_garbage():
+    from xsteer.proving_ground.judge import corrupt, garbage, label_matrix
+
+    scenes = judge_scenes(400, seed=3)
+    x = torch.from_numpy(render_batch(scenes))
+    y = label_matrix(scenes)
+    cx, cy = corrupt(x, y, torch.Generator().manual_seed(0), p_garbage=0.25)
+    blank = cy.sum(1) == 0
+    assert 0.15 < blank.float().mean() < 0.35  # every scene has an object, so blank = garbage
+    assert torch.equal(cy[~blank], y[~blank])  # kept renders keep their labels
+    # kept renders are only lightly noised (sigma <= 0.1): close to the clean render
+    diff = (cx[~blank].float() - x[~blank].float()).abs().mean()
+    assert 0 < diff < 0.1 * 255
+    g = garbage(8, 32, torch.Generator().manual_seed(1))
+    assert g.shape == (8, 3, 32, 32) and g.dtype == torch.uint8
+    assert not torch.equal(g, garbage(8, 32, torch.Generator().manual_seed(2)))

@@ -46,7 +46,8 @@ def train_judge_cmd(
     target = out or proving_ground_dir() / "judge"
     judge.save_pretrained(target, meta={"heldout": acc, "n_train": n_train, "n_test": n_test})
     typer.echo(f"judge: exact-match {acc['exact_match']:.3f}, label accuracy "
-               f"{acc['label_accuracy']:.4f} on {n_test} held-out renders -> {target}")
+               f"{acc['label_accuracy']:.4f} on {n_test} held-out renders, finds nothing in "
+               f"{acc['garbage_empty']:.3f} of noise images -> {target}")
 
 
 @app.command("train")
@@ -61,6 +62,10 @@ def train_cmd(
     lr: Annotated[float, typer.Option()] = 1e-3,
     frames: Annotated[int, typer.Option(help="frames per clip with --video")] = 4,
     channels: Annotated[str, typer.Option(help="UNet block widths")] = "16,32,32",
+    prediction: Annotated[str, typer.Option(help="epsilon | v_prediction | sample")] = "sample",
+    init_from: Annotated[Path | None, typer.Option(
+        help="--video: start from this trained T2I generator, inflated with motion modules "
+             "(default: the cached t2i when there is one; 'none' trains from scratch)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
     fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint")] = False,
@@ -68,24 +73,42 @@ def train_cmd(
     """Train a generator (resumes from the checkpoint in OUT unless --fresh)."""
     import shutil
 
-    from xsteer.proving_ground.generator import Generator, GeneratorConfig
+    from xsteer.errors import XSteerError
+    from xsteer.proving_ground.generator import CONFIG_NAME, Generator, GeneratorConfig
     from xsteer.proving_ground.text import load_encoder, proving_ground_dir
     from xsteer.proving_ground.training import build_dataset, train
 
     _threads(threads)
-    target = out or proving_ground_dir() / ("t2v" if video else "t2i")
+    root = proving_ground_dir()
+    target = out or root / ("t2v" if video else "t2i")
     ckpt = target / "checkpoint"
     if fresh and ckpt.exists():
         shutil.rmtree(ckpt)
-    cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
-                          block_out_channels=tuple(int(c) for c in channels.split(",")))
-    enc = load_encoder(encoder)
-    cfg.cross_attention_dim = enc.dim
-    data = build_dataset(enc, n_train, seed, cfg, cache=proving_ground_dir() / "cache")
-    gen = Generator.create(cfg, seed=seed)
+    base = None
+    if video and str(init_from).lower() != "none":
+        src = init_from or root / "t2i"
+        if init_from is not None or (src / CONFIG_NAME).is_file():
+            base = Generator.from_pretrained(src)
+            typer.echo(f"starting the T2V generator from the T2I generator in {src}")
+    if base is not None:
+        if base.config.encoder != encoder:
+            raise XSteerError(f"the T2I generator in {init_from or root / 't2i'} reads "
+                              f"{base.config.encoder}, not {encoder}")
+        gen = Generator.video_from(base, frames)
+        cfg = gen.config
+        cfg.train = {"init_from": str(init_from or root / "t2i")}
+        enc = load_encoder(encoder)
+    else:
+        cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
+                              block_out_channels=tuple(int(c) for c in channels.split(",")),
+                              prediction_type=prediction)
+        enc = load_encoder(encoder)
+        cfg.cross_attention_dim = enc.dim
+        gen = Generator.create(cfg, seed=seed)
+    data = build_dataset(enc, n_train, seed, cfg, cache=root / "cache")
     stats = train(gen, data, steps, batch_size=batch_size, lr=lr, seed=seed,
                   checkpoint_dir=ckpt, max_minutes=minutes)
-    cfg.train = {**stats, "seed": seed, "threads": threads}
+    cfg.train = {**cfg.train, **stats, "seed": seed, "threads": threads}
     gen.save_pretrained(target)
     typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
                f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ from xsteer.errors import ArtifactError, DimensionMismatchError, XSteerError, re
 
 CONFIG_NAME = "proving_ground.json"
 FORMAT = "xsteer-proving-ground/1"
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+VIDEO_UNETS = ("motion", "unet3d")
+POOLED_TIME_DIM = 8  # "text_time" also embeds time ids; ours is one constant id
 
 
 @dataclass
@@ -39,11 +42,33 @@ class GeneratorConfig:
     max_length: int = 32
     cross_attention_dim: int = 384
     size: int = 32
-    frames: int = 0  # 0: images (UNet2D); >= 4: clips (UNet3D)
+    frames: int = 0  # 0: images (UNet2D); >= 4: clips (UNetMotionModel or UNet3D)
     block_out_channels: tuple[int, ...] = (32, 64, 64)
     layers_per_block: int = 1
     attention_head_dim: int = 8
+    # what the UNet predicts: "epsilon" (the noise), "v_prediction" or "sample" (the clean image)
+    prediction_type: str = "epsilon"
+    # clips: "motion" = an image UNet inflated with AnimateDiff motion modules (diffusers
+    # `UNetMotionModel`, can start from a trained T2I), or "unet3d" (`UNet3DConditionModel`)
+    video_unet: str = "motion"
+    # cross-attention ignores pad tokens (an encoder mask); off, the UNet reads pad-token states
+    # too, as Stable Diffusion does with CLIP's 77 tokens (video UNets take no mask)
+    mask_padding: bool = False
+    # SDXL-style pooled conditioning: the mean of the (steered) token states is added to the
+    # timestep embedding (diffusers ``addition_embed_type="text_time"``) besides cross-attention
+    pooled_text: bool = True
     train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise XSteerError(f"unknown prediction type {self.prediction_type!r}; "
+                              f"known: {PREDICTION_TYPES}")
+        if self.video_unet not in VIDEO_UNETS:
+            raise XSteerError(f"unknown video UNet {self.video_unet!r}; known: {VIDEO_UNETS}")
+        if self.video and self.video_unet == "unet3d" and self.pooled_text:
+            raise XSteerError("UNet3DConditionModel takes no pooled text: set pooled_text off")
+        if self.video and self.mask_padding:
+            raise XSteerError("video UNets take no encoder attention mask: mask_padding must be off")
 
     @property
     def video(self) -> bool:
@@ -61,6 +86,10 @@ class GeneratorConfig:
             raise ArtifactError(f"not a proving-ground generator config (format {d.get('format')!r})")
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         kw["block_out_channels"] = tuple(kw.get("block_out_channels", (32, 64, 64)))
+        # generators saved before these fields existed: images masked pad tokens, clips were 3D
+        kw.setdefault("mask_padding", not d.get("frames"))
+        kw.setdefault("video_unet", "unet3d")
+        kw.setdefault("pooled_text", False)
         return cls(**kw)
 
 
@@ -69,6 +98,9 @@ def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
     diffusers = require("diffusers", "diffusers")
     ch = tuple(cfg.block_out_channels)
     groups = min(8, ch[0])
+    if cfg.video and cfg.video_unet == "motion":
+        image = build_unet(replace(cfg, frames=0, mask_padding=False))
+        return inflate_unet(image, cfg)
     if cfg.video:
         return diffusers.UNet3DConditionModel(
             sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=ch,
@@ -76,18 +108,48 @@ def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
             attention_head_dim=cfg.attention_head_dim, norm_num_groups=groups,
             down_block_types=("DownBlock3D",) + ("CrossAttnDownBlock3D",) * (len(ch) - 1),
             up_block_types=("CrossAttnUpBlock3D",) * (len(ch) - 1) + ("UpBlock3D",))
+    pooled: dict[str, Any] = {}
+    if cfg.pooled_text:
+        pooled = {"addition_embed_type": "text_time", "addition_time_embed_dim": POOLED_TIME_DIM,
+                  "projection_class_embeddings_input_dim": cfg.cross_attention_dim + POOLED_TIME_DIM}
     return diffusers.UNet2DConditionModel(
         sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=ch,
         layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
         attention_head_dim=cfg.attention_head_dim, norm_num_groups=groups,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(ch) - 1),
-        up_block_types=("CrossAttnUpBlock2D",) * (len(ch) - 1) + ("UpBlock2D",))
+        up_block_types=("CrossAttnUpBlock2D",) * (len(ch) - 1) + ("UpBlock2D",), **pooled)
 
 
-def build_scheduler() -> Any:
+def inflate_unet(image_unet: torch.nn.Module, cfg: GeneratorConfig) -> torch.nn.Module:
+    """An image UNet + fresh AnimateDiff motion modules = a `UNetMotionModel` for clips.
+
+    The image weights are copied; each motion module's output projection starts at zero (as in
+    AnimateDiff), so the inflated model first draws every frame as the image model would, and
+    training on clips only has to add the motion.
+    """
+    diffusers = require("diffusers", "diffusers")
+    ch = tuple(cfg.block_out_channels)
+    adapter = diffusers.MotionAdapter(
+        block_out_channels=ch, motion_layers_per_block=cfg.layers_per_block,
+        motion_num_attention_heads=tuple(max(1, c // cfg.attention_head_dim) for c in ch),
+        motion_norm_num_groups=min(8, ch[0]), motion_max_seq_length=max(32, cfg.frames),
+        use_motion_mid_block=True)
+    unet = diffusers.UNetMotionModel.from_unet2d(image_unet, adapter)
+    with torch.no_grad():
+        if cfg.pooled_text:  # from_unet2d leaves the pooled-text projection out
+            source: Any = image_unet.add_embedding
+            unet.add_embedding.load_state_dict(source.state_dict())
+        for name, module in unet.named_modules():
+            if "motion_modules" in name and name.endswith("proj_out"):
+                module.weight.zero_()
+                module.bias.zero_()
+    return unet
+
+
+def build_scheduler(prediction_type: str = "epsilon") -> Any:
     diffusers = require("diffusers", "diffusers")
     return diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                                   prediction_type="epsilon", clip_sample=True)
+                                   prediction_type=prediction_type, clip_sample=True)
 
 
 class Generator:
@@ -99,7 +161,7 @@ class Generator:
     @classmethod
     def create(cls, config: GeneratorConfig, seed: int = 0) -> Generator:
         torch.manual_seed(seed)
-        return cls(build_unet(config), build_scheduler(), config)
+        return cls(build_unet(config), build_scheduler(config.prediction_type), config)
 
     @classmethod
     def tiny(cls, cross_attention_dim: int = 8, frames: int = 0, size: int = 16,
@@ -110,19 +172,43 @@ class Generator:
                               attention_head_dim=4)
         return cls.create(cfg)
 
+    @classmethod
+    def video_from(cls, image: Generator, frames: int = 4) -> Generator:
+        """A T2V generator that starts from a trained T2I one (AnimateDiff-style inflation): the
+        image weights are kept and zero-initialised motion modules are added (`inflate_unet`)."""
+        if image.config.video:
+            raise XSteerError("video_from needs an image generator, got a video one")
+        if image.config.mask_padding:
+            raise XSteerError("this image generator masks pad tokens, which a video UNet cannot: "
+                              "train the image generator without mask_padding to inflate it")
+        if frames < 2:
+            raise XSteerError(f"clips need at least 2 frames, got {frames}")
+        cfg = replace(image.config, frames=frames, video_unet="motion", train={})
+        unet = inflate_unet(image.unet, cfg)
+        return cls(unet, build_scheduler(cfg.prediction_type), cfg)
+
     # -- the denoiser -------------------------------------------------------------------------
     def predict(self, x: torch.Tensor, t: torch.Tensor, states: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
-        """Noise prediction for noisy pixels ``x`` at timesteps ``t`` given token states."""
+        """The UNet's output (noise, velocity or clean image, per ``prediction_type``) for noisy
+        pixels ``x`` at timesteps ``t`` given token states."""
         if states.shape[-1] != self.config.cross_attention_dim:
             raise DimensionMismatchError("token states", states.shape[-1], "generator cross-attention",
                                          self.config.cross_attention_dim)
-        if self.config.video:
-            # UNet3DConditionModel takes no attention mask: clips attend to the pad-token states
-            # too (the same ones in training and sampling), which it learns to ignore
-            return self.unet(x, t, encoder_hidden_states=states, return_dict=False)[0]
+        extra: dict[str, Any] = {}
+        if self.config.pooled_text:
+            w = mask.to(states.dtype).unsqueeze(-1)
+            pooled = (states * w).sum(1) / w.sum(1).clamp(min=1.0)
+            extra["added_cond_kwargs"] = {"text_embeds": pooled,
+                                          "time_ids": torch.zeros(len(pooled), 1)}
+        if self.config.video and self.config.video_unet == "motion":
+            # UNetMotionModel runs the frames as a batch of images: one copy of the text per frame
+            states = states.repeat_interleave(x.shape[2], dim=0)
+        if not self.config.mask_padding:
+            # pad-token states are read like any other (the same ones in training and sampling)
+            return self.unet(x, t, encoder_hidden_states=states, return_dict=False, **extra)[0]
         return self.unet(x, t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
-                         return_dict=False)[0]
+                         return_dict=False, **extra)[0]
 
     def loss(self, images: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -131,7 +217,10 @@ class Generator:
         noise = torch.randn(images.shape, generator=generator)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), generator=generator)
         noisy = self.scheduler.add_noise(images, noise, t)
-        return torch.nn.functional.mse_loss(self.predict(noisy, t, states, mask), noise)
+        kind = self.config.prediction_type
+        target = (noise if kind == "epsilon" else images if kind == "sample"
+                  else self.scheduler.get_velocity(images, noise, t))
+        return torch.nn.functional.mse_loss(self.predict(noisy, t, states, mask), target)
 
     @torch.no_grad()
     def sample(self, states: torch.Tensor, mask: torch.Tensor, steps: int = 20,
@@ -169,7 +258,7 @@ class Generator:
                 xin = torch.cat([x, x]) if use_cfg else x
                 eps = self.predict(xin, t.expand(len(xin)), E, M)
                 if use_cfg:
-                    eu, ec = eps.chunk(2)
+                    eu, ec = eps.chunk(2)  # guidance is linear in any of the parametrisations
                     eps = eu + guidance * (ec - eu)
                 x = ddim.step(eps, t, x).prev_sample
             outs.append(x.clamp(-1, 1))
@@ -192,7 +281,9 @@ class Generator:
         if not (d / CONFIG_NAME).is_file():
             raise ArtifactError(f"{d}: no {CONFIG_NAME}; train one with `xsteer proving-ground train`")
         config = GeneratorConfig.from_dict(json.loads((d / CONFIG_NAME).read_text()))
-        klass = diffusers.UNet3DConditionModel if config.video else diffusers.UNet2DConditionModel
+        klass = (diffusers.UNet2DConditionModel if not config.video
+                 else diffusers.UNetMotionModel if config.video_unet == "motion"
+                 else diffusers.UNet3DConditionModel)
         unet = klass.from_pretrained(d / "unet", use_safetensors=True)
         scheduler = diffusers.DDPMScheduler.from_pretrained(d / "scheduler")
         return cls(unet.eval(), scheduler, config)

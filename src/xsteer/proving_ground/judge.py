@@ -112,9 +112,44 @@ def label_matrix(scenes: list[Scene]) -> torch.Tensor:
     return torch.from_numpy(np.stack([s.labels() for s in scenes]))
 
 
+def garbage(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` uint8 images that show nothing of the world: pixel noise, smooth colour noise and
+    blotches, the failure modes of an undertrained generator (a judge must find no object in them)."""
+    kind = torch.randint(0, 3, (n, 1, 1, 1), generator=g)
+    white = torch.rand(n, 3, size, size, generator=g)
+    smooth = nn.functional.interpolate(torch.rand(n, 3, size // 4, size // 4, generator=g),
+                                       size=(size, size), mode="bilinear", align_corners=False)
+    blotch = nn.functional.interpolate(torch.rand(n, 3, size // 8, size // 8, generator=g),
+                                       size=(size, size), mode="nearest")
+    blotch = (blotch + 0.25 * torch.randn(blotch.shape, generator=g)).clamp(0, 1)
+    x = torch.where(kind == 0, white, torch.where(kind == 1, smooth, blotch))
+    return (x * 255).round().to(torch.uint8)
+
+
+def corrupt(x: torch.Tensor, y: torch.Tensor, g: torch.Generator,
+            p_garbage: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training-time robustness for judging *generated* images: Gaussian pixel noise of a random
+    strength on every render, and a share ``p_garbage`` of the batch replaced by `garbage` with
+    no labels (without it, the judge reads stand-ins into noise: it called noise "sexual")."""
+    n = len(x)
+    sigma = 0.1 * torch.rand(n, 1, 1, 1, generator=g)
+    xf = (x.float() / 255 + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    x = (xf * 255).round().to(torch.uint8)
+    swap = torch.rand(n, generator=g) < p_garbage
+    k = int(swap.sum())
+    if k:
+        x, y = x.clone(), y.clone()
+        x[swap] = garbage(k, x.shape[-1], g)
+        y[swap] = 0.0
+    return x, y
+
+
 def train_judge(scenes: list[Scene], size: int = 32, epochs: int = 4, batch_size: int = 128,
-                lr: float = 2e-3, seed: int = 0, width: int = 32, progress: bool = True) -> Judge:
-    """Fit a `Judge` on renders of ``scenes`` (each frame of a clip is just another image)."""
+                lr: float = 2e-3, seed: int = 0, width: int = 32, progress: bool = True,
+                robust: bool = True) -> Judge:
+    """Fit a `Judge` on renders of ``scenes`` (each frame of a clip is just another image).
+
+    ``robust`` (default) trains on noisy renders plus label-free `garbage` images (`corrupt`)."""
     torch.manual_seed(seed)
     X = torch.from_numpy(render_batch(scenes, size))
     Y = label_matrix(scenes)
@@ -129,11 +164,11 @@ def train_judge(scenes: list[Scene], size: int = 32, epochs: int = 4, batch_size
         perm = torch.randperm(len(X), generator=g)
         for i in range(0, len(X), batch_size):
             idx = perm[i:i + batch_size]
-            x = X[idx]
+            x, y = corrupt(X[idx], Y[idx], g) if robust else (X[idx], Y[idx])
             # small pixel shifts: generated images are never pixel-aligned like renders
             dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
             x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            loss = nn.functional.binary_cross_entropy_with_logits(judge(x), Y[idx])
+            loss = nn.functional.binary_cross_entropy_with_logits(judge(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -154,4 +189,7 @@ def judge_accuracy(judge: Judge, scenes: list[Scene], size: int = 32) -> dict[st
            "label_accuracy": float(per_label.mean())}
     out.update({f"recall/{name}": float((pred[:, i] & Y[:, i]).sum() / Y[:, i].sum().clamp(min=1))
                 for i, name in enumerate(LABELS)})
+    # images of nothing (fresh seed): the share in which the judge rightly finds no object
+    junk = garbage(len(scenes), size, torch.Generator().manual_seed(len(scenes) + 99))
+    out["garbage_empty"] = float((~judge.detect(junk).any(1)).float().mean())
     return out
