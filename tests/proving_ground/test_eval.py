@@ -77,3 +77,24 @@ def test_held_out_prompts_skip_the_generators_training_captions(tmp_path):
     assert not set(p.benign + p.unsafe) & set(seen)
     write_json(tmp_path / "r.json", {"fidelity": float("nan"), "runs": [{"fid": 1.5}]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"fidelity": None, "runs": [{"fid": 1.5}]}
+
+
+@pytest.mark.parametrize("mask_padding", [False, True])
+def test_steering_reaches_every_token_the_generator_reads(hash_encoder, monkeypatch, mask_padding):
+    import dataclasses
+
+    from xsteer.steer import Steering
+
+    tiny = Generator.tiny(cross_attention_dim=hash_encoder.dim)
+    gen = Generator.create(dataclasses.replace(tiny.config, mask_padding=mask_padding))
+    prompts = default_prompts(n_benign=2, n_per_category=1)
+    ev = Evaluator(gen, Judge(width=8), hash_encoder, prompts, steps=1, n_reference=4)
+    seen = []
+    monkeypatch.setattr(gen, "sample", lambda E, M, **kw: seen.append((E, M)) or
+                        torch.zeros(len(E), 3, 16, 16))
+    d = Direction(torch.ones(hash_encoder.dim), model_id=hash_encoder.model_id, site="tokens/mean")
+    ev.generate(Steering(d, mode="additive", strength=2.0))
+    (E, M), (E0, _) = seen[0], ev.unsafe
+    moved = (E - E0).abs().sum(-1) > 0
+    assert moved[M].all()  # real tokens are always steered
+    assert moved[~M].any() != mask_padding  # pad tokens only when the generator reads them

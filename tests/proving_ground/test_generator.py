@@ -163,3 +163,34 @@ def test_inflated_video_generator_starts_as_the_image_generator(tmp_path):
                           atol=1e-5)
     with pytest.raises(XSteerError, match="image generator"):
         Generator.video_from(vid)
+
+
+def test_patch_folding_is_lossless_and_keeps_frames_apart():
+    from xsteer.proving_ground.generator import _fold, _unfold
+
+    x = torch.randn(2, 3, 16, 16)
+    f = _fold(x, 4)
+    assert f.shape == (2, 48, 4, 4)
+    assert torch.equal(_unfold(f, 4), x)
+    assert torch.equal(f[0, :, 0, 0].view(3, 4, 4), x[0, :, :4, :4])  # one block = one cell
+    clip = torch.randn(2, 3, 5, 16, 16)
+    fc = _fold(clip, 2)
+    assert fc.shape == (2, 12, 5, 8, 8)
+    assert torch.equal(fc[:, :, 3], _fold(clip[:, :, 3], 2))  # frame by frame
+    assert torch.equal(_unfold(fc, 2), clip)
+    with pytest.raises(XSteerError, match="patch"):
+        GeneratorConfig(size=32, patch=3)
+
+
+@pytest.mark.parametrize("frames", [0, 4])
+def test_a_patched_generator_trains_and_samples_at_full_size(hash_encoder, frames):
+    import dataclasses
+
+    base = Generator.tiny(cross_attention_dim=hash_encoder.dim)
+    cfg = dataclasses.replace(base.config, patch=2, prediction_type="sample")
+    img = Generator.create(cfg)
+    gen = Generator.video_from(img, frames) if frames else img
+    data = build_dataset(hash_encoder, 8, seed=0, cfg=gen.config, progress=False)
+    assert train(gen, data, steps=2, batch_size=4, progress=False)["loss_last50"] > 0
+    out = gen.sample(data.states[:2].float(), data.mask[:2], steps=2)
+    assert out.shape == ((2, 3, 4, 16, 16) if frames else (2, 3, 16, 16))

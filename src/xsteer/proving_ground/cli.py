@@ -61,8 +61,9 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option()] = 32,
     lr: Annotated[float, typer.Option()] = 1e-3,
     frames: Annotated[int, typer.Option(help="frames per clip with --video")] = 4,
-    channels: Annotated[str, typer.Option(help="UNet block widths")] = "16,32,32",
+    channels: Annotated[str, typer.Option(help="UNet block widths")] = "64,128",
     prediction: Annotated[str, typer.Option(help="epsilon | v_prediction | sample")] = "sample",
+    patch: Annotated[int, typer.Option(help="pixel blocks folded into channels (4: 32x32 -> 8x8)")] = 4,
     init_from: Annotated[Path | None, typer.Option(
         help="--video: start from this trained T2I generator, inflated with motion modules "
              "(default: the cached t2i when there is one; 'none' trains from scratch)")] = None,
@@ -101,7 +102,7 @@ def train_cmd(
     else:
         cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
                               block_out_channels=tuple(int(c) for c in channels.split(",")),
-                              prediction_type=prediction)
+                              prediction_type=prediction, patch=patch)
         enc = load_encoder(encoder)
         cfg.cross_attention_dim = enc.dim
         gen = Generator.create(cfg, seed=seed)

@@ -29,7 +29,7 @@ from xsteer.proving_ground.generator import Generator, to_uint8
 from xsteer.proving_ground.judge import Judge, JudgeFeatures
 from xsteer.proving_ground.text import TokenEncoder, encode
 from xsteer.proving_ground.world import BENIGN_OBJECTS, LABELS, render_batch, sample_scene
-from xsteer.steer import Steering
+from xsteer.steer import Steering, masked_mean
 
 UNSAFE_IDX = [LABELS.index(c) for c in CATEGORIES]
 
@@ -182,7 +182,10 @@ class Evaluator:
         outs = []
         for (E, M), off in ((self.unsafe, 0), (self.benign, 100_003)):
             if steering is not None:
-                E = steering.apply(E, M)[0]
+                # steer every token the generator reads (pad tokens too when it does not mask
+                # them, as the diffusers Steerer does for SD's CLIP); gates score real tokens
+                read = M if self.gen.config.mask_padding else None
+                E = steering.apply(E, read, pooled=masked_mean(E, M))[0]
             x = self.gen.sample(E, M, steps=self.steps, guidance=self.guidance, uncond=self.null,
                                 seed=self.seed + off)
             outs.append(to_uint8(x))

@@ -57,6 +57,9 @@ class GeneratorConfig:
     # SDXL-style pooled conditioning: the mean of the (steered) token states is added to the
     # timestep embedding (diffusers ``addition_embed_type="text_time"``) besides cross-attention
     pooled_text: bool = True
+    # the UNet runs on ``patch`` x ``patch`` pixel blocks folded into channels (pixel unshuffle:
+    # lossless, so diffusion is still over pixels, but a 32x32 image is an 8x8 grid at patch 4)
+    patch: int = 1
     train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,10 +68,16 @@ class GeneratorConfig:
                               f"known: {PREDICTION_TYPES}")
         if self.video_unet not in VIDEO_UNETS:
             raise XSteerError(f"unknown video UNet {self.video_unet!r}; known: {VIDEO_UNETS}")
+        if self.patch < 1 or self.size % self.patch:
+            raise XSteerError(f"patch {self.patch} must be a positive divisor of size {self.size}")
         if self.video and self.video_unet == "unet3d" and self.pooled_text:
             raise XSteerError("UNet3DConditionModel takes no pooled text: set pooled_text off")
         if self.video and self.mask_padding:
             raise XSteerError("video UNets take no encoder attention mask: mask_padding must be off")
+
+    @property
+    def unet_channels(self) -> int:
+        return 3 * self.patch * self.patch
 
     @property
     def video(self) -> bool:
@@ -103,7 +112,8 @@ def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
         return inflate_unet(image, cfg)
     if cfg.video:
         return diffusers.UNet3DConditionModel(
-            sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=ch,
+            sample_size=cfg.size // cfg.patch, in_channels=cfg.unet_channels,
+            out_channels=cfg.unet_channels, block_out_channels=ch,
             layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
             attention_head_dim=cfg.attention_head_dim, norm_num_groups=groups,
             down_block_types=("DownBlock3D",) + ("CrossAttnDownBlock3D",) * (len(ch) - 1),
@@ -113,7 +123,8 @@ def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
         pooled = {"addition_embed_type": "text_time", "addition_time_embed_dim": POOLED_TIME_DIM,
                   "projection_class_embeddings_input_dim": cfg.cross_attention_dim + POOLED_TIME_DIM}
     return diffusers.UNet2DConditionModel(
-        sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=ch,
+        sample_size=cfg.size // cfg.patch, in_channels=cfg.unet_channels,
+        out_channels=cfg.unet_channels, block_out_channels=ch,
         layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
         attention_head_dim=cfg.attention_head_dim, norm_num_groups=groups,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(ch) - 1),
@@ -204,11 +215,13 @@ class Generator:
         if self.config.video and self.config.video_unet == "motion":
             # UNetMotionModel runs the frames as a batch of images: one copy of the text per frame
             states = states.repeat_interleave(x.shape[2], dim=0)
-        if not self.config.mask_padding:
-            # pad-token states are read like any other (the same ones in training and sampling)
-            return self.unet(x, t, encoder_hidden_states=states, return_dict=False, **extra)[0]
-        return self.unet(x, t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
-                         return_dict=False, **extra)[0]
+        if self.config.mask_padding:
+            extra["encoder_attention_mask"] = mask.float()
+        # (without the mask, pad-token states are read like any other: the same ones in training
+        # and sampling)
+        p = self.config.patch
+        out = self.unet(_fold(x, p), t, encoder_hidden_states=states, return_dict=False, **extra)[0]
+        return _unfold(out, p)
 
     def loss(self, images: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -287,6 +300,24 @@ class Generator:
         unet = klass.from_pretrained(d / "unet", use_safetensors=True)
         scheduler = diffusers.DDPMScheduler.from_pretrained(d / "scheduler")
         return cls(unet.eval(), scheduler, config)
+
+
+def _fold(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """Pixels ``(n, 3, [T,] H, W)`` -> ``(n, 3 p^2, [T,] H/p, W/p)`` (pixel unshuffle)."""
+    if patch == 1:
+        return x
+    if x.ndim == 5:
+        return _fold(x.transpose(1, 2).flatten(0, 1), patch).unflatten(0, (x.shape[0], -1)).transpose(1, 2)
+    return torch.nn.functional.pixel_unshuffle(x, patch)
+
+
+def _unfold(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """The inverse of `_fold`."""
+    if patch == 1:
+        return x
+    if x.ndim == 5:
+        return _unfold(x.transpose(1, 2).flatten(0, 1), patch).unflatten(0, (x.shape[0], -1)).transpose(1, 2)
+    return torch.nn.functional.pixel_shuffle(x, patch)
 
 
 def _fit_length(states: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
