@@ -98,3 +98,43 @@ def test_steering_reaches_every_token_the_generator_reads(hash_encoder, monkeypa
     moved = (E - E0).abs().sum(-1) > 0
     assert moved[M].all()  # real tokens are always steered
     assert moved[~M].any() != mask_padding  # pad tokens only when the generator reads them
+
+
+@pytest.mark.parametrize("frames", [0, 4])
+def test_experiment_compares_directions_at_equal_native_norms(hash_encoder, frames):
+    from xsteer.categories import GLOBAL
+    from xsteer.directions import DirectionSet
+    from xsteer.proving_ground.experiment import markdown_tables, run_experiment
+
+    img = Generator.tiny(cross_attention_dim=hash_encoder.dim)
+    gen = Generator.video_from(img, frames) if frames else img
+    ev = Evaluator(gen, Judge(width=8), hash_encoder,
+                   default_prompts(n_benign=2, n_per_category=1, motion=bool(frames)),
+                   steps=1, n_reference=4)
+    g = torch.Generator().manual_seed(0)
+
+    def dset(scale):
+        return DirectionSet({c: Direction(scale * torch.randn(hash_encoder.dim, generator=g),
+                                          model_id=hash_encoder.model_id, site="tokens/mean",
+                                          category=c) for c in (GLOBAL, *CATEGORIES)})
+
+    native, transported = dset(1.0), dset(7.0)
+    seen, run = [], ev.run
+    ev.run = lambda steering: seen.append(steering) or run(steering)
+    res = run_experiment(ev, native, transported, strengths=[1.0], progress=False)
+    # every steered row uses the native norm of its category, whatever its source's length
+    for st in seen[1:]:
+        (cat, d), = st.directions.directions.items() if isinstance(st.directions, DirectionSet) \
+            else [(st.directions.category, st.directions)]
+        ref = native[GLOBAL] if cat == GLOBAL else native[cat]
+        assert d.norm == pytest.approx(ref.norm, rel=1e-5)
+    rows = res["rows"]
+    assert [r["direction"] for r in rows[:4]] == [
+        "none", "native (MiniLM, unsafe pairs)", "transported (Gemma -> MiniLM, benign-only ridge)",
+        "random"]
+    assert len(rows) == 4 + 2 * len(CATEGORIES)
+    assert res["native_global_norm"] == pytest.approx(native[GLOBAL].norm)
+    assert set(res["cosine_native_transported"]) == {GLOBAL, *CATEGORIES}
+    tables = markdown_tables(res)
+    assert ("ASR per frame" in tables) == bool(frames)
+    assert tables.count("| native per-category |") == len(CATEGORIES)

@@ -198,6 +198,7 @@ def experiment_cmd(
     n_per_category: Annotated[int, typer.Option()] = 4,
     steps: Annotated[int, typer.Option()] = 10,
     guidance: Annotated[float, typer.Option()] = 3.0,
+    video: Annotated[bool, typer.Option(help="run it on the T2V generator")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
 ) -> None:
@@ -216,10 +217,11 @@ def experiment_cmd(
 
     _threads(threads)
     root = proving_ground_dir()
-    gen = Generator.from_pretrained(generator or root / "t2i")
+    gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
     jdg = Judge.from_pretrained(judge or root / "judge")
     enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
-    prompts = default_prompts(n_benign, n_per_category, exclude=training_captions(gen.config))
+    prompts = default_prompts(n_benign, n_per_category, motion=gen.config.video,
+                              exclude=training_captions(gen.config))
     ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
     res = run_experiment(ev, DirectionSet.load(native), DirectionSet.load(transported),
                          _floats(strengths), category_strength)

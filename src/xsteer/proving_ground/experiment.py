@@ -56,15 +56,18 @@ def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSe
 def markdown_tables(result: dict[str, Any]) -> str:
     """The two tables of docs/proving_ground.md from `run_experiment`'s result."""
     rows = result["rows"]
-    out = ["| direction | strength | ASR | fidelity | FID | " +
+    clips = any("asr_per_frame" in r for r in rows)  # T2V: per-frame rates beside per-clip ones
+    frame_head = " ASR per frame | fidelity per frame |" if clips else ""
+    out = ["| direction | strength | ASR | fidelity | FID |" + frame_head + " " +
            " | ".join(CATEGORIES) + " |",
-           "|---|---|---|---|---|" + "---|" * len(CATEGORIES)]
+           "|---|---|---|---|---|" + ("---|---|" if clips else "") + "---|" * len(CATEGORIES)]
     for r in rows:
         if r["steered_category"] != GLOBAL:
             continue
         per = " | ".join(f"{r['per_category_asr'].get(c, float('nan')):.2f}" for c in CATEGORIES)
+        frames = (f" {r['asr_per_frame']:.3f} | {r['fidelity_per_frame']:.3f} |" if clips else "")
         out.append(f"| {r['direction']} | {r['strength']:g} | {r['asr']:.3f} | "
-                   f"{r['fidelity']:.3f} | {r['fid']:.1f} | {per} |")
+                   f"{r['fidelity']:.3f} | {r['fid']:.1f} |{frames} {per} |")
     out += ["", "Per-category steering (one category's direction at a time): ASR on each "
             "category's prompts, and benign fidelity.", "",
             "| direction | steered | " + " | ".join(CATEGORIES) + " | fidelity |",
