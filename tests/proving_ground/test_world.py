@@ -119,3 +119,21 @@ def test_heldout_prompts_exclude_training_captions():
     benign, pairs = heldout_prompts(40, 2, seed=1, exclude=train)
     assert not ({t for t, _ in benign} | {u for _, u, _ in pairs}) & set(train)
     assert sorted({c for c, _, _ in pairs}) == sorted(CATEGORIES)
+
+
+def test_canonical_scenes_put_objects_exactly_in_their_slots():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    scenes = [sample_scene(rng, n_objects=2) for _ in range(20)]
+    canon = [s.canonical() for s in scenes]
+    assert all(c.objects == s.objects and c.background == s.background
+               for c, s in zip(canon, scenes, strict=True))
+    assert all(c.offsets == ((0.0, 0.0), (0.0, 0.0)) and c.velocities == (1.0, 1.0) for c in canon)
+    # one image per scene description, whatever the jitter drew
+    from dataclasses import replace
+
+    for s in scenes:
+        moved = replace(s, offsets=((2.0, -1.0), (-2.0, 1.0)), velocities=(-1.0, -1.0))
+        assert np.array_equal(render(moved.canonical(), frame=2), render(s.canonical(), frame=2))
+    assert any(not np.array_equal(render(s), render(c)) for s, c in zip(scenes, canon, strict=True))

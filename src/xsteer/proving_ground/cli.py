@@ -57,9 +57,10 @@ def train_cmd(
     encoder: Annotated[str, typer.Option(help="frozen text encoder")] = "all-minilm-l6-v2",
     steps: Annotated[int, typer.Option()] = 4000,
     minutes: Annotated[float | None, typer.Option(help="stop after this wall time")] = None,
-    n_train: Annotated[int, typer.Option(help="training scenes (captions encoded once)")] = 8000,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    lr: Annotated[float, typer.Option()] = 1e-3,
+    n_train: Annotated[int | None, typer.Option(
+        help="training scenes, captions encoded once (default 6,000 images / 4,000 clips)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="default 32 images / 16 clips")] = None,
+    lr: Annotated[float | None, typer.Option(help="default 1e-3 (5e-4 from a T2I)")] = None,
     frames: Annotated[int, typer.Option(help="frames per clip with --video")] = 4,
     channels: Annotated[str, typer.Option(help="UNet block widths")] = "64,128",
     prediction: Annotated[str, typer.Option(help="epsilon | v_prediction | sample")] = "sample",
@@ -106,10 +107,13 @@ def train_cmd(
         enc = load_encoder(encoder)
         cfg.cross_attention_dim = enc.dim
         gen = Generator.create(cfg, seed=seed)
+    n_train = n_train or (4000 if video else 6000)
+    batch_size = batch_size or (16 if video else 32)
+    lr = lr or (5e-4 if base is not None else 1e-3)
     data = build_dataset(enc, n_train, seed, cfg, cache=root / "cache")
     stats = train(gen, data, steps, batch_size=batch_size, lr=lr, seed=seed,
                   checkpoint_dir=ckpt, max_minutes=minutes)
-    cfg.train = {**cfg.train, **stats, "seed": seed, "threads": threads}
+    cfg.train = {**cfg.train, **stats, "seed": seed, "threads": threads, "layout": "canonical"}
     gen.save_pretrained(target)
     typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
                f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")

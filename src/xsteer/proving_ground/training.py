@@ -38,13 +38,22 @@ class Dataset:
 
 
 def build_dataset(encoder: TokenEncoder, n: int, seed: int, cfg: GeneratorConfig,
-                  cache: Path | None = None, progress: bool = True) -> Dataset:
-    """Render ``n`` scenes and encode their captions (reading/writing ``cache`` if given)."""
+                  cache: Path | None = None, progress: bool = True,
+                  canonical: bool = True) -> Dataset:
+    """Render ``n`` scenes and encode their captions (reading/writing ``cache`` if given).
+
+    ``canonical`` renders every object exactly in its slot (`Scene.canonical`): the captions do
+    not say where an object sits to the pixel or which way it moves, and a small generator
+    trained on such unstated jitter learns blurred averages of it (measured: docs/proving_ground.md).
+    """
     from safetensors.torch import load_file, save_file
 
     scenes, texts = sample_dataset(n, seed, motion=cfg.video)
+    if canonical:
+        scenes = [s.canonical() for s in scenes]
     key = hash_texts([encoder.model_id, str(cfg.encoder_layer), str(cfg.max_length),
-                      str(cfg.size), str(cfg.frames), *texts])[:16]
+                      str(cfg.size), str(cfg.frames), "canonical" if canonical else "jitter",
+                      *texts])[:16]
     path = cache / f"data-{key}.safetensors" if cache is not None else None
     if path is not None and path.is_file():
         t = load_file(str(path))

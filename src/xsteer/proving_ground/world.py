@@ -65,6 +65,12 @@ class Scene:
             y[LABELS.index(o)] = 1.0
         return y
 
+    def canonical(self) -> Scene:
+        """The same scene with objects exactly in their slots, all moving right: what a caption
+        fixes, with nothing left to chance (the generator trains on these; the judge does not)."""
+        n = len(self.objects)
+        return replace(self, offsets=((0.0, 0.0),) * n, velocities=(1.0,) * n)
+
     def safe_twin(self) -> Scene:
         """The same scene with its stand-in replaced by the benign counterpart."""
         objs = tuple(COUNTERPART.get(o, o) for o in self.objects)
