@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results clean
+.PHONY: install demo test test-fast lint bench results proving-ground clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,29 @@ bench: install
 
 results: install
 	$(PY) -m xsteer.results --out docs/results.md
+
+# The proving ground end to end (about 90 min on 2 CPU cores): judge, T2I, T2V (inflated from the
+# T2I), the three directions, and the experiment on both generators. Artifacts: $(PG).
+XS := $(VENV)/bin/xsteer
+PG ?= $(HOME)/.cache/xsteer/proving_ground
+PGX := $(PG)/experiment
+proving-ground: install
+	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
+	$(XS) proving-ground train --fresh --steps 8000 --minutes 20 --threads 2
+	$(XS) proving-ground train --video --fresh --steps 8000 --minutes 30 --threads 2
+	$(XS) estimate --model gemma-3-270m --layer 6 --out $(PGX)/gemma_l6
+	$(XS) estimate --model all-minilm-l6-v2 --native --out $(PGX)/native_minilm
+	$(XS) align --source gemma-3-270m --target all-minilm-l6-v2 --like $(PGX)/gemma_l6 \
+	    --method ridge --out $(PGX)/align_ridge_l6
+	$(XS) transport $(PGX)/gemma_l6 --alignment $(PGX)/align_ridge_l6 --out $(PGX)/transported_ridge_l6
+	$(XS) proving-ground experiment --native $(PGX)/native_minilm \
+	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4 --category-strength 2 \
+	    --n-benign 64 --n-per-category 8 --steps 20 --threads 2 \
+	    --json $(PGX)/t2i.json --markdown $(PGX)/t2i.md
+	$(XS) proving-ground experiment --video --native $(PGX)/native_minilm \
+	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4 --category-strength 2 \
+	    --n-benign 64 --n-per-category 8 --steps 20 --threads 2 \
+	    --json $(PGX)/t2v.json --markdown $(PGX)/t2v.md
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -138,3 +138,32 @@ def test_experiment_compares_directions_at_equal_native_norms(hash_encoder, fram
     tables = markdown_tables(res)
     assert ("ASR per frame" in tables) == bool(frames)
     assert tables.count("| native per-category |") == len(CATEGORIES)
+
+
+@pytest.mark.real
+def test_train_command_inflates_the_cached_t2i_into_the_t2v(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from xsteer.proving_ground.cli import app
+
+    monkeypatch.setenv("XSTEER_CACHE", str(tmp_path))
+    small = ["--channels", "8,16", "--n-train", "8", "--steps", "2", "--batch-size", "2"]
+    res = CliRunner().invoke(app, ["train", *small])
+    assert res.exit_code == 0, res.output
+    root = tmp_path / "proving_ground"
+    res = CliRunner().invoke(app, ["train", "--video", *small])
+    assert res.exit_code == 0, res.output
+    assert "starting the T2V generator from the T2I" in res.output
+    vid = Generator.from_pretrained(root / "t2v")
+    img = Generator.from_pretrained(root / "t2i")
+    assert vid.config.train["init_from"] == str(root / "t2i")
+    assert vid.config.train["trained"] == "motion modules"
+    # the image layers are the T2I's, untouched by the video training
+    conv = img.unet.state_dict()["conv_in.weight"]
+    assert torch.equal(vid.unet.state_dict()["conv_in.weight"], conv)
+    res = CliRunner().invoke(app, ["train", "--video", "--fresh", "--init-from", "none",
+                                   "--out", str(tmp_path / "scratch"), *small])
+    assert res.exit_code == 0, res.output
+    assert "starting the T2V" not in res.output
+    assert not torch.equal(Generator.from_pretrained(tmp_path / "scratch").unet
+                           .state_dict()["conv_in.weight"], conv)

@@ -194,3 +194,18 @@ def test_a_patched_generator_trains_and_samples_at_full_size(hash_encoder, frame
     assert train(gen, data, steps=2, batch_size=4, progress=False)["loss_last50"] > 0
     out = gen.sample(data.states[:2].float(), data.mask[:2], steps=2)
     assert out.shape == ((2, 3, 4, 16, 16) if frames else (2, 3, 16, 16))
+
+
+def test_frozen_image_layers_stay_put_while_motion_modules_learn(hash_encoder):
+    img = Generator.tiny(cross_attention_dim=hash_encoder.dim)
+    vid = Generator.video_from(img, 4)
+    n = vid.freeze_image_layers()
+    assert 0 < n < sum(p.numel() for p in vid.unet.parameters())
+    before = {k: v.clone() for k, v in vid.unet.state_dict().items()}
+    data = build_dataset(hash_encoder, 8, seed=0, cfg=vid.config, progress=False)
+    train(vid, data, steps=3, batch_size=4, ema_decay=0.0, progress=False)
+    after = vid.unet.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all("motion_modules" in k for k in moved)
+    with pytest.raises(XSteerError, match="motion-module"):
+        img.freeze_image_layers()

@@ -60,7 +60,8 @@ def train_cmd(
     n_train: Annotated[int | None, typer.Option(
         help="training scenes, captions encoded once (default 6,000 images / 4,000 clips)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="default 32 images / 16 clips")] = None,
-    lr: Annotated[float | None, typer.Option(help="default 1e-3 (5e-4 from a T2I)")] = None,
+    lr: Annotated[float | None, typer.Option(
+        help="default 1e-3 (1e-4 when a T2I's image layers are trained too)")] = None,
     frames: Annotated[int, typer.Option(help="frames per clip with --video")] = 4,
     channels: Annotated[str, typer.Option(help="UNet block widths")] = "64,128",
     prediction: Annotated[str, typer.Option(help="epsilon | v_prediction | sample")] = "sample",
@@ -68,6 +69,8 @@ def train_cmd(
     init_from: Annotated[Path | None, typer.Option(
         help="--video: start from this trained T2I generator, inflated with motion modules "
              "(default: the cached t2i when there is one; 'none' trains from scratch)")] = None,
+    train_image_layers: Annotated[bool, typer.Option(
+        help="--video from a T2I: also train the image layers (default: motion modules only)")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
     fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint")] = False,
@@ -87,7 +90,7 @@ def train_cmd(
     if fresh and ckpt.exists():
         shutil.rmtree(ckpt)
     base = None
-    if video and str(init_from).lower() != "none":
+    if video and (init_from is None or str(init_from).lower() != "none"):
         src = init_from or root / "t2i"
         if init_from is not None or (src / CONFIG_NAME).is_file():
             base = Generator.from_pretrained(src)
@@ -98,7 +101,11 @@ def train_cmd(
                               f"{base.config.encoder}, not {encoder}")
         gen = Generator.video_from(base, frames)
         cfg = gen.config
-        cfg.train = {"init_from": str(init_from or root / "t2i")}
+        cfg.train = {"init_from": str(init_from or root / "t2i"),
+                     "trained": "all layers" if train_image_layers else "motion modules"}
+        if not train_image_layers:
+            n = gen.freeze_image_layers()
+            typer.echo(f"training the motion modules only ({n / 1e6:.2f} M parameters)")
         enc = load_encoder(encoder)
     else:
         cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
@@ -109,7 +116,7 @@ def train_cmd(
         gen = Generator.create(cfg, seed=seed)
     n_train = n_train or (4000 if video else 6000)
     batch_size = batch_size or (16 if video else 32)
-    lr = lr or (5e-4 if base is not None else 1e-3)
+    lr = lr or (1e-4 if base is not None and train_image_layers else 1e-3)
     data = build_dataset(enc, n_train, seed, cfg, cache=root / "cache")
     stats = train(gen, data, steps, batch_size=batch_size, lr=lr, seed=seed,
                   checkpoint_dir=ckpt, max_minutes=minutes)

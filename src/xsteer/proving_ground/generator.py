@@ -43,11 +43,11 @@ class GeneratorConfig:
     cross_attention_dim: int = 384
     size: int = 32
     frames: int = 0  # 0: images (UNet2D); >= 4: clips (UNetMotionModel or UNet3D)
-    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    block_out_channels: tuple[int, ...] = (64, 128)
     layers_per_block: int = 1
     attention_head_dim: int = 8
     # what the UNet predicts: "epsilon" (the noise), "v_prediction" or "sample" (the clean image)
-    prediction_type: str = "epsilon"
+    prediction_type: str = "sample"
     # clips: "motion" = an image UNet inflated with AnimateDiff motion modules (diffusers
     # `UNetMotionModel`, can start from a trained T2I), or "unet3d" (`UNet3DConditionModel`)
     video_unet: str = "motion"
@@ -59,7 +59,7 @@ class GeneratorConfig:
     pooled_text: bool = True
     # the UNet runs on ``patch`` x ``patch`` pixel blocks folded into channels (pixel unshuffle:
     # lossless, so diffusion is still over pixels, but a 32x32 image is an 8x8 grid at patch 4)
-    patch: int = 1
+    patch: int = 4
     train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,6 +99,8 @@ class GeneratorConfig:
         kw.setdefault("mask_padding", not d.get("frames"))
         kw.setdefault("video_unet", "unet3d")
         kw.setdefault("pooled_text", False)
+        kw.setdefault("prediction_type", "epsilon")
+        kw.setdefault("patch", 1)
         return cls(**kw)
 
 
@@ -180,7 +182,7 @@ class Generator:
         """A minute generator for tests (seeded, random weights, 16x16 by default)."""
         cfg = GeneratorConfig(encoder=encoder, cross_attention_dim=cross_attention_dim,
                               frames=frames, size=size, block_out_channels=(8, 16),
-                              attention_head_dim=4)
+                              attention_head_dim=4, patch=1)
         return cls.create(cfg)
 
     @classmethod
@@ -197,6 +199,14 @@ class Generator:
         cfg = replace(image.config, frames=frames, video_unet="motion", train={})
         unet = inflate_unet(image.unet, cfg)
         return cls(unet, build_scheduler(cfg.prediction_type), cfg)
+
+    def freeze_image_layers(self) -> int:
+        """Train only the motion modules of an inflated T2V UNet (the AnimateDiff recipe): the
+        image layers keep what the T2I learned. Returns the number of trainable parameters."""
+        if not (self.config.video and self.config.video_unet == "motion"):
+            raise XSteerError("only a motion-module video generator has image layers to freeze")
+        self.unet.freeze_unet2d_params()  # type: ignore[operator]
+        return sum(p.numel() for p in self.unet.parameters() if p.requires_grad)
 
     # -- the denoiser -------------------------------------------------------------------------
     def predict(self, x: torch.Tensor, t: torch.Tensor, states: torch.Tensor,

@@ -133,7 +133,11 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
         raise XSteerError("training needs a non-empty data set")
     unet = gen.unet
     unet.train()
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    # frozen parameters (e.g. the image layers of an inflated T2V UNet) are left out
+    params = [p for p in unet.parameters() if p.requires_grad]
+    if not params:
+        raise XSteerError("every parameter of the UNet is frozen: nothing to train")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     start, losses, before = (_load_checkpoint(checkpoint_dir, gen, ema, opt)
                              if checkpoint_dir is not None else (0, [], 0.0))
@@ -151,7 +155,7 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
         loss = gen.loss(x, E.float(), M, generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         # warm the EMA up: early on, averaging in random weights would only hurt
         _ema_update(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
