@@ -67,3 +67,29 @@ def test_errors():
         additive(torch.zeros(2, 4), torch.zeros(3), 1.0)
     with pytest.raises(NonFiniteError):
         project_out(torch.zeros(2, 4), torch.zeros(4))
+
+
+def test_additive_steering_of_every_token_cannot_reroute_cross_attention():
+    """Why additive steering of all tokens acts as a bias (docs/proving_ground.md): adding one
+    vector to every key shifts each query's logits by a constant, so the attention weights are
+    unchanged and the output moves by the same W_o W_v (s d) at every position. Projection, whose
+    change depends on each token, does reroute."""
+    from diffusers.models.attention_processor import Attention
+
+    from xsteer.steer import additive, project_out
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, cross_attention_dim=8, heads=2, dim_head=8)
+    x, E, d = torch.randn(1, 10, 16), torch.randn(1, 5, 8), torch.randn(8)
+
+    def weights(states):
+        q, k = attn.head_to_batch_dim(attn.to_q(x)), attn.head_to_batch_dim(attn.to_k(states))
+        return attn.get_attention_scores(q, k)
+
+    with torch.no_grad():
+        pushed = additive(E, d, 3.0)
+        assert torch.allclose(weights(pushed), weights(E), atol=1e-6)
+        bias = attn.to_out[0].weight @ (attn.to_v.weight @ (3.0 * d))
+        shift = attn(x, encoder_hidden_states=pushed) - attn(x, encoder_hidden_states=E)
+        assert torch.allclose(shift, bias.expand_as(shift), atol=1e-5)
+        assert not torch.allclose(weights(project_out(E, d)), weights(E), atol=1e-3)

@@ -210,6 +210,7 @@ def experiment_cmd(
     steps: Annotated[int, typer.Option()] = 10,
     guidance: Annotated[float, typer.Option()] = 3.0,
     video: Annotated[bool, typer.Option(help="run it on the T2V generator")] = False,
+    mode: Annotated[str, typer.Option(help="additive | projection")] = "additive",
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
 ) -> None:
@@ -235,8 +236,9 @@ def experiment_cmd(
                               exclude=training_captions(gen.config))
     ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
     res = run_experiment(ev, DirectionSet.load(native), DirectionSet.load(transported),
-                         _floats(strengths), category_strength)
+                         _floats(strengths), category_strength, mode=mode)
     res["setup"] = {"n_benign": n_benign, "n_per_category": n_per_category, "steps": steps,
+                    "mode": mode,
                     "guidance": guidance, "seed": seed, "generator": gen.config.to_dict()}
     write_json(json_out, res)
     tables = markdown_tables(res)

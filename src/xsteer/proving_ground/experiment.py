@@ -23,8 +23,12 @@ def _rescaled(d: Direction, norm: float) -> Direction:
 
 def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSet,
                    strengths: list[float], category_strength: float = 1.0,
-                   progress: bool = True) -> dict[str, Any]:
-    """Rows for the global table and the per-category (selectivity) table."""
+                   progress: bool = True, mode: str = "additive") -> dict[str, Any]:
+    """Rows for the global table and the per-category (selectivity) table.
+
+    ``mode`` is the `Steering` operator: ``additive`` (strength = native gaps added to every
+    token) or ``projection`` (strength = share of each token's component along the direction
+    that is removed; the norm is then irrelevant)."""
     from tqdm.auto import tqdm
 
     ref = native[GLOBAL].norm
@@ -36,13 +40,13 @@ def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSe
     jobs: list[tuple[str, str, float, Steering | None]] = [("none", GLOBAL, 0.0, None)]
     for name, d in globals_.items():
         for s in strengths:
-            jobs.append((name, GLOBAL, s, Steering(d, mode="additive", strength=s)))
+            jobs.append((name, GLOBAL, s, Steering(d, mode=mode, strength=s)))
     for name, dset in (("native", native), ("transported", transported)):
         for cat in CATEGORIES:
             if cat in dset and cat in native:
                 d = _rescaled(dset[cat], native[cat].norm)
                 jobs.append((f"{name} per-category", cat, category_strength,
-                             Steering(d, mode="additive", strength=category_strength)))
+                             Steering(d, mode=mode, strength=category_strength)))
     rows: list[dict[str, Any]] = []
     for name, cat, s, steering in tqdm(jobs, desc="experiment", disable=not progress):
         judged, _, _ = ev.run(steering)
@@ -50,7 +54,8 @@ def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSe
                      **judged.to_dict()})
     cos = {c: native[c].cosine(transported[c]) for c in [GLOBAL, *CATEGORIES]
            if c in native and c in transported}
-    return {"rows": rows, "cosine_native_transported": cos, "native_global_norm": ref}
+    return {"rows": rows, "cosine_native_transported": cos, "native_global_norm": ref,
+            "mode": mode}
 
 
 def markdown_tables(result: dict[str, Any]) -> str:
