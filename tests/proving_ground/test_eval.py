@@ -132,12 +132,13 @@ def test_experiment_compares_directions_at_equal_native_norms(hash_encoder, fram
     assert [r["direction"] for r in rows[:4]] == [
         "none", "native (MiniLM, unsafe pairs)", "transported (Gemma -> MiniLM, benign-only ridge)",
         "random"]
-    assert len(rows) == 4 + 2 * len(CATEGORIES)
+    assert len(rows) == 4 + 3 * len(CATEGORIES)
     assert res["native_global_norm"] == pytest.approx(native[GLOBAL].norm)
     assert set(res["cosine_native_transported"]) == {GLOBAL, *CATEGORIES}
     tables = markdown_tables(res)
     assert ("ASR per frame" in tables) == bool(frames)
     assert tables.count("| native per-category |") == len(CATEGORIES)
+    assert tables.count("| random per-category |") == len(CATEGORIES)
 
 
 @pytest.mark.real

@@ -41,12 +41,15 @@ def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSe
     for name, d in globals_.items():
         for s in strengths:
             jobs.append((name, GLOBAL, s, Steering(d, mode=mode, strength=s)))
-    for name, dset in (("native", native), ("transported", transported)):
-        for cat in CATEGORIES:
-            if cat in dset and cat in native:
-                d = _rescaled(dset[cat], native[cat].norm)
-                jobs.append((f"{name} per-category", cat, category_strength,
-                             Steering(d, mode=mode, strength=category_strength)))
+    for name, dset in (("native", native), ("transported", transported), ("random", None)):
+        for i, cat in enumerate(CATEGORIES):
+            if cat not in native or (dset is not None and cat not in dset):
+                continue
+            # the control: a random direction per category, at that category's native norm
+            d = (random_like(native[cat], seed=1 + i) if dset is None
+                 else _rescaled(dset[cat], native[cat].norm))
+            jobs.append((f"{name} per-category", cat, category_strength,
+                         Steering(d, mode=mode, strength=category_strength)))
     rows: list[dict[str, Any]] = []
     for name, cat, s, steering in tqdm(jobs, desc="experiment", disable=not progress):
         judged, _, _ = ev.run(steering)

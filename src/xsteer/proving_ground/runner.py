@@ -23,13 +23,14 @@ HEADLINE = ("asr", "fidelity", "fid")
 
 
 def random_like(d: Direction | DirectionSet, seed: int = 0) -> Direction:
-    """A random direction in the same space with the norm of ``d`` (global member for a set)."""
+    """A random direction in the same space with the norm and category of ``d`` (its global
+    member for a set)."""
     ref = d if isinstance(d, Direction) else (d["global"] if "global" in d else
                                               d[d.categories[0]])
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(ref.dim, generator=g)
     return Direction(v / v.norm() * ref.norm, model_id=ref.model_id, site=ref.site,
-                     origin="random", method=f"random(seed={seed})")
+                     category=ref.category, origin="random", method=f"random(seed={seed})")
 
 
 def make_steering(d: Direction | DirectionSet, mode: str, strength: float,
