@@ -34,11 +34,13 @@ bench: install
 results: install
 	$(PY) -m xsteer.results --out docs/results.md
 
-# The proving ground end to end (about 90 min on 2 CPU cores): judge, T2I, T2V (inflated from the
+# The proving ground end to end (about 2 h on 2 CPU cores): judge, T2I, T2V (inflated from the
 # T2I), the three directions, and the experiment on both generators. Artifacts: $(PG).
 XS := $(VENV)/bin/xsteer
 PG ?= $(HOME)/.cache/xsteer/proving_ground
 PGX := $(PG)/experiment
+PGT2I := --n-benign 64 --n-per-category 8 --steps 20 --threads 2
+PGT2V := --n-benign 32 --n-per-category 4 --steps 10 --threads 2
 proving-ground: install
 	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
 	$(XS) proving-ground train --fresh --steps 8000 --minutes 20 --threads 2
@@ -49,13 +51,17 @@ proving-ground: install
 	    --method ridge --out $(PGX)/align_ridge_l6
 	$(XS) transport $(PGX)/gemma_l6 --alignment $(PGX)/align_ridge_l6 --out $(PGX)/transported_ridge_l6
 	$(XS) proving-ground experiment --native $(PGX)/native_minilm \
-	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4 --category-strength 2 \
-	    --n-benign 64 --n-per-category 8 --steps 20 --threads 2 \
-	    --json $(PGX)/t2i.json --markdown $(PGX)/t2i.md
+	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4,8,16,32 --category-strength 8 \
+	    $(PGT2I) --json $(PGX)/t2i_additive.json --markdown $(PGX)/t2i_additive.md
+	$(XS) proving-ground experiment --mode projection --native $(PGX)/native_minilm \
+	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4 --category-strength 4 \
+	    $(PGT2I) --json $(PGX)/t2i_projection.json --markdown $(PGX)/t2i_projection.md
+	$(XS) proving-ground experiment --video --mode projection --native $(PGX)/native_minilm \
+	    --transported $(PGX)/transported_ridge_l6 --strengths 4 --category-strength 4 \
+	    $(PGT2V) --json $(PGX)/t2v_projection.json --markdown $(PGX)/t2v_projection.md
 	$(XS) proving-ground experiment --video --native $(PGX)/native_minilm \
-	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4 --category-strength 2 \
-	    --n-benign 64 --n-per-category 8 --steps 20 --threads 2 \
-	    --json $(PGX)/t2v.json --markdown $(PGX)/t2v.md
+	    --transported $(PGX)/transported_ridge_l6 --strengths 8 --category-strength 8 \
+	    $(PGT2V) --json $(PGX)/t2v_add8.json --markdown $(PGX)/t2v_add8.md
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
