@@ -168,3 +168,19 @@ def test_train_command_inflates_the_cached_t2i_into_the_t2v(tmp_path, monkeypatc
     assert "starting the T2V" not in res.output
     assert not torch.equal(Generator.from_pretrained(tmp_path / "scratch").unet
                            .state_dict()["conv_in.weight"], conv)
+
+
+def test_clip_motion_reads_the_objects_displacement():
+    import numpy as np
+
+    from xsteer.proving_ground.evaluate import clip_motion
+    from xsteer.proving_ground.world import render_batch, sample_scene
+
+    rng = np.random.default_rng(0)
+    scenes = [sample_scene(rng).canonical() for _ in range(12)]
+    clips = torch.from_numpy(render_batch(scenes, frames=4))
+    assert clip_motion(clips).tolist() == [3] * 12  # 1 px a frame, rightwards
+    still = clips[:, :, :1].expand(-1, -1, 4, -1, -1)
+    assert clip_motion(still).tolist() == [0] * 12
+    backwards = clips.flip(2)
+    assert clip_motion(backwards).tolist() == [-3] * 12
