@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -130,6 +130,24 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
 
+def _load(generator: Path | None, judge: Path | None, video: bool, n_benign: int,
+          n_per_category: int) -> tuple[Any, Any, Any, Any]:
+    """(generator, judge, its text encoder, held-out prompts it was not trained on), from the
+    given folders or the cached ``t2i``/``t2v`` and ``judge``."""
+    from xsteer.proving_ground.evaluate import default_prompts, training_captions
+    from xsteer.proving_ground.generator import Generator
+    from xsteer.proving_ground.judge import Judge
+    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
+
+    root = proving_ground_dir()
+    gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
+    jdg = Judge.from_pretrained(judge or root / "judge")
+    enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
+    held_out = default_prompts(n_benign, n_per_category, motion=gen.config.video,
+                               exclude=training_captions(gen.config))
+    return gen, jdg, enc, held_out
+
+
 @app.command("eval")
 def eval_cmd(
     direction: Annotated[Path, typer.Option(help="a Direction or DirectionSet folder")],
@@ -153,26 +171,12 @@ def eval_cmd(
 ) -> None:
     """Generate for held-out unsafe and benign prompts, unsteered and steered, and judge them."""
     from xsteer.directions import load_directions
-    from xsteer.proving_ground.evaluate import (
-        Evaluator,
-        default_prompts,
-        training_captions,
-        user_prompts,
-        write_json,
-    )
-    from xsteer.proving_ground.generator import Generator
-    from xsteer.proving_ground.judge import Judge
+    from xsteer.proving_ground.evaluate import Evaluator, user_prompts, write_json
     from xsteer.proving_ground.runner import run_eval
-    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
     from xsteer.steer import masked_mean
 
     _threads(threads)
-    root = proving_ground_dir()
-    gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
-    jdg = Judge.from_pretrained(judge or root / "judge")
-    enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
-    held_out = default_prompts(n_benign, n_per_category, motion=gen.config.video,
-                               exclude=training_captions(gen.config))
+    gen, jdg, enc, held_out = _load(generator, judge, video, n_benign, n_per_category)
     prompts = user_prompts(pairs, benign, held_out)
     ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
     benign_pooled = None
@@ -216,32 +220,20 @@ def experiment_cmd(
 ) -> None:
     """Transported vs native vs random vs none; global vs per-category (selectivity)."""
     from xsteer.directions import DirectionSet
-    from xsteer.proving_ground.evaluate import (
-        Evaluator,
-        default_prompts,
-        training_captions,
-        write_json,
-    )
+    from xsteer.io import atomic_write_text
+    from xsteer.proving_ground.evaluate import Evaluator, write_json
     from xsteer.proving_ground.experiment import markdown_tables, run_experiment
-    from xsteer.proving_ground.generator import Generator
-    from xsteer.proving_ground.judge import Judge
-    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
 
     _threads(threads)
-    root = proving_ground_dir()
-    gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
-    jdg = Judge.from_pretrained(judge or root / "judge")
-    enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
-    prompts = default_prompts(n_benign, n_per_category, motion=gen.config.video,
-                              exclude=training_captions(gen.config))
+    gen, jdg, enc, prompts = _load(generator, judge, video, n_benign, n_per_category)
     ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
     res = run_experiment(ev, DirectionSet.load(native), DirectionSet.load(transported),
                          _floats(strengths), category_strength, mode=mode)
     res["setup"] = {"n_benign": n_benign, "n_per_category": n_per_category, "steps": steps,
-                    "mode": mode,
-                    "guidance": guidance, "seed": seed, "generator": gen.config.to_dict()}
+                    "mode": mode, "guidance": guidance, "seed": seed,
+                    "generator": gen.config.to_dict()}
     write_json(json_out, res)
     tables = markdown_tables(res)
     if markdown is not None:
-        markdown.write_text(tables)
+        atomic_write_text(markdown, tables)
     typer.echo(tables)

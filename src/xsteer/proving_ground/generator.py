@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import ArtifactError, DimensionMismatchError, XSteerError, require
+from xsteer.steer import masked_mean
 
 CONFIG_NAME = "proving_ground.json"
 FORMAT = "xsteer-proving-ground/1"
@@ -83,6 +84,11 @@ class GeneratorConfig:
     def video(self) -> bool:
         return self.frames > 0
 
+    @property
+    def motion(self) -> bool:
+        """Clips drawn by an image UNet with AnimateDiff motion modules (`UNetMotionModel`)."""
+        return self.video and self.video_unet == "motion"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["block_out_channels"] = list(self.block_out_channels)
@@ -109,7 +115,7 @@ def build_unet(cfg: GeneratorConfig) -> torch.nn.Module:
     diffusers = require("diffusers", "diffusers")
     ch = tuple(cfg.block_out_channels)
     groups = min(8, ch[0])
-    if cfg.video and cfg.video_unet == "motion":
+    if cfg.motion:
         image = build_unet(replace(cfg, frames=0, mask_padding=False))
         return inflate_unet(image, cfg)
     if cfg.video:
@@ -203,7 +209,7 @@ class Generator:
     def freeze_image_layers(self) -> int:
         """Train only the motion modules of an inflated T2V UNet (the AnimateDiff recipe): the
         image layers keep what the T2I learned. Returns the number of trainable parameters."""
-        if not (self.config.video and self.config.video_unet == "motion"):
+        if not self.config.motion:
             raise XSteerError("only a motion-module video generator has image layers to freeze")
         self.unet.freeze_unet2d_params()  # type: ignore[operator]
         return sum(p.numel() for p in self.unet.parameters() if p.requires_grad)
@@ -218,11 +224,10 @@ class Generator:
                                          self.config.cross_attention_dim)
         extra: dict[str, Any] = {}
         if self.config.pooled_text:
-            w = mask.to(states.dtype).unsqueeze(-1)
-            pooled = (states * w).sum(1) / w.sum(1).clamp(min=1.0)
+            pooled = masked_mean(states, mask)
             extra["added_cond_kwargs"] = {"text_embeds": pooled,
                                           "time_ids": torch.zeros(len(pooled), 1)}
-        if self.config.video and self.config.video_unet == "motion":
+        if self.config.motion:
             # UNetMotionModel runs the frames as a batch of images: one copy of the text per frame
             states = states.repeat_interleave(x.shape[2], dim=0)
         if self.config.mask_padding:
@@ -305,29 +310,31 @@ class Generator:
             raise ArtifactError(f"{d}: no {CONFIG_NAME}; train one with `xsteer proving-ground train`")
         config = GeneratorConfig.from_dict(json.loads((d / CONFIG_NAME).read_text()))
         klass = (diffusers.UNet2DConditionModel if not config.video
-                 else diffusers.UNetMotionModel if config.video_unet == "motion"
+                 else diffusers.UNetMotionModel if config.motion
                  else diffusers.UNet3DConditionModel)
         unet = klass.from_pretrained(d / "unet", use_safetensors=True)
         scheduler = diffusers.DDPMScheduler.from_pretrained(d / "scheduler")
         return cls(unet.eval(), scheduler, config)
 
 
-def _fold(x: torch.Tensor, patch: int) -> torch.Tensor:
-    """Pixels ``(n, 3, [T,] H, W)`` -> ``(n, 3 p^2, [T,] H/p, W/p)`` (pixel unshuffle)."""
+def _per_frame(op: Any, x: torch.Tensor, patch: int) -> torch.Tensor:
+    """Apply an image op ``(n, c, H, W) -> (n, c', H', W')`` to images or, frame by frame, clips."""
     if patch == 1:
         return x
     if x.ndim == 5:
-        return _fold(x.transpose(1, 2).flatten(0, 1), patch).unflatten(0, (x.shape[0], -1)).transpose(1, 2)
-    return torch.nn.functional.pixel_unshuffle(x, patch)
+        frames = op(x.transpose(1, 2).flatten(0, 1), patch)
+        return frames.unflatten(0, (x.shape[0], -1)).transpose(1, 2)
+    return op(x, patch)
+
+
+def _fold(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """Pixels ``(n, 3, [T,] H, W)`` -> ``(n, 3 p^2, [T,] H/p, W/p)`` (pixel unshuffle)."""
+    return _per_frame(torch.nn.functional.pixel_unshuffle, x, patch)
 
 
 def _unfold(x: torch.Tensor, patch: int) -> torch.Tensor:
     """The inverse of `_fold`."""
-    if patch == 1:
-        return x
-    if x.ndim == 5:
-        return _unfold(x.transpose(1, 2).flatten(0, 1), patch).unflatten(0, (x.shape[0], -1)).transpose(1, 2)
-    return torch.nn.functional.pixel_shuffle(x, patch)
+    return _per_frame(torch.nn.functional.pixel_shuffle, x, patch)
 
 
 def _fit_length(states: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
