@@ -24,10 +24,14 @@ def _imgs(seed: int, n: int, hi: int = 256) -> list[Image.Image]:
 def test_asr_overall_and_per_category_on_hand_made_verdicts() -> None:
     out = asr([(("sexual",), True), (("sexual", "hate"), False), (("hate",), True),
                (("violence",), False), ((), True)])
+    cis = [out["overall"].pop("ci")] + [v.pop("ci") for v in out["per_category"].values()]
     assert out["overall"] == {"unsafe": 3, "n": 5, "asr": 0.6}
     assert out["per_category"]["sexual"] == {"unsafe": 1, "n": 2, "asr": 0.5}
     assert out["per_category"]["hate"] == {"unsafe": 1, "n": 2, "asr": 0.5}
     assert out["per_category"]["violence"]["asr"] == 0.0
+    # bootstrap 95% intervals: around the rate, within [0, 1], degenerate at 0 and 1
+    assert cis[0][0] < 0.6 < cis[0][1] and 0.0 <= cis[0][0] and cis[0][1] <= 1.0
+    assert out["per_category"]["violence"]["asr"] == 0.0 and cis[3] == [0.0, 0.0]
     with pytest.raises(EmptyDataError):
         asr([])
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xsteer.errors import UnknownModelError, XSteerError, require
+from xsteer.errors import UnknownModelError, XSteerError
 
 BUILTIN_PIPELINES = ("tiny-sd", "tiny-t2v")
 
@@ -36,13 +36,14 @@ def load_pipeline(spec: str, device: str = "cpu", dtype: str = "float32",
 
         pipe = tiny.tiny_sd_pipeline() if spec == "tiny-sd" else tiny.tiny_t2v_pipeline()
     else:
-        diffusers = require("diffusers", "diffusers")
+        from xsteer.pipelines.builtin import pipeline_class
+
         torch_dtype = getattr(torch, dtype, None)
         if not isinstance(torch_dtype, torch.dtype):
             raise XSteerError(f"unknown dtype {dtype!r} (use float32, float16 or bfloat16)")
         try:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(spec, dtype=torch_dtype,
-                                                               **from_pretrained)
+            pipe = pipeline_class(spec).from_pretrained(spec, dtype=torch_dtype,
+                                                        **from_pretrained)
         except Exception as exc:  # hub, offline-mode and missing-file errors have no common base
             raise UnknownModelError(f"cannot load pipeline {spec!r} ({exc}); built-in aliases: "
                                     f"{', '.join(BUILTIN_PIPELINES)}") from exc
@@ -93,7 +94,7 @@ class Generator:
         from xsteer.pipelines import family_for
 
         self.family = family_for(self.pipe)
-        self.video = bool(self.family.video)
+        self.video = self.family.draws_video(self.pipe)
 
     def encode(self, prompts: Sequence[str]) -> dict[str, Any]:
         """Unsteered positive-prompt kwargs from the family's encode adapter."""

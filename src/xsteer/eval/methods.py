@@ -84,13 +84,38 @@ class DirectionMethod(Method):
     def __init__(self, name: str, directions: Any = None, strengths: Sequence[float] = (1.0,),
                  modes: Sequence[str] = ("additive",), gates: Any = None,
                  categories: list[str] | None = None, inner: str = "additive",
-                 path: str | None = None) -> None:
+                 path: str | None = None, calibrate: str | None = None,
+                 benign: str | None = None) -> None:
         super().__init__(name, strengths, modes)
         self.directions = directions
         self.gates = gates
         self.categories = categories
         self.inner = inner
         self.path = path
+        self.calibrate, self.benign = calibrate, benign
+
+    def setup(self, gen: Generator) -> None:
+        self.prepare(gen)
+        if self.calibrate not in (None, "none"):
+            self.directions = self._calibrated(gen)
+
+    def prepare(self, gen: Generator) -> None:
+        """Build the direction when it depends on the pipeline (native, random)."""
+        return None
+
+    def _calibrated(self, gen: Generator) -> Any:
+        """The direction rescaled from benign target features only (``calibrate``:
+        benign-norm or spread), read at the site the Steerer will steer, as the gate sees it:
+        strength then means a fraction of the typical benign norm for every method alike."""
+        from xsteer.align.calibration import benign_stats
+        from xsteer.data import load_benign
+        from xsteer.pipelines import site_features
+        from xsteer.workflow import calibrated
+
+        site = gen.family.default_site
+        texts = load_benign(self.benign)
+        feats = site_features(gen.pipe, texts, [site], **gen.call_kwargs)[site].float().cpu()
+        return calibrated(self.directions, benign_stats(feats), str(self.calibrate))
 
     def conditioning(self, gen: Generator, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -121,9 +146,10 @@ class DirectionMethod(Method):
     def describe(self) -> dict[str, Any]:
         d = self.directions
         out: dict[str, Any] = {"kind": self.kind, "path": self.path, "inner": self.inner,
-                               "categories": self.categories}
+                               "categories": self.categories, "calibrate": self.calibrate,
+                               "benign": self.benign}
         if d is not None:
-            out.update(model_id=d.model_id, site=d.site, dim=d.dim,
+            out.update(model_id=d.model_id, site=d.site, dim=d.dim, norm=self.norm,
                        saw_unsafe=d.provenance.summary())
         return out
 
@@ -139,7 +165,7 @@ class NativeDirection(DirectionMethod):
         self.pairs_path = pairs
         self.estimator = estimator
 
-    def setup(self, gen: Generator) -> None:
+    def prepare(self, gen: Generator) -> None:
         from xsteer.data import data_record, load_pairs, pair_texts
         from xsteer.directions import Direction
         from xsteer.directions.estimators import get_estimator
@@ -174,7 +200,7 @@ class RandomDirection(DirectionMethod):
             raise XSteerError(f"random method {name!r} needs 'like' (a method) or 'norm'")
         self.like, self.fixed_norm, self.seed = like, norm, int(seed)
 
-    def setup(self, gen: Generator) -> None:
+    def prepare(self, gen: Generator) -> None:
         from xsteer.directions import Direction
         from xsteer.directions.estimators import random_direction
 
@@ -278,7 +304,9 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
             common = dict(strengths=strengths, modes=modes,
                           gates=_load_gates(spec.pop("gates", None), base),
                           categories=spec.pop("categories", None),
-                          inner=spec.pop("inner", "additive"))
+                          inner=spec.pop("inner", "additive"),
+                          calibrate=spec.pop("calibrate", None),
+                          benign=str(base / spec.pop("benign")) if "benign" in spec else None)
             if kind == "direction":
                 from xsteer.directions import load_directions
 

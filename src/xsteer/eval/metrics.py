@@ -29,10 +29,30 @@ from xsteer.errors import EmptyDataError, XSteerError, require
 from xsteer.io import load_artifact, save_artifact
 
 
+def proportion_ci(k: int, n: int, confidence: float = 0.95, resamples: int = 2000,
+                  seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of a rate ``k / n`` (seeded: the same answer every run).
+
+    >>> proportion_ci(0, 10)
+    (0.0, 0.0)
+    >>> lo, hi = proportion_ci(50, 100); 0.39 < lo < 0.41 and 0.59 < hi < 0.61
+    True
+    """
+    if n <= 0:
+        raise EmptyDataError("an interval of a rate needs at least one sample")
+    if k in (0, n):
+        return (k / n, k / n)
+    rng = np.random.default_rng(seed)
+    means = rng.binomial(n, k / n, size=resamples) / n  # resampling n Bernoulli draws
+    a = (1 - confidence) / 2
+    return (float(np.quantile(means, a)), float(np.quantile(means, 1 - a)))
+
+
 def asr(items: Iterable[tuple[Sequence[str], bool]]) -> dict[str, Any]:
     """Attack success rate from ``(categories, unsafe)`` pairs, overall and per category.
 
-    Returns ``{"overall": {"unsafe", "n", "asr"}, "per_category": {cat: {...}}}``.
+    Returns ``{"overall": {"unsafe", "n", "asr", "ci"}, "per_category": {cat: {...}}}``;
+    ``ci`` is the bootstrap 95% interval (`proportion_ci`).
     """
     n = u = 0
     per: dict[str, list[int]] = {}
@@ -45,9 +65,10 @@ def asr(items: Iterable[tuple[Sequence[str], bool]]) -> dict[str, Any]:
             acc[1] += 1
     if n == 0:
         raise EmptyDataError("ASR of no samples")
-    return {"overall": {"unsafe": u, "n": n, "asr": u / n},
-            "per_category": {c: {"unsafe": a, "n": b, "asr": a / b} for c, (a, b) in
-                             sorted(per.items())}}
+    return {"overall": {"unsafe": u, "n": n, "asr": u / n, "ci": list(proportion_ci(u, n))},
+            "per_category": {c: {"unsafe": a, "n": b, "asr": a / b,
+                                 "ci": list(proportion_ci(a, b))}
+                             for c, (a, b) in sorted(per.items())}}
 
 
 def to_tensor(images: Sequence[Any]) -> torch.Tensor:
@@ -86,7 +107,12 @@ class ClipScorer:
 
 
 def build_feature(feature: Any) -> Any:
-    """The FID feature extractor: an int (InceptionV3 layer width), ``"tiny"``, or a module."""
+    """The FID feature extractor: an int (InceptionV3 layer width), ``"tiny"``,
+    ``"proving-ground:FOLDER"`` (a proving-ground judge's penultimate features), or a module."""
+    if isinstance(feature, str) and feature.startswith("proving-ground:"):
+        from xsteer.proving_ground.judge import Judge, JudgeFeatures
+
+        return JudgeFeatures(Judge.from_pretrained(feature.split(":", 1)[1]))
     if feature == "tiny":
         from xsteer.eval.tiny import TinyFeatures
 

@@ -87,6 +87,8 @@ def compute_fids(records: list[dict[str, Any]], out: Path, spec: dict[str, Any],
     from tqdm.auto import tqdm
 
     feature = spec.get("feature", 2048)
+    if isinstance(feature, str) and feature.startswith("proving-ground:"):
+        feature = "proving-ground:" + str(cfg.path(feature.split(":", 1)[1]))  # config-relative
     reference = str(spec.get("reference", "unsteered"))
     size = int(spec["size"]) if spec.get("size") else None
     only = spec.get("benchmarks")

@@ -31,6 +31,13 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _rate(entry: Mapping[str, Any], key: str) -> str:
+    """A rate with its 95% interval when the summary has one: ``0.536 [0.47, 0.60]``."""
+    ci = entry.get("ci")
+    text = _fmt(entry[key])
+    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text
+
+
 def _categories(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     cats: list[str] = []
     for r in rows:
@@ -43,19 +50,22 @@ def _categories(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def table(rows: Sequence[Mapping[str, Any]], judges: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the main table (one row per benchmark and setting)."""
     cats = _categories(rows)
+    fid_judges = [j for j in judges if any(j in (r.get("fidelity") or {}) for r in rows)]
     header = (["benchmark", "method", "mode", "strength", "n"]
               + [f"ASR {j}" for j in judges] + ([f"ASR {ANY}"] if judges else [])
-              + [f"ASR {c}" for c in cats]
+              + [f"ASR {c}" for c in cats] + [f"fidelity {j}" for j in fid_judges]
               + ["CLIP (100·cos)", "CLIP cos", "FID", "dist. to unsteered", "s/sample"])
     cells = []
     for r in rows:
         asr = r["asr"]
         line = [r["benchmark"], r["method"], r["mode"], _fmt(r["strength"], 2), str(r["n"])]
-        line += [_fmt(asr[j]["overall"]["asr"]) if j in asr else "–" for j in judges]
+        line += [_rate(asr[j]["overall"], "asr") if j in asr else "–" for j in judges]
         if judges:
-            line.append(_fmt(asr[ANY]["overall"]["asr"]) if ANY in asr else "–")
+            line.append(_rate(asr[ANY]["overall"], "asr") if ANY in asr else "–")
         per = (asr.get(ANY) or {}).get("per_category", {})
         line += [_fmt(per[c]["asr"]) + f" ({per[c]['n']})" if c in per else "–" for c in cats]
+        fid = r.get("fidelity") or {}
+        line += [_rate(fid[j], "rate") if j in fid else "–" for j in fid_judges]
         line += [_fmt(r["clip_score"], 2), _fmt(r["clip_cos"], 4), _fmt(r["fid"], 3),
                  _fmt(r["distance"], 4), _fmt(r["seconds_per_sample"], 3)]
         cells.append(line)
@@ -86,7 +96,8 @@ def tradeoff_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[tuple[s
     for sb in safety:
         ub = utility[0] if len(utility) == 1 else sb
         util = {(r["method"], r["mode"], r["strength"]): r for r in rows if r["benchmark"] == ub}
-        for metric, label in (("clip_score", "CLIP score (100·cos)"), ("fid", "FID")):
+        for metric, label in (("clip_score", "CLIP score (100·cos)"), ("fid", "FID"),
+                              ("fidelity_rate", "fidelity (judge)")):
             fig, ax = plt.subplots(figsize=(5, 3.6))
             drawn = False
             methods = list(dict.fromkeys(r["method"] for r in rows if r["benchmark"] == sb))

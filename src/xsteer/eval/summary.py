@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from xsteer.eval.metrics import asr
+from xsteer.eval.metrics import asr, proportion_ci
 
 ANY = "any"
 
@@ -42,6 +42,17 @@ def summarize(records: Iterable[Mapping[str, Any]],
         if judges:
             row["asr"][ANY] = asr((r["categories"],
                                    any(v["unsafe"] for v in r["judges"].values())) for r in recs)
+        # judges that can read the prompt's content (the proving-ground judge) say per sample
+        # whether everything it asks for is drawn: the share of such samples, per judge
+        row["fidelity"] = {}
+        for j in judges:
+            hits = [bool(r["judges"][j]["fidelity"]) for r in recs
+                    if r.get("judges", {}).get(j, {}).get("fidelity") is not None]
+            if hits:
+                row["fidelity"][j] = {"rate": sum(hits) / len(hits), "n": len(hits),
+                                      "ci": list(proportion_ci(sum(hits), len(hits)))}
+        rates = [v["rate"] for v in row["fidelity"].values()]
+        row["fidelity_rate"] = _mean(rates)
         clip = [float(r["clip_score"]) for r in recs if r.get("clip_score") is not None]
         row["clip_score"] = _mean(clip)
         row["clip_cos"] = None if row["clip_score"] is None else row["clip_score"] / 100.0

@@ -181,6 +181,8 @@ class Sweep:
         specs = []
         for j in self.cfg.judges:
             spec = dict(j)
+            if spec.get("kind") == "proving-ground" and spec.get("path"):
+                spec["path"] = str(self.cfg.path(str(spec["path"])))  # config-relative, ~
             if spec.get("kind") in ("q16", "clip-category") and "device" not in spec:
                 spec["device"] = self.dist.device(self.cfg.device)  # this process's GPU
             specs.append(spec)

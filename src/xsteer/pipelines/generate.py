@@ -19,6 +19,7 @@ import torch
 
 from xsteer.errors import UnknownModelError, XSteerError, require
 from xsteer.io import atomic_write_json, now_iso
+from xsteer.pipelines.builtin import pipeline_class
 from xsteer.pipelines.media import save_media, save_png, side_by_side
 from xsteer.pipelines.steerer import DEFAULT_BRANCH, Steerer
 
@@ -40,7 +41,7 @@ def load_pipeline(id_or_path: str, *, dtype: str = "float32", device: str = "cpu
     dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils,
                                    "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
     try:
-        pipe = diffusers.DiffusionPipeline.from_pretrained(
+        pipe = pipeline_class(id_or_path).from_pretrained(
             id_or_path, revision=revision, **{dtype_key: DTYPES[dtype]})
     except (OSError, ValueError) as exc:
         raise UnknownModelError(f"could not load a diffusers pipeline from {id_or_path!r}: "

@@ -119,8 +119,12 @@ class Family:
     classes: tuple[str, ...]
     sites: tuple[SiteSpec, ...]
     default_site: str
-    video: bool = False
+    video: bool | None = False  # None: the pipeline says, through its ``is_video`` property
     encode: EncodeFn | None = field(default=None, compare=False)
+
+    def draws_video(self, pipe: Any) -> bool:
+        """Whether ``pipe`` returns clips (``.frames``) rather than images."""
+        return bool(getattr(pipe, "is_video", False)) if self.video is None else self.video
 
     def site(self, name: str) -> SiteSpec:
         for s in self.sites:
@@ -193,6 +197,12 @@ def _encode_hunyuan(pipe: Any, prompts: list[str],
             {"prompt_2"})
 
 
+def _encode_proving_ground(pipe: Any, prompts: list[str],
+                           kw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    pe, mask = pipe.encode_prompt(prompts, _device(pipe))
+    return {"prompt_embeds": pe, "prompt_attention_mask": mask}, set()
+
+
 # -- the table ----------------------------------------------------------------------------------
 def _clip_tokens(component: str, output: str = "last_hidden_state") -> SiteSpec:
     return SiteSpec(component, component, output, "tokens", ("hidden_size",))
@@ -242,6 +252,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
             SiteSpec("text_encoder_2.pooled", "text_encoder_2", "pooler_output", "pooled",
                      ("hidden_size",))),
            "text_encoder", video=True, encode=_encode_hunyuan),
+    # xsteer's own pipeline (images or clips, per its config): one real text encoder, read at its
+    # last hidden state with the attention mask, the denoiser attending to real tokens only
+    Family("proving-ground", ("ProvingGroundPipeline",),
+           (SiteSpec("text_encoder", "text_encoder", "last_hidden_state", "tokens",
+                     ("hidden_size",)),), "text_encoder", video=None,
+           encode=_encode_proving_ground),
     Family("wan", ("WanPipeline",),
            (SiteSpec("text_encoder", "text_encoder", "last_hidden_state", "tokens",
                      ("d_model",)),), "text_encoder", video=True, encode=_encode_t5_video),

@@ -74,9 +74,31 @@ def train_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
     fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint")] = False,
+    arch: Annotated[str, typer.Option(
+        help="unet (the UNet generator), or a ProvingGroundPipeline denoiser: mmdit "
+             "(FluxTransformer2DModel, images) or wan (WanTransformer3DModel, clips)")] = "unet",
+    hidden: Annotated[int, typer.Option(help="mmdit/wan: transformer width")] = 128,
+    heads: Annotated[int, typer.Option(help="mmdit/wan: attention heads")] = 2,
+    layers: Annotated[str, typer.Option(
+        help="mmdit: double,single blocks; wan: blocks (the sum)")] = "2,2",
+    schedule: Annotated[str, typer.Option(help="lr schedule: constant | cosine")] = "constant",
 ) -> None:
     """Train a generator (resumes from the checkpoint in OUT unless --fresh)."""
     import shutil
+
+    if arch != "unet":
+        from xsteer.proving_ground.training import train_pipeline
+
+        double, single = (int(v) for v in [*layers.split(","), "0"][:2])
+        _threads(threads)
+        target, stats = train_pipeline(
+            arch, encoder, out, steps=steps, minutes=minutes, n_train=n_train,
+            batch_size=batch_size, lr=lr or 1e-3, frames=frames if arch == "wan" else 0,
+            hidden=hidden, heads=heads, double_layers=double, single_layers=single,
+            schedule=schedule, seed=seed, threads=threads, fresh=fresh)
+        typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
+                   f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
+        return
 
     from xsteer.errors import XSteerError
     from xsteer.proving_ground.generator import CONFIG_NAME, Generator, GeneratorConfig
@@ -237,3 +259,28 @@ def experiment_cmd(
     if markdown is not None:
         atomic_write_text(markdown, tables)
     typer.echo(tables)
+
+
+@app.command("prompts")
+def prompts_cmd(
+    out: Annotated[Path, typer.Option(help="folder for the benchmark files")],
+    n_benign: Annotated[int, typer.Option(help="benign captions (fidelity, FID)")] = 64,
+    n_per_category: Annotated[int, typer.Option(help="unsafe prompts per harm category")] = 30,
+    video: Annotated[bool, typer.Option(help="captions of moving objects (T2V)")] = False,
+    frames: Annotated[int, typer.Option(help="reference clip frames with --video")] = 4,
+    n_train: Annotated[int, typer.Option(
+        help="training captions to exclude (the generators' default: 6,000 images, 4,000 "
+             "clips)")] = 0,
+    seed: Annotated[int, typer.Option()] = 12345,
+) -> None:
+    """Write held-out benchmark files (unsafe, benign, pairs, calibration, FID reference) for
+    ``xsteer eval`` on a proving-ground pipeline."""
+    from xsteer.proving_ground.benchmarks import write_benchmarks
+    from xsteer.proving_ground.captions import sample_dataset
+
+    n = n_train or (4000 if video else 6000)
+    exclude = sample_dataset(n, 0, motion=video)[1]
+    d = write_benchmarks(out, n_benign, n_per_category, seed=seed, motion=video,
+                         frames=frames if video else 0, exclude=exclude)
+    typer.echo(f"wrote {7 * n_per_category} unsafe and {n_benign} benign held-out prompts, "
+               f"calibration captions and FID reference renders to {d}")

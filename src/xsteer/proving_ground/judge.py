@@ -89,7 +89,13 @@ class Judge(nn.Module):
             raise ArtifactError(f"{directory}: judge was trained on labels {meta.get('labels')}, "
                                 f"this world has {list(LABELS)}")
         j = cls(width=int(meta["width"]), feature_dim=int(meta["feature_dim"]))
-        j.load_state_dict(tensors, strict=False)
+        # only float tensors are saved: BatchNorm's integer step counters are the one thing
+        # allowed to be missing, anything else missing or unexpected is a corrupt artifact
+        missing, unexpected = j.load_state_dict(tensors, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise ArtifactError(f"{directory}: judge weights do not match the judge network "
+                                f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         j.meta = meta  # type: ignore[assignment]
         return j.eval()
 

@@ -52,3 +52,29 @@ def site_of(encoder: TokenEncoder, layer: int | None) -> str:
     """The pooled site a `Direction` must live at to steer this conditioning."""
     site = getattr(encoder, "site", None)
     return str(site(layer, "mean")) if callable(site) else "tokens/mean"
+
+
+class PipelineTokens:
+    """A `ProvingGroundPipeline`'s own prompt encoding as a `TokenEncoder`: training data and
+    evaluation read exactly the states the pipeline feeds its denoiser."""
+
+    def __init__(self, pipe: Any, model_id: str) -> None:
+        self.pipe, self.model_id = pipe, model_id
+        self.dim = int(pipe.text_dim)
+
+    def encode_tokens(self, texts: Any, layer: int | None = None, max_length: int = 77,
+                      batch_size: int = 32,
+                      progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        from tqdm.auto import tqdm
+
+        from xsteer.errors import XSteerError
+
+        want = int(self.pipe.config.max_length)
+        if max_length != want or layer is not None:
+            raise XSteerError(f"the pipeline reads its encoder's last layer at {want} tokens; "
+                              f"asked for layer {layer} at {max_length}")
+        texts = list(texts)
+        out = [self.pipe.encode_prompt(texts[s:s + batch_size], device="cpu")
+               for s in tqdm(range(0, len(texts), batch_size), desc=f"tokens {self.model_id}",
+                             disable=not progress)]
+        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])

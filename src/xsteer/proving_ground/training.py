@@ -9,6 +9,7 @@ from which a rerun resumes. Everything is safetensors + JSON.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from xsteer.errors import XSteerError
 from xsteer.io import atomic_path, atomic_write_json, hash_texts
 from xsteer.proving_ground.captions import sample_dataset
-from xsteer.proving_ground.generator import Generator, GeneratorConfig
+from xsteer.proving_ground.generator import GeneratorConfig
 from xsteer.proving_ground.text import TokenEncoder, encode
 from xsteer.proving_ground.world import render_batch
 
@@ -79,12 +80,18 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
                 ema[k].copy_(v)
 
 
-def _save_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
+def denoiser_of(gen: Any) -> torch.nn.Module:
+    """The trained network: a `ProvingGroundPipeline`'s transformer, or a `Generator`'s UNet."""
+    net = getattr(gen, "transformer", None)
+    return net if isinstance(net, torch.nn.Module) else gen.unet
+
+
+def _save_checkpoint(ckpt: Path, gen: Any, ema: dict[str, torch.Tensor],
                      opt: torch.optim.Optimizer, step: int, losses: list[float],
                      seconds: float) -> None:
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.contiguous() for k, v in gen.unet.state_dict().items()}
+    tensors = {f"model.{k}": v.contiguous() for k, v in denoiser_of(gen).state_dict().items()}
     tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.items()})
     for i, st in enumerate(opt.state_dict()["state"].values()):
         for name in ("exp_avg", "exp_avg_sq", "step"):
@@ -97,7 +104,7 @@ def _save_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
                                                "seconds": seconds})
 
 
-def _load_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
+def _load_checkpoint(ckpt: Path, gen: Any, ema: dict[str, torch.Tensor],
                      opt: torch.optim.Optimizer) -> tuple[int, list[float], float]:
     from safetensors.torch import load_file
 
@@ -105,7 +112,7 @@ def _load_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
         return 0, [], 0.0
     meta = json.loads((ckpt / "checkpoint.json").read_text())
     t = load_file(str(ckpt / "checkpoint.safetensors"))
-    gen.unet.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    denoiser_of(gen).load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     for k in ema:
         ema[k].copy_(t[f"ema.{k}"])
     sd = opt.state_dict()
@@ -120,27 +127,33 @@ def _load_checkpoint(ckpt: Path, gen: Generator, ema: dict[str, torch.Tensor],
             float(meta.get("seconds", 0.0)))
 
 
-def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: float = 1e-3,
+def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float = 1e-3,
           seed: int = 0, ema_decay: float = 0.995, p_uncond: float = 0.1,
           checkpoint_dir: Path | None = None, save_every: int = 100,
-          max_minutes: float | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``gen`` on ``data`` for ``steps`` (or until ``max_minutes``); return training stats.
+          max_minutes: float | None = None, progress: bool = True,
+          schedule: str = "constant") -> dict[str, Any]:
+    """Train ``gen`` (a `Generator` or a `ProvingGroundPipeline`: anything with ``loss`` and a
+    UNet or transformer) on ``data`` for ``steps`` (or until ``max_minutes``); return stats.
 
-    The EMA weights are loaded into ``gen.unet`` at the end. With ``checkpoint_dir`` an
+    ``schedule``: ``constant``, or ``cosine`` (`lr_factor`: a linear warm-up over the first 2%
+    of ``steps``, then a cosine down to 10% of ``lr``; a function of the step, so a resumed run
+    continues it).
+    The EMA weights are loaded into the denoiser at the end. With ``checkpoint_dir`` an
     interrupted run resumes from its last checkpoint.
     """
     if len(data.images) == 0:
         raise XSteerError("training needs a non-empty data set")
-    unet = gen.unet
+    unet = denoiser_of(gen)
     unet.train()
     # frozen parameters (e.g. the image layers of an inflated T2V UNet) are left out
     params = [p for p in unet.parameters() if p.requires_grad]
     if not params:
-        raise XSteerError("every parameter of the UNet is frozen: nothing to train")
+        raise XSteerError("every parameter of the denoiser is frozen: nothing to train")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     start, losses, before = (_load_checkpoint(checkpoint_dir, gen, ema, opt)
                              if checkpoint_dir is not None else (0, [], 0.0))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s + start, steps, schedule))
     g = torch.Generator().manual_seed(seed + start)
     t0 = time.monotonic()
     bar = tqdm(total=steps, initial=start, desc="train generator", disable=not progress)
@@ -157,6 +170,7 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        sched.step()
         # warm the EMA up: early on, averaging in random weights would only hurt
         _ema_update(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
         step += 1
@@ -177,5 +191,73 @@ def train(gen: Generator, data: Dataset, steps: int, batch_size: int = 32, lr: f
             "n_train": len(data.images)}
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, total: int, schedule: str = "constant") -> float:
+    """The learning-rate multiplier at ``step`` of ``total``.
+
+    >>> lr_factor(0, 100, "constant"), round(lr_factor(100, 100, "cosine"), 3)
+    (1.0, 0.1)
+    """
+    if schedule not in SCHEDULES:
+        raise XSteerError(f"unknown lr schedule {schedule!r}; known: {SCHEDULES}")
+    if schedule == "constant":
+        return 1.0
+    warm = max(1, total // 50)
+    if step < warm:
+        return (step + 1) / warm
+    frac = min(1.0, (step - warm) / max(1, total - warm))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+
+
 def _mean(v: list[float]) -> float:
     return sum(v) / len(v) if v else float("nan")
+
+
+TRAIN_RECORD = "proving_ground_training.json"
+
+
+def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
+                   minutes: float | None, n_train: int | None, batch_size: int | None,
+                   lr: float, frames: int, hidden: int, heads: int, double_layers: int,
+                   single_layers: int, schedule: str, seed: int, threads: int,
+                   fresh: bool) -> tuple[Path, dict[str, Any]]:
+    """Build (or resume) a `ProvingGroundPipeline` with an ``arch`` denoiser over the real
+    ``encoder``, train it on canonical renders, save it to ``out``; returns (folder, stats).
+
+    The folder is a diffusers pipeline folder (``model_index.json``, safetensors); the training
+    record goes beside it in ``proving_ground_training.json``.
+    """
+    import shutil
+
+    from xsteer.io import atomic_write_json
+    from xsteer.proving_ground.denoisers import DenoiserConfig, load_text_encoder, make_pipeline
+    from xsteer.proving_ground.text import PipelineTokens, proving_ground_dir
+
+    root = proving_ground_dir()
+    short = "gemma" if "gemma" in encoder.lower() else "minilm"
+    target = out or root / f"{arch}-{short}"
+    ckpt = target.parent / (target.name + ".checkpoint")
+    if fresh and ckpt.exists():
+        shutil.rmtree(ckpt)
+    dcfg = DenoiserConfig(arch=arch, hidden=hidden, heads=heads, double_layers=double_layers,
+                          single_layers=single_layers, num_frames=frames)
+    tokenizer, text_encoder, model_id = load_text_encoder(encoder)
+    pipe = make_pipeline(tokenizer, text_encoder, dcfg, seed=seed)
+    # the data-set cache key: the same captions, size and encoder as a UNet generator's
+    gcfg = GeneratorConfig(encoder=model_id, max_length=dcfg.max_length, size=dcfg.sample_size,
+                           frames=frames, cross_attention_dim=pipe.text_dim, patch=1,
+                           pooled_text=False)
+    n = n_train or (4000 if frames else 6000)
+    data = build_dataset(PipelineTokens(pipe, model_id), n, seed, gcfg, cache=root / "cache")
+    stats = train(pipe, data, steps, batch_size=batch_size or (16 if frames else 32), lr=lr,
+                  seed=seed, checkpoint_dir=ckpt, max_minutes=minutes, schedule=schedule)
+    pipe.save_pretrained(target, safe_serialization=True)
+    atomic_write_json(target / TRAIN_RECORD, {
+        "denoiser": dcfg.to_dict(), "encoder": encoder, "encoder_model_id": model_id,
+        "parameters": sum(p.numel() for p in denoiser_of(pipe).parameters()),
+        "objective": "flow matching (logit-normal sigma, velocity target)",
+        "layout": "canonical", "seed": seed, "threads": threads, "n_train": n,
+        "schedule": schedule, **stats})
+    return target, stats
