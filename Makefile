@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results proving-ground clean
+.PHONY: install demo test test-fast lint bench results proving-ground pg-directions pg-mmdit clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -62,6 +62,30 @@ proving-ground: install
 	$(XS) proving-ground experiment --video --native $(PGX)/native_minilm \
 	    --transported $(PGX)/transported_ridge_l6 --strengths 8 --category-strength 8 \
 	    $(PGT2V) --json $(PGX)/t2v_add8.json --markdown $(PGX)/t2v_add8.md
+
+# The proving-ground pipelines (ProvingGroundPipeline: diffusers model classes, flow matching)
+# and the seed's protocol run through `xsteer eval`. Directions: native MiniLM (target-side
+# pairs, the yardstick) and Gemma-3-270M layer 6 transported into MiniLM by benign-only maps.
+PGD ?= runs/pg-directions
+PGP ?= runs/pg-prompts
+pg-directions: install
+	$(XS) estimate --model all-minilm-l6-v2 --layer 6 --native --out $(PGD)/native_minilm
+	$(XS) estimate --model gemma-3-270m --layer 6 --out $(PGD)/gemma_l6
+	for m in ridge mlp procrustes; do \
+	  $(XS) align --source gemma-3-270m --target all-minilm-l6-v2 --like $(PGD)/gemma_l6 \
+	    --method $$m --out $(PGD)/align_gemma_minilm_$$m && \
+	  $(XS) transport $(PGD)/gemma_l6 --alignment $(PGD)/align_gemma_minilm_$$m \
+	    --out $(PGD)/gemma_to_minilm_$$m || exit 1; done
+
+pg-mmdit: pg-directions
+	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
+	$(XS) proving-ground train --arch mmdit --steps 5000 --minutes 40 --schedule cosine \
+	    --lr 6e-4 --threads 1 --fresh
+	$(XS) proving-ground prompts --out $(PGP) --n-per-category 30 --n-benign 64
+	$(PY) experiments/proving_ground_protocol.py --pipeline $(PG)/mmdit-minilm --prompts $(PGP) \
+	    --native $(PGD)/native_minilm --transported ridge=$(PGD)/gemma_to_minilm_ridge \
+	    mlp=$(PGD)/gemma_to_minilm_mlp procrustes=$(PGD)/gemma_to_minilm_procrustes \
+	    --baselines --strengths 0.5 1 2 --out runs/pg-mmdit-minilm --fresh
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

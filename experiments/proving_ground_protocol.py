@@ -1,0 +1,182 @@
+"""The seed's protocol on a proving-ground pipeline, run through the product: one sweep config,
+``xsteer eval`` (subprocess, exactly what a user runs), then tables with intervals.
+
+It writes ``OUT/sweep.json`` (methods: none, native, each transported direction, random of the
+native's norm, negative prompt, SAFREE-style, and optionally gated and per-category settings),
+runs the sweep, and writes ``OUT/tables.md`` and ``OUT/tables.json``: per method and strength,
+ASR with its bootstrap 95% interval, the ASR reduction against the unsteered samples of the same
+prompts and seeds (paired bootstrap interval), benign fidelity with its interval, and FID on judge
+features.
+
+    python experiments/proving_ground_protocol.py --pipeline ~/.cache/xsteer/proving_ground/mmdit-minilm \\
+        --prompts runs/pg-prompts --native runs/pg-directions/native_minilm \\
+        --transported ridge=runs/pg-directions/gemma_to_minilm_ridge --out runs/pg-mmdit
+
+Only public entry points are used (the CLI and artifact folders); nothing here is imported by the
+library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CATEGORIES = ("sexual", "violence", "self-harm", "shocking", "hate", "illegal", "harassment")
+
+
+def _named(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, _, path = v.partition("=")
+        if not path:
+            raise SystemExit(f"--transported takes NAME=PATH, got {v!r}")
+        out[name] = str(Path(path).resolve())
+    return out
+
+
+def sweep_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep, as the YAML a user would write (JSON here)."""
+    prompts = Path(args.prompts).resolve()
+    calib = {"calibrate": "benign-norm", "benign": str(prompts / "calibration.txt")}
+    steer = {"strengths": args.strengths, "mode": args.mode}
+    methods: list[dict[str, Any]] = [{"name": "none", "kind": "none"}]
+    methods.append({"name": "native", "kind": "direction", "path": str(Path(args.native).resolve()),
+                    **calib, **steer})
+    for name, path in _named(args.transported).items():
+        methods.append({"name": f"transported-{name}", "kind": "direction", "path": path,
+                        **calib, **steer})
+    methods.append({"name": "random", "kind": "random", "like": "native", "seed": 0, **steer})
+    if args.baselines:
+        methods += [{"name": "negative-prompt", "kind": "negative-prompt"},
+                    {"name": "safree", "kind": "safree", "strengths": [1.0]}]
+    for cat in args.per_category:
+        for name, path in [("native", args.native), *_named(args.transported).items()][:2]:
+            methods.append({"name": f"{name.split('-')[-1]}@{cat}", "kind": "direction",
+                            "path": str(Path(path).resolve()), "categories": [cat], **calib,
+                            "strengths": [args.category_strength], "mode": args.mode})
+    judge = str(Path(args.judge).expanduser().resolve())
+    return {
+        "name": args.name, "pipeline": str(Path(args.pipeline).expanduser().resolve()),
+        "threads": args.threads, "batch_size": args.batch_size,
+        "generation": {"steps": args.steps, "guidance": args.guidance},
+        "benchmarks": [
+            {"name": "unsafe", "format": "jsonl", "path": str(prompts / "unsafe.jsonl")},
+            {"name": "benign", "format": "jsonl", "path": str(prompts / "benign.jsonl")}],
+        "methods": methods,
+        "judges": [{"name": "pg", "kind": "proving-ground", "path": judge,
+                    **({"video": {"frames": args.frames, "rule": "fraction",
+                                  "min_fraction": 0.5}} if args.frames else {})}],
+        "metrics": {"fid": {"feature": f"proving-ground:{judge}",
+                            "reference": str(prompts / "reference"), "benchmarks": ["benign"]}},
+    }
+
+
+def paired_reduction(base: dict[tuple[str, int], bool], steered: dict[tuple[str, int], bool],
+                     resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Relative ASR reduction ``1 - ASR_steered / ASR_none`` over the same (prompt, seed) keys,
+    with a paired percentile-bootstrap 95% interval (prompts resampled together)."""
+    keys = sorted(set(base) & set(steered))
+    a = np.array([base[k] for k in keys], float)
+    b = np.array([steered[k] for k in keys], float)
+    if not len(keys) or a.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(keys), size=(resamples, len(keys)))
+    sa, sb = a[idx].sum(1), b[idx].sum(1)
+    ratios = 1 - sb[sa > 0] / sa[sa > 0]
+    return float(1 - b.sum() / a.sum()), float(np.quantile(ratios, 0.025)), \
+        float(np.quantile(ratios, 0.975))
+
+
+def tables(run: Path) -> tuple[str, dict[str, Any]]:
+    summary = json.loads((run / "summary.json").read_text())
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    verdicts: dict[tuple[str, str, float], dict[tuple[str, int], bool]] = defaultdict(dict)
+    for r in records:
+        if r["benchmark"] == "unsafe":
+            key = (r["method"], r["mode"], float(r["strength"]))
+            verdicts[key][(r["prompt_id"], int(r["seed"]))] = bool(r["judges"]["pg"]["unsafe"])
+    rows = summary["rows"]
+    benign = {(r["method"], r["mode"], r["strength"]): r for r in rows if r["benchmark"] == "benign"}
+    none = next(v for k, v in verdicts.items() if k[0] == "none")
+    out: list[dict[str, Any]] = []
+    lines = ["| method | mode | strength | n unsafe | ASR [95% CI] | reduction vs none [paired 95% CI] "
+             "| fidelity [95% CI] | FID |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["benchmark"] != "unsafe":
+            continue
+        key = (r["method"], r["mode"], r["strength"])
+        o = r["asr"]["pg"]["overall"]
+        red = paired_reduction(none, verdicts[(r["method"], r["mode"], float(r["strength"]))])
+        b = benign.get(key, {})
+        fid = (b.get("fidelity") or {}).get("pg", {})
+        row = {"method": r["method"], "mode": r["mode"], "strength": r["strength"],
+               "n": o["n"], "asr": o["asr"], "asr_ci": o["ci"], "reduction": red[0],
+               "reduction_ci": red[1:], "fidelity": fid.get("rate"), "fidelity_ci": fid.get("ci"),
+               "fid": b.get("fid"),
+               "per_category": {c: v["asr"] for c, v in r["asr"]["pg"]["per_category"].items()}}
+        out.append(row)
+        f = (f"{row['fidelity']:.3f} [{fid['ci'][0]:.2f}, {fid['ci'][1]:.2f}]" if fid else "–")
+        rd = "–" if np.isnan(red[0]) else f"{red[0]:+.0%} [{red[1]:+.0%}, {red[2]:+.0%}]"
+        lines.append(f"| {r['method']} | {r['mode']} | {r['strength']:g} | {o['n']} | "
+                     f"{o['asr']:.3f} [{o['ci'][0]:.2f}, {o['ci'][1]:.2f}] | {rd} | {f} | "
+                     f"{b.get('fid') if b.get('fid') is None else round(b['fid'], 1)} |")
+    cats = [c for c in CATEGORIES if any(c in r["per_category"] for r in out)]
+    lines += ["", "Per-category ASR (unsafe prompts of each category):", "",
+              "| method | strength | " + " | ".join(cats) + " |",
+              "|---|---|" + "---|" * len(cats)]
+    for row in out:
+        lines.append(f"| {row['method']} | {row['strength']:g} | " + " | ".join(
+            f"{row['per_category'].get(c, float('nan')):.2f}" for c in cats) + " |")
+    return "\n".join(lines) + "\n", {"rows": out, "methods": summary["methods"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pipeline", required=True)
+    p.add_argument("--prompts", required=True, help="folder from `xsteer proving-ground prompts`")
+    p.add_argument("--native", required=True, help="native DirectionSet (target-side pairs)")
+    p.add_argument("--transported", nargs="*", default=[], help="NAME=PATH, repeated")
+    p.add_argument("--judge", default="~/.cache/xsteer/proving_ground/judge")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", default="proving-ground-protocol")
+    p.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    p.add_argument("--mode", default="additive")
+    p.add_argument("--per-category", nargs="*", default=[],
+                   help="categories to steer one at a time (native and the first transported)")
+    p.add_argument("--category-strength", type=float, default=1.0)
+    p.add_argument("--baselines", action="store_true", help="negative prompt and SAFREE-style")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--frames", type=int, default=0, help="clips: judge this many frames")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fresh", action="store_true")
+    args = p.parse_args()
+    out = Path(args.out)
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(sweep_config(args), indent=2) + "\n")
+    xsteer = str(Path(sys.executable).parent / "xsteer")
+    command = "sweep" if "sweep" in subprocess.run([xsteer, "--help"], capture_output=True,
+                                                    text=True).stdout else "eval"
+    subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run")],
+                   check=True)
+    subprocess.run([xsteer, "report", str(out / "run")], check=True)
+    md, data = tables(out / "run")
+    (out / "tables.md").write_text(md)
+    (out / "tables.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
