@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from experiments.source_gate import SourceGate
 from xsteer.align import Alignment, AlignmentMap, MLPMap, ProcrustesMap, RidgeMap
 from xsteer.align.calibration import benign_stats, calibrate_direction
 from xsteer.data import Pair, data_record, load_benign, load_pairs, pair_texts, split_pairs
@@ -35,7 +36,6 @@ from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine
 from xsteer.evaluate.representation import calibrate_gates, harm_scores
 from xsteer.provenance import Provenance
 from xsteer.steer import Gate, Steering
-from xsteer.steer.source_gate import SourceGate
 from xsteer.transport.anchors import AnchorMap, transport_pairs
 from xsteer.transport.linear_maps import DirectionAwareMap, RelativeMap, WhitenRidgeMap
 from xsteer.transport.select import select_site

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from xsteer.transport import experiment as ex
+from experiments import transport_experiment as ex
 
 
 @pytest.fixture(scope="module")

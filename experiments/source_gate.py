@@ -4,7 +4,8 @@ direction, optionally combined with the target-side gate.
 The source direction is estimated where unsafe pairs are allowed (the source), and its threshold is
 calibrated on benign source features only, so the decision never needs target-side unsafe data.
 It costs one source forward pass per prompt (measured by `SourceGate.timed_fires`) and fires
-on near-miss safe prompts more often than a target gate (see docs/results.md).
+on near-miss safe prompts more often than a target gate (see docs/results.md). It is measured by
+the transport study only: it is not wired into `xsteer.pipelines.Steerer` or the CLI.
 
 >>> import torch
 >>> from xsteer.steer import Steering

@@ -31,6 +31,7 @@ STRENGTH = 0.5
 FULL_PAIRS = (("gemma-3-270m", "all-minilm-l6-v2"), ("all-minilm-l6-v2", "gemma-3-270m"),
               ("en-core-web-sm", "all-minilm-l6-v2"))
 QUICK_PAIRS = (("en-core-web-sm", "all-minilm-l6-v2"), ("all-minilm-l6-v2", "en-core-web-sm"))
+PIPED_WIDTH = 160  # columns of a console that is not a terminal: every table fits unfolded
 ROW_KEYS = ("asr_before", "asr_after", "asr_linear_after", "pair_fidelity_after", "self_cosine",
             "benign_cosine", "auroc", "false_trigger_rate", "unsafe_trigger_rate")
 
@@ -111,9 +112,7 @@ def run_pair(source: str, target: str, encoders: dict[str, Encoder], t: TargetBu
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> dict[str, Any]:
     """Run the demo and write its report; returns the metrics dict."""
-    from rich.console import Console
-
-    console = Console()
+    console = _console()
     log = console.print
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +137,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) 
                "n_anchors": len(anchors), "n_captions": len(captions), "pairs": results,
                "seconds": time.perf_counter() - t_start}
     atomic_write_json(out / "metrics.json", _jsonable(metrics))
-    from xsteer.report_demo import plot_category_cosines, plot_tradeoff, render_markdown
+    from xsteer.demo.report import plot_category_cosines, plot_tradeoff, render_markdown
 
     plots = [plot_tradeoff(results, out), plot_category_cosines(results, out)]
     atomic_write_text(out / "report.md", render_markdown(metrics, [p.name for p in plots]))
@@ -158,6 +157,19 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _console() -> Any:
+    """A rich console; when output is piped (CI logs, ``make demo > log``) it is wide enough that
+    no number is cut, unless ``COLUMNS`` says otherwise."""
+    import os
+
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=PIPED_WIDTH)
+    return console
+
+
 def _print_table(console: Any, results: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
@@ -165,7 +177,7 @@ def _print_table(console: Any, results: list[dict[str, Any]]) -> None:
         table = Table(title=f"{r['source']} → {r['target']} (strength {STRENGTH})")
         for col in ("direction", "map", "cos→native", "ASR kNN", "ASR lin", "pair fid.",
                     "self cos", "benign cos", "AUROC", "false trig."):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")  # fold, never truncate, a narrow column
         for row in r["rows"]:
             table.add_row(row["direction"], str(row["method"]), _f(row.get("cos_native")),
                           f"{_f(row['asr_before'])}→{_f(row['asr_after'])}",

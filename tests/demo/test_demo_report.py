@@ -1,6 +1,6 @@
 """The demo's report: plots and Markdown from a metrics dict (no models needed)."""
 
-from xsteer.report_demo import plot_category_cosines, plot_tradeoff, render_markdown
+from xsteer.demo.report import plot_category_cosines, plot_tradeoff, render_markdown
 
 ROW_KEYS = ("asr_before", "asr_after", "asr_linear_after", "pair_fidelity_after", "self_cosine",
             "benign_cosine", "auroc", "false_trigger_rate", "unsafe_trigger_rate")
@@ -34,3 +34,23 @@ def test_report_writes_plots_and_tables(tmp_path):
     assert "| transported | ridge | 0.800 | 0.900 | 0.300 |" in md
     assert "| ridge | 0.800 | 0.500 |" in md
     assert "![tradeoff.png](tradeoff.png)" in md
+
+
+def test_piped_tables_show_every_number(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from xsteer.demo.run import PIPED_WIDTH, _console, _print_table
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _console().width == PIPED_WIDTH  # pytest captures stdout: not a terminal
+    row = metrics()["pairs"][0]["rows"][-1] | {"cos_native": 0.123456, "asr_after": 0.987654,
+                                               "false_trigger_rate": 0.654321}
+    out = io.StringIO()
+    for width in (PIPED_WIDTH, 60):  # wide enough: one line per row; narrow: folded, not cut
+        _print_table(Console(file=out, width=width), [metrics()["pairs"][0] | {"rows": [row]}])
+        text = out.getvalue().replace("│", "").replace(" ", "").replace("\n", "")
+        assert "…" not in out.getvalue()
+        for number in ("0.12", "0.90→0.99", "0.65"):
+            assert number in text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xsteer.results import render_summary
+from experiments.transport_study import render_summary
 
 
 def _pair(cos: float, fid: float, false: float) -> dict:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from experiments.source_gate import SourceGate
 from xsteer.directions import Direction
 from xsteer.errors import XSteerError
 from xsteer.steer import Gate, Steering
-from xsteer.steer.source_gate import SourceGate
 
 BENIGN = [f"benign prompt number {i}" for i in range(200)]
 
