@@ -26,19 +26,28 @@ import numpy as np
 import torch
 
 from experiments.source_gate import SourceGate
-from xsteer.align import Alignment, AlignmentMap, MLPMap, ProcrustesMap, RidgeMap
+from xsteer.align import (
+    Alignment,
+    AlignmentMap,
+    AnchorMap,
+    DirectionAwareMap,
+    MLPMap,
+    ProcrustesMap,
+    RelativeMap,
+    RidgeMap,
+    WhitenRidgeMap,
+    transport_pairs,
+)
 from xsteer.align.calibration import benign_stats, calibrate_direction
+from xsteer.align.layers import pair_auroc_cv, select_site_by_fidelity
 from xsteer.data import Pair, data_record, load_benign, load_pairs, pair_texts, split_pairs
 from xsteer.directions import Direction, mean_difference, random_direction
-from xsteer.encoders import Encoder, get_encoder, pair_auroc_cv
+from xsteer.encoders import Encoder, get_encoder
 from xsteer.evaluate import EvalData
 from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine
 from xsteer.evaluate.representation import calibrate_gates, harm_scores
 from xsteer.provenance import Provenance
 from xsteer.steer import Gate, Steering
-from xsteer.transport.anchors import AnchorMap, transport_pairs
-from xsteer.transport.linear_maps import DirectionAwareMap, RelativeMap, WhitenRidgeMap
-from xsteer.transport.select import select_site
 
 SEED = 0
 N_GENERIC: int | None = None  # generic anchors used: all (an int takes a seeded subset)
@@ -325,7 +334,7 @@ def _splits(t: Texts, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 def choose_layers(src_layers: dict[int, Feats], tgt: Feats, t: Texts) -> dict[str, Any]:
     """Benign-only choice of the transport layer, plus the source gate layer (source pairs)."""
     Y = tgt.anchors(t)
-    best, r2 = select_site({k: f.anchors(t) for k, f in src_layers.items()}, Y, RidgeMap())
+    best, r2 = select_site_by_fidelity({k: f.anchors(t) for k, f in src_layers.items()}, Y, RidgeMap())
     gate_scores = {k: pair_auroc_cv(*f.pairs(t.train)) for k, f in src_layers.items()}
     gate_layer = max(gate_scores, key=lambda k: (gate_scores[k], -k))
     return {"transport_layer": best, "benign_r2": r2, "gate_layer": gate_layer,

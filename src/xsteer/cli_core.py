@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from xsteer.align.registry import MAPS
+
 Opt = typer.Option
+# Generated from the registry, so the help always lists every map `make_map` accepts.
+MAP_HELP = f"alignment map, one of: {', '.join(MAPS)}"
 
 
 def _echo_json(obj: object) -> None:
@@ -48,7 +52,7 @@ def align_cmd(
     out: Annotated[Path, Opt("--out", help="directory to write the alignment to")],
     benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl); "
                                           "default: shipped anchors")] = None,
-    method: Annotated[str, Opt("--method", help="ridge, procrustes, cca or mlp")] = "ridge",
+    method: Annotated[str, Opt("--method", help=MAP_HELP)] = "ridge",
     source_layer: Annotated[str | None, Opt("--source-layer", help="N or 'auto' (a benign-only "
                             "criterion)")] = None,
     target_layer: Annotated[int | None, Opt("--target-layer")] = None,

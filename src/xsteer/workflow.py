@@ -17,10 +17,11 @@ from typing import Any, overload
 import torch
 
 from xsteer.align import Alignment
+from xsteer.align.layers import select_layer
 from xsteer.categories import GLOBAL
 from xsteer.data import Pair, data_record, pair_texts, pairs_by_category
 from xsteer.directions import Direction, DirectionSet, get_estimator
-from xsteer.encoders import Encoder, encoder_meta, select_layer
+from xsteer.encoders import Encoder, encoder_meta
 from xsteer.errors import EmptyDataError, ProvenanceError, XSteerError
 from xsteer.evaluate import EvalData, evaluate_direction
 from xsteer.provenance import Provenance, Side

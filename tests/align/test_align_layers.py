@@ -1,5 +1,6 @@
-"""Layer selection on planted features: the layer that separates pairs wins, ties go early,
-and the benign-only criterion prefers layers that spread over more directions."""
+"""Layer/site selection on planted features: the layer that separates pairs wins, ties go early,
+the benign-only spread criterion prefers layers that spread over more directions, and the
+benign-only fidelity criterion picks the layer whose benign states predict the target."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from xsteer.encoders import Encoder, participation_ratio, select_layer
-from xsteer.encoders.layers import best_layer, pair_auroc_cv
-from xsteer.errors import XSteerError
+from xsteer.align.layers import (
+    best_layer,
+    heldout_fidelity,
+    pair_auroc_cv,
+    participation_ratio,
+    select_layer,
+    select_site_by_fidelity,
+)
+from xsteer.encoders import Encoder
+from xsteer.errors import EmptyDataError, XSteerError
 
 
 class PlantedEncoder(Encoder):
@@ -86,3 +94,30 @@ def test_select_layer_needs_data_and_whole_pairs():
         select_layer(enc, unsafe=["a"])
     with pytest.raises(XSteerError, match="pair up"):
         select_layer(enc, unsafe=["a"], safe=["b", "c"])
+
+
+def test_select_site_prefers_the_informative_layer_and_reports_every_score():
+    g = torch.Generator().manual_seed(0)
+    Y = torch.randn(300, 4, generator=g)
+    mix = torch.randn(4, 6, generator=g)
+    feats = {
+        3: torch.randn(300, 6, generator=g),  # unrelated
+        6: Y @ mix + 0.5 * torch.randn(300, 6, generator=g),  # noisy view
+        9: Y @ mix,  # exact view
+    }
+    best, scores = select_site_by_fidelity(feats, Y)
+    assert best == 9 and set(scores) == {3, 6, 9}
+    assert scores[9] > scores[6] > scores[3]
+    assert scores[3] < 0.1
+    best_top1, _ = select_site_by_fidelity(feats, Y, criterion="top1")
+    assert best_top1 == 9
+
+
+def test_heldout_fidelity_is_null_for_noise_and_validates():
+    g = torch.Generator().manual_seed(1)
+    r = heldout_fidelity(torch.randn(200, 5, generator=g), torch.randn(200, 3, generator=g))
+    assert r["r2"] < 0.05
+    with pytest.raises(XSteerError, match="criterion"):
+        select_site_by_fidelity({1: torch.zeros(10, 2)}, torch.zeros(10, 2), criterion="auc")
+    with pytest.raises(EmptyDataError):
+        select_site_by_fidelity({}, torch.zeros(10, 2))

@@ -6,17 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsteer.align import Alignment, get_map_class, make_map
-from xsteer.align.base import AlignmentConfigError
-from xsteer.directions import Direction
-from xsteer.provenance import DataRecord
-from xsteer.transport import (
+from xsteer.align import (
+    Alignment,
     AnchorMap,
     DirectionAwareMap,
     RelativeMap,
     WhitenRidgeMap,
+    get_map_class,
+    make_map,
     transport_pairs,
 )
+from xsteer.align.base import AlignmentConfigError
+from xsteer.directions import Direction
+from xsteer.provenance import DataRecord
 
 DS, DT, N = 8, 5, 400
 

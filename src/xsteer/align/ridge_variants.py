@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
+from xsteer.align._linalg import ridge_cv, shrunk_inverse_sqrt, unit
 from xsteer.align.base import AlignmentConfigError
 from xsteer.align.linear import DEFAULT_ALPHAS, LinearMap
-from xsteer.transport._linalg import ridge_cv, shrunk_inverse_sqrt, unit
 
 DA_MODES = ("weight", "subspace")
 READOUTS = ("ridge", "relative")
