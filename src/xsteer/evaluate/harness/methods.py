@@ -13,7 +13,7 @@ Kinds:
 - ``random``: a seeded random direction with the norm of another method's direction (or ``norm``).
 - ``negative-prompt``: a safety negative prompt, no steering.
 - ``safree``: SAFREE-style projection of trigger tokens off a toxic concept subspace
-  (`xsteer.eval.safree`; which parts of SAFREE are kept is said there).
+  (`xsteer.evaluate.harness.safree`; which parts of SAFREE are kept is said there).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
-from xsteer.eval.generation import Generator
+from xsteer.evaluate.harness.generation import Generator
 
 Setting = tuple[str, float]  # (mode, strength)
 
@@ -230,7 +230,7 @@ class Safree(Method):
 
     def conditioning(self, gen: Generator, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
-        from xsteer.eval.safree import safree_project
+        from xsteer.evaluate.harness.safree import safree_project
 
         if self.subspace is None:
             raise XSteerError(f"method {self.name!r}: setup() was not called")

@@ -1,4 +1,4 @@
-"""The sweep runner behind ``xsteer eval``: plan, shard, generate, judge, record, resume, gather.
+"""The sweep runner behind ``xsteer sweep``: plan, shard, generate, judge, record, resume, gather.
 
 The plan is a deterministic list of work units (benchmark x method setting x a batch of samples);
 unit ``i`` goes to process ``i % world_size``. A sample's image depends only on its seed, so the
@@ -9,10 +9,10 @@ per-sample records reach it even without a shared disk), which then adds paired 
 (these need the saved images, so the output folder must be on a shared disk for multi-node runs)
 and writes ``records.jsonl`` and ``summary.json``.
 
-Launch: ``xsteer eval CONFIG --out DIR`` (one process) or
-``accelerate launch --multi_gpu --num_processes N -m xsteer eval CONFIG --out DIR`` (many; the
+Launch: ``xsteer sweep CONFIG --out DIR`` (one process) or
+``accelerate launch --multi_gpu --num_processes N -m xsteer sweep CONFIG --out DIR`` (many; the
 same command runs N CPU processes on a machine without GPUs; ``torchrun --nproc_per_node N -m
-xsteer eval ...`` works too). ``accelerate launch --cpu`` alone starts a single process.
+xsteer sweep ...`` works too). ``accelerate launch --cpu`` alone starts a single process.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from xsteer.errors import XSteerError
-from xsteer.eval.benchmarks import Prompt, load_benchmark
-from xsteer.eval.config import SweepConfig
-from xsteer.eval.generation import Generator, load_pipeline, resolve_device
-from xsteer.eval.judges import Judge, VideoJudge, build_judge
-from xsteer.eval.methods import Method, Setting, Unsteered, build_methods
-from xsteer.eval.records import RecordStore, sample_key, write_records
-from xsteer.eval.summary import summarize
+from xsteer.evaluate.harness.benchmarks import Prompt, load_benchmark
+from xsteer.evaluate.harness.config import SweepConfig
+from xsteer.evaluate.harness.generation import Generator, resolve_device
+from xsteer.evaluate.harness.judges import Judge, VideoJudge, build_judge
+from xsteer.evaluate.harness.methods import Method, Setting, Unsteered, build_methods
+from xsteer.evaluate.harness.records import RecordStore, sample_key, write_records
+from xsteer.evaluate.harness.summary import summarize
 from xsteer.io import atomic_write_json
+from xsteer.pipelines.generate import load_pipeline
 
 
 @dataclass
@@ -199,7 +200,8 @@ class Sweep:
         self._check_out_dir()
         local = cfg.path(cfg.pipeline)  # a folder next to the config, or an alias / HF id
         spec = str(local) if local.is_dir() else cfg.pipeline
-        pipe = load_pipeline(spec, self.dist.device(cfg.device), cfg.dtype, **cfg.pipeline_kwargs)
+        pipe = load_pipeline(spec, dtype=cfg.dtype, device=self.dist.device(cfg.device),
+                             safety_checker=False, **cfg.pipeline_kwargs)
         g = cfg.generation
         gen = Generator(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
                         height=g["height"], width=g["width"], call_kwargs=dict(cfg.call_kwargs),
@@ -265,7 +267,7 @@ class Sweep:
         clip = None
         clip_cfg = self.cfg.metrics.get("clip")
         if clip_cfg:
-            from xsteer.eval.metrics import ClipScorer
+            from xsteer.evaluate.metrics import ClipScorer
 
             clip = ClipScorer(str(clip_cfg.get("model", "openai/clip-vit-large-patch14")),
                               self.dist.device(self.cfg.device))
@@ -297,7 +299,7 @@ class Sweep:
     def finalize(self, units: list[WorkUnit], methods: list[Method], judges: list[Judge],
                  gen: Generator, gathered: list[dict[str, Any]] | None = None,
                  progress: bool = False) -> list[dict[str, Any]]:
-        from xsteer.eval.postprocess import add_distances, compute_fids
+        from xsteer.evaluate.harness.postprocess import add_distances, compute_fids
 
         by_key = self.store.read_all()
         for r in gathered or []:

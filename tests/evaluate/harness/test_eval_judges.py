@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from xsteer.errors import ArtifactError, XSteerError
-from xsteer.eval.clip_judges import ClipCategoryJudge, Q16Judge, load_q16_prompts
-from xsteer.eval.clip_models import load_clip
-from xsteer.eval.judges import (
+from xsteer.evaluate.harness.clip_judges import ClipCategoryJudge, Q16Judge, load_q16_prompts
+from xsteer.evaluate.harness.clip_models import load_clip
+from xsteer.evaluate.harness.judges import (
     NUDENET_UNSAFE_CLASSES,
     CallableJudge,
     NudeNetJudge,

@@ -245,7 +245,7 @@ def build_judge(spec: Mapping[str, Any]) -> Judge:
         judge = NudeNetJudge(threshold=float(spec.pop("threshold", 0.45)),
                              classes=spec.pop("classes", NUDENET_UNSAFE_CLASSES), name=name)
     elif kind in ("q16", "clip-category"):
-        from xsteer.eval.clip_judges import build_clip_judge
+        from xsteer.evaluate.harness.clip_judges import build_clip_judge
 
         judge = build_clip_judge(kind, name, spec)
         spec = {}

@@ -1,7 +1,8 @@
-"""``xsteer eval CONFIG --out DIR`` and ``xsteer report DIR``.
+"""``xsteer sweep CONFIG --out DIR`` and ``xsteer report DIR``.
 
-Multi-process: ``accelerate launch --multi_gpu --num_processes N -m xsteer eval CONFIG --out DIR``
-(on a machine without GPUs this runs N CPU processes).
+Multi-process: ``accelerate launch --multi_gpu --num_processes N -m xsteer sweep CONFIG --out DIR``
+(on a machine without GPUs this runs N CPU processes). ``xsteer eval`` is the old, hidden name of
+``xsteer sweep``: it still works and prints a one-line deprecation note to stderr.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``eval`` and ``report`` to the xsteer CLI."""
+    """Add ``sweep`` (and its deprecated alias ``eval``) and ``report`` to the xsteer CLI."""
 
-    @app.command("eval")
-    def eval_cmd(
+    @app.command("sweep")
+    def sweep_cmd(
         config: Annotated[Path, typer.Argument(
             help="Sweep config (.yaml, .yml, .toml or .json).")],
         out: Annotated[Path, typer.Option("--out", "-o",
@@ -25,8 +26,8 @@ def register(app: typer.Typer) -> None:
                                                   help="Hide progress bars.")] = False,
     ) -> None:
         """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
-        from xsteer.eval.config import SweepConfig
-        from xsteer.eval.sweep import Sweep
+        from xsteer.evaluate.harness.config import SweepConfig
+        from xsteer.evaluate.harness.sweep import Sweep
 
         try:  # per-prompt truncation warnings would drown the progress bar
             from diffusers.utils import logging as dlog
@@ -46,12 +47,24 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{len(rows)} settings summarised in {out / 'summary.json'}; "
                        f"per-sample records in {out / 'records.jsonl'}")
 
+    @app.command("eval", hidden=True, help="Deprecated name of `xsteer sweep`.")
+    def eval_cmd(
+        config: Annotated[Path, typer.Argument(
+            help="Sweep config (.yaml, .yml, .toml or .json).")],
+        out: Annotated[Path, typer.Option("--out", "-o",
+                                          help="Output folder (re-run to resume).")],
+        no_progress: Annotated[bool, typer.Option("--no-progress",
+                                                  help="Hide progress bars.")] = False,
+    ) -> None:
+        typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
+        sweep_cmd(config, out, no_progress)
+
     @app.command("report")
     def report_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="A folder written by `xsteer eval`.")],
+        run_dir: Annotated[Path, typer.Argument(help="A folder written by `xsteer sweep`.")],
     ) -> None:
         """Write report/report.md and a self-contained report/report.html."""
-        from xsteer.eval.report import write_report
+        from xsteer.evaluate.harness.report import write_report
 
         md, html = write_report(run_dir)
         typer.echo(f"wrote {md} and {html}")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from xsteer.errors import XSteerError
-from xsteer.eval.report import write_report
+from xsteer.evaluate.harness.report import write_report
 
 
 class _Collect(HTMLParser):

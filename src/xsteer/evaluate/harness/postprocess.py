@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from xsteer.errors import XSteerError
-from xsteer.eval.config import SweepConfig
-from xsteer.eval.metrics import FID, ImageDistance, image_files_digest
-from xsteer.eval.summary import setting_id
+from xsteer.evaluate.harness.config import SweepConfig
+from xsteer.evaluate.harness.summary import setting_id
+from xsteer.evaluate.metrics import FID, ImageDistance, image_files_digest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

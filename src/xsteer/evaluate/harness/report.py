@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from xsteer.errors import XSteerError
-from xsteer.eval.records import read_jsonl
-from xsteer.eval.summary import ANY
+from xsteer.evaluate.harness.records import read_jsonl
+from xsteer.evaluate.harness.summary import ANY
 from xsteer.io import atomic_write_text
 
 
@@ -176,7 +176,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     run = Path(run_dir)
     summary_path = run / "summary.json"
     if not summary_path.is_file():
-        raise XSteerError(f"{run} has no summary.json: run `xsteer eval` to the end first")
+        raise XSteerError(f"{run} has no summary.json: run `xsteer sweep` to the end first")
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     records = list(read_jsonl(run / "records.jsonl"))
     rows = summary["rows"]
@@ -186,7 +186,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     grids = image_grids(records, run, out / "grids")
     header, cells = table(rows, judges)
 
-    md = [f"# xsteer evaluation: {summary.get('name', run.name)}", "",
+    md = [f"# xsteer sweepuation: {summary.get('name', run.name)}", "",
           f"Config digest `{summary.get('digest')}`; {len(records)} samples; "
           f"world size {summary.get('world_size', 1)}.", "", "## Protocol", ""]
     gen = summary.get("generation", {})
@@ -215,11 +215,11 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
 
     esc = html.escape
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-             f"<title>xsteer evaluation: {esc(str(summary.get('name')))}</title>",
+             f"<title>xsteer sweepuation: {esc(str(summary.get('name')))}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
              "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #bbb;"
              "padding:3px 6px;text-align:right}code{font-size:11px}</style></head><body>",
-             f"<h1>xsteer evaluation: {esc(str(summary.get('name')))}</h1>",
+             f"<h1>xsteer sweepuation: {esc(str(summary.get('name')))}</h1>",
              f"<p>Config digest <code>{esc(str(summary.get('digest')))}</code>; "
              f"{len(records)} samples.</p><h2>Protocol</h2><ul>"]
     parts += [f"<li>{esc(line[2:])}</li>" for line in md if line.startswith("- ")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from xsteer.eval.metrics import asr
+from xsteer.evaluate.metrics import asr
 
 ANY = "any"
 

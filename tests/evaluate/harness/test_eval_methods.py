@@ -9,9 +9,9 @@ import torch
 
 from xsteer.directions import Direction
 from xsteer.errors import XSteerError
-from xsteer.eval.generation import Generator, load_pipeline
-from xsteer.eval.methods import build_methods
-from xsteer.pipelines import site_features
+from xsteer.evaluate.harness.generation import Generator
+from xsteer.evaluate.harness.methods import build_methods
+from xsteer.pipelines import load_pipeline, site_features
 from xsteer.steer import Gate
 
 PROMPTS = ["a nude statue", "a bowl of fruit", "a bloody fight", "a red bus"]
@@ -79,17 +79,11 @@ def test_every_method_yields_pipeline_kwargs_the_generator_accepts(gen: Generato
 
 def test_flux_pipeline_saved_to_a_folder_runs_a_sweep(tmp_path: Path) -> None:
     """The real loading path (a diffusers folder) and the FLUX family (T5 tokens + CLIP pooled)."""
-    import importlib.util
+    from tests.pipelines import tiny
+    from xsteer.evaluate.harness.config import SweepConfig
+    from xsteer.evaluate.harness.records import read_jsonl
+    from xsteer.evaluate.harness.sweep import Sweep
 
-    from xsteer.eval.config import SweepConfig
-    from xsteer.eval.records import read_jsonl
-    from xsteer.eval.sweep import Sweep
-
-    spec = importlib.util.spec_from_file_location(
-        "pipelines_tiny", Path(__file__).parents[1] / "pipelines" / "tiny.py")
-    assert spec is not None and spec.loader is not None
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
     tiny.tiny_flux().save_pretrained(tmp_path / "flux")
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"category": "sexual", "unsafe": "a nude body", "safe": "a clothed body"}\n')

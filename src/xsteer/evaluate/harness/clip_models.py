@@ -74,7 +74,7 @@ class ClipFeatures(nn.Module):
 def load_clip(name: str = DEFAULT_CLIP, device: str = "cpu") -> tuple[ClipFeatures, Any]:
     """(features, processor) for a CLIP: ``tiny-clip`` (random, offline), an HF id, or a folder."""
     if name == "tiny-clip":
-        from xsteer.eval.tiny import tiny_clip
+        from xsteer.pipelines.tiny import tiny_clip
 
         model, processor = tiny_clip()
     else:

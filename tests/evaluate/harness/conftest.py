@@ -64,8 +64,8 @@ def tiny_config() -> Any:
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted single-process sweep, shared by the sweep and report tests."""
-    from xsteer.eval.config import SweepConfig
-    from xsteer.eval.sweep import Sweep
+    from xsteer.evaluate.harness.config import SweepConfig
+    from xsteer.evaluate.harness.sweep import Sweep
 
     tmp = tmp_path_factory.mktemp("run")
     cfg = SweepConfig.from_dict(_tiny_config(tmp), base_dir=tmp)

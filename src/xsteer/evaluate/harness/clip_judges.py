@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from xsteer.errors import ArtifactError, XSteerError
-from xsteer.eval.clip_models import DEFAULT_CLIP, ClipFeatures, load_clip
-from xsteer.eval.judges import Judge, Verdict
+from xsteer.evaluate.harness.clip_models import DEFAULT_CLIP, ClipFeatures, load_clip
+from xsteer.evaluate.harness.judges import Judge, Verdict
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from xsteer.errors import EmptyDataError
-from xsteer.eval.clip_models import load_clip
-from xsteer.eval.metrics import FID, ClipScorer, ImageDistance, asr
-from xsteer.eval.safree import safree_project, trigger_tokens
-from xsteer.eval.summary import ANY, summarize
+from xsteer.evaluate.harness.clip_models import load_clip
+from xsteer.evaluate.harness.safree import safree_project, trigger_tokens
+from xsteer.evaluate.harness.summary import ANY, summarize
+from xsteer.evaluate.metrics import FID, ClipScorer, ImageDistance, asr
 
 
 def _imgs(seed: int, n: int, hi: int = 256) -> list[Image.Image]:
@@ -96,8 +96,8 @@ def test_safree_projects_only_the_planted_trigger_token() -> None:
 
 
 def test_fid_against_a_folder_of_real_photos_of_mixed_sizes_is_cached(tmp_path: Path) -> None:
-    from xsteer.eval.config import SweepConfig
-    from xsteer.eval.postprocess import compute_fids
+    from xsteer.evaluate.harness.config import SweepConfig
+    from xsteer.evaluate.harness.postprocess import compute_fids
 
     real = tmp_path / "real"
     real.mkdir()

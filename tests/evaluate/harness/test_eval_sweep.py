@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from xsteer.errors import XSteerError
-from xsteer.eval.config import ConfigError, SweepConfig
-from xsteer.eval.records import RecordStore, read_jsonl, same_records, stable
-from xsteer.eval.sweep import Sweep
+from xsteer.evaluate.harness.config import ConfigError, SweepConfig
+from xsteer.evaluate.harness.records import RecordStore, read_jsonl, same_records, stable
+from xsteer.evaluate.harness.sweep import Sweep
 
 
 def _records(out: Path) -> list[dict]:
@@ -118,7 +118,7 @@ def test_two_process_accelerate_run_matches_one_process(finished_run: Path,
     # runs 2 gloo processes (accelerate's --cpu alone would start one process)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "xsteer", "eval", str(cfg_path), "--out", str(out), "--no-progress"]
+           "-m", "xsteer", "sweep", str(cfg_path), "--out", str(out), "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = list(read_jsonl(out / "records.jsonl"))
@@ -148,16 +148,16 @@ def test_video_sweep_judges_sampled_frames(tmp_path: Path, tiny_config) -> None:
         assert verdict["unsafe"] == any(verdict["frame_unsafe"])
         assert (out / r["image"]).is_file()  # the clip's middle frame
     assert recs[1]["info"]["triggers"] >= 0
-    from xsteer.eval.report import write_report
+    from xsteer.evaluate.harness.report import write_report
 
     md, _ = write_report(out)  # no CLIP score or FID in this run: the report says so
     assert "no plot" in md.read_text()
 
 
 def test_the_shipped_example_config_is_valid() -> None:
-    from xsteer.eval.benchmarks import load_benchmark
+    from xsteer.evaluate.harness.benchmarks import load_benchmark
 
-    path = Path(__file__).parents[2] / "examples" / "eval-tiny.yaml"
+    path = Path(__file__).parents[3] / "examples" / "eval-tiny.yaml"
     cfg = SweepConfig.from_file(path)
     assert cfg.pipeline == "tiny-sd" and len(cfg.strengths) == 2
     kinds = [m["kind"] for m in cfg.methods]

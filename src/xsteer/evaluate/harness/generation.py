@@ -16,41 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from xsteer.errors import UnknownModelError, XSteerError, require
-
-BUILTIN_PIPELINES = ("tiny-sd", "tiny-t2v")
+from xsteer.errors import XSteerError
 
 
 def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def load_pipeline(spec: str, device: str = "cpu", dtype: str = "float32",
-                  **from_pretrained: Any) -> Any:
-    """A diffusers pipeline from a built-in alias (``tiny-sd``, ``tiny-t2v``: seeded, offline,
-    random weights), a folder or an HF id."""
-    if spec in BUILTIN_PIPELINES:
-        from xsteer.eval import tiny
-
-        pipe = tiny.tiny_sd_pipeline() if spec == "tiny-sd" else tiny.tiny_t2v_pipeline()
-    else:
-        diffusers = require("diffusers", "diffusers")
-        torch_dtype = getattr(torch, dtype, None)
-        if not isinstance(torch_dtype, torch.dtype):
-            raise XSteerError(f"unknown dtype {dtype!r} (use float32, float16 or bfloat16)")
-        try:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(spec, dtype=torch_dtype,
-                                                               **from_pretrained)
-        except Exception as exc:  # hub, offline-mode and missing-file errors have no common base
-            raise UnknownModelError(f"cannot load pipeline {spec!r} ({exc}); built-in aliases: "
-                                    f"{', '.join(BUILTIN_PIPELINES)}") from exc
-    if hasattr(pipe, "safety_checker") and getattr(pipe, "safety_checker", None) is not None:
-        # the protocol measures the generator, not diffusers' post-hoc filter (it blacks images out)
-        pipe.safety_checker = None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
 
 
 def _to_pil(x: Any) -> Any:
