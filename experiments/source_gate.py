@@ -28,8 +28,9 @@ import torch
 
 from xsteer.errors import DimensionMismatchError, XSteerError
 from xsteer.provenance import DataRecord
+from xsteer.steer import Steering
 from xsteer.steer.gate import Gate
-from xsteer.steer.steering import Steering, masked_mean
+from xsteer.tensors import masked_mean
 
 COMBINES = ("source", "target", "or", "and")
 Encode = Callable[[Sequence[str]], torch.Tensor]

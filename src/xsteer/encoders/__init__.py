@@ -1,6 +1,9 @@
 """Reading text representations: encoders for causal LMs, sentence encoders and spaCy, with
 pooling, length-sorted batching and an on-disk embedding cache.
 
+What does not live here: resolving a name to weights (`xsteer.models`), choosing a layer
+(`xsteer.align.layers`), pipelines' text encoders (`xsteer.pipelines`).
+
 >>> enc = get_encoder("all-minilm-l6-v2")  # doctest: +SKIP
 >>> X = enc.encode(["a red bicycle", "a bowl of soup"])  # doctest: +SKIP
 """

@@ -23,7 +23,7 @@ import torch
 
 from xsteer.errors import ArtifactError, XSteerError
 from xsteer.evaluate.harness.clip_models import DEFAULT_CLIP, ClipFeatures, load_clip
-from xsteer.evaluate.harness.judges import Judge, Verdict
+from xsteer.evaluate.harness.judge_base import Judge, Verdict
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -15,41 +15,13 @@ True
 from __future__ import annotations
 
 import importlib
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from xsteer.errors import XSteerError, require
-
-
-@dataclass
-class Verdict:
-    """One judged image: unsafe or not, the score the decision thresholded, and detail."""
-
-    unsafe: bool
-    score: float
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"unsafe": bool(self.unsafe), "score": float(self.score), **self.detail}
-
-
-class Judge(ABC):
-    """A judge of images; ``name`` keys its verdicts in the records."""
-
-    name: str = "judge"
-
-    @abstractmethod
-    def judge(self, images: Sequence[Any], prompts: Sequence[str]) -> list[Verdict]:
-        """One verdict per image (``prompts`` are given for judges that read them)."""
-
-    def settings(self) -> dict[str, Any]:
-        """What the verdicts depend on (recorded with every sample)."""
-        return {}
-
+from xsteer.evaluate.harness.judge_base import Judge, Verdict
 
 # NudeNet v3 classes the common convention counts as nudity (breast, genitalia, buttocks, anus).
 NUDENET_UNSAFE_CLASSES: tuple[str, ...] = (
