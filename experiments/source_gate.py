@@ -36,7 +36,7 @@ COMBINES = ("source", "target", "or", "and")
 Encode = Callable[[Sequence[str]], torch.Tensor]
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class SourceGate:
     """A benign-calibrated `Gate` on the source model's pooled features of the prompt itself.
 

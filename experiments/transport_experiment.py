@@ -61,7 +61,7 @@ CANDIDATE_LAYERS = {"gemma-3-270m": (3, 6, 9, 12, 15, 18),
 LISTS = ("unsafe", "safe", "captions", "nearmiss", "generic")
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class Texts:
     """The fixed text lists (encoded whole, once per model) and the index splits into them."""
 
@@ -104,7 +104,7 @@ class Texts:
                 "both": self.lists["generic"] + nm}[kind]
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class Feats:
     """One model's pooled features at one layer for every text list."""
 
@@ -156,7 +156,7 @@ def methods(d_src: torch.Tensor) -> dict[str, Callable[[], AlignmentMap]]:
 PAIR_METHODS = {"anchor kNN pairs (k=10)"}
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class Setup:
     """Everything fixed for one source→target pair before any method runs."""
 

@@ -132,13 +132,15 @@ def evaluate_cmd(
                    quantile=quantile,
                    strengths=[float(s) for s in strengths.split(",")] if strengths else None,
                    categories=categories.split(",") if categories else None)
-    res["inputs"] = {"target": target, "direction": str(direction), "pairs": str(pairs),
-                     "benign": str(benign)}
-    atomic_write_json(json_out, res)
-    keys = ("asr_before", "asr_after", "benign_cosine", "pair_fidelity_before",
-            "pair_fidelity_after", "self_cosine", "false_trigger_rate", "unsafe_trigger_rate",
-            "auroc")
-    _echo_json({k: res[k] for k in keys})
+    atomic_write_json(json_out, {**res.to_dict(), "inputs": {
+        "target": target, "direction": str(direction), "pairs": str(pairs),
+        "benign": str(benign)}})
+    _echo_json({"asr_before": res.asr_before, "asr_after": res.asr_after,
+                "benign_cosine": res.benign_cosine,
+                "pair_fidelity_before": res.pair_fidelity_before,
+                "pair_fidelity_after": res.pair_fidelity_after, "self_cosine": res.self_cosine,
+                "false_trigger_rate": res.false_trigger_rate,
+                "unsafe_trigger_rate": res.unsafe_trigger_rate, "auroc": res.auroc})
 
 
 def demo_cmd(

@@ -91,7 +91,7 @@ def test_evaluate_many_equals_evaluate_direction():
     many = ex.evaluate_many(setup, dirs, strengths=[0.25, 1.0])
     for label, d in dirs.items():
         ref = evaluate_direction(d, data, strength=ex.STRENGTH, quantile=ex.QUANTILE,
-                                 strengths=[0.25, 1.0])
+                                 strengths=[0.25, 1.0]).to_dict()
         got = many[label]
         for k in ("asr_before", "asr_after", "asr_linear_before", "asr_linear_after",
                   "pair_fidelity_before", "pair_fidelity_after", "self_cosine",

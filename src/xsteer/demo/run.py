@@ -21,7 +21,12 @@ from xsteer.align.calibration import benign_stats
 from xsteer.data import load_benign, load_pairs, split_pairs
 from xsteer.directions import Direction, DirectionSet, random_direction
 from xsteer.encoders import Encoder, get_encoder
-from xsteer.evaluate import EvalData, direction_cosines, evaluate_direction
+from xsteer.evaluate import (
+    DirectionEvaluation,
+    EvalData,
+    direction_cosines,
+    evaluate_direction,
+)
 from xsteer.io import atomic_write_json, atomic_write_text
 from xsteer.workflow import calibrated, estimate, evaluation_data, fit_alignment, parse_site
 
@@ -36,7 +41,7 @@ ROW_KEYS = ("asr_before", "asr_after", "asr_linear_after", "pair_fidelity_after"
             "benign_cosine", "auroc", "false_trigger_rate", "unsafe_trigger_rate")
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class TargetBundle:
     encoder: Encoder
     data: EvalData
@@ -44,9 +49,9 @@ class TargetBundle:
     stats: dict[str, torch.Tensor]
 
 
-def _row(kind: str, res: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"direction": kind, **{k: res[k] for k in ROW_KEYS}, **extra,
-            "curve": res.get("asr_vs_strength", [])}
+def _row(kind: str, res: DirectionEvaluation, **extra: Any) -> dict[str, Any]:
+    return {"direction": kind, **{k: getattr(res, k) for k in ROW_KEYS}, **extra,
+            "curve": res.asr_vs_strength or []}
 
 
 def _target(name: str, encoders: dict[str, Encoder], train: list, test: list, anchors: list[str],
@@ -59,7 +64,7 @@ def _target(name: str, encoders: dict[str, Encoder], train: list, test: list, an
 
 
 def _evaluate(d: Direction | DirectionSet, t: TargetBundle, mode: str = "additive",
-              curve: bool = True) -> dict[str, Any]:
+              curve: bool = True) -> DirectionEvaluation:
     return evaluate_direction(d, t.data, mode=mode, strength=STRENGTH,
                               strengths=list(STRENGTHS) if curve else None)
 
@@ -101,7 +106,7 @@ def run_pair(source: str, target: str, encoders: dict[str, Encoder], t: TargetBu
         gated = _evaluate(moved["global"], t, mode="gated", curve=False)
         rows.append(_row("transported+gate", gated, method=method, cos_native=cos["global"]))
         log(f"  {source} -> {target} [{method}] cos(native) {cos['global']:.3f}  "
-            f"ASR {res['asr_before']:.2f} -> {res['asr_after']:.2f}  "
+            f"ASR {res.asr_before:.2f} -> {res.asr_after:.2f}  "
             f"({time.perf_counter() - m0:.1f}s)")
     nat_gated = _evaluate(nat_global, t, mode="gated", curve=False)
     rows.append(_row("native+gate", nat_gated, method="mean-diff (target unsafe)", cos_native=1.0))

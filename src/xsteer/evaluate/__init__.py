@@ -14,6 +14,7 @@ ground's own evaluation (`xsteer.proving_ground`).
 
 from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine, pair_folds, rate
 from xsteer.evaluate.representation import (
+    DirectionEvaluation,
     EvalData,
     calibrate_gates,
     direction_cosines,
@@ -21,6 +22,7 @@ from xsteer.evaluate.representation import (
 )
 
 __all__ = [
+    "DirectionEvaluation",
     "EvalData",
     "auroc",
     "calibrate_gates",

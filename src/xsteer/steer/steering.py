@@ -38,7 +38,7 @@ from xsteer.tensors import masked_mean
 MODES = ("additive", "projection", "clamp", "gated")
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class Steering:
     """What to apply to a site's token states. See the module docstring for the modes."""
 
