@@ -25,14 +25,14 @@ test-fast: install
 	$(PY) -m pytest -q -m "not real and not slow"
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench experiments
 	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/run.py
 
 results: install
-	$(PY) -m xsteer.results --out docs/results.md
+	$(PY) -m experiments.transport_study --out docs/results.md
 
 # The proving ground end to end (about 2 h on 2 CPU cores): judge, T2I, T2V (inflated from the
 # T2I), the three directions, and the experiment on both generators. Artifacts: $(PG).

@@ -107,3 +107,13 @@ def test_unknown_model_and_bad_pairs_file(tmp_path):
     bad.write_text('{"category": "weapons", "unsafe": "a", "safe": "b"}\n')
     r = run("estimate", "--model", "all-minilm-l6-v2", "--pairs", bad, "--out", tmp_path / "o")
     assert isinstance(r.exception, UnknownCategoryError) and "line 1" in str(r.exception)
+
+
+def test_align_help_lists_every_registered_map():
+    from xsteer.align import MAPS
+
+    r = run("align", "--help")
+    assert r.exit_code == 0
+    text = " ".join(r.output.replace("│", " ").split())
+    for name in MAPS:
+        assert name in text

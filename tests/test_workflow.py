@@ -66,8 +66,8 @@ def test_alignment_transport_evaluate_chain_on_planted_encoders():
     assert moved["global"].cosine(native["global"]) > 0.8
     res = evaluate(tgt, moved["global"], pairs, BENIGN[:20], BENIGN, strength=1.0, folds=3,
                    native=native["global"])
-    assert res["asr_after"] < res["asr_before"]
-    assert res["direction_cosine_to_native"]["global"] > 0.8
+    assert res.asr_after < res.asr_before
+    assert res.direction_cosine_to_native["global"] > 0.8
 
 
 def test_errors_name_the_problem():

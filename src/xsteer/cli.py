@@ -1,7 +1,8 @@
 """The ``xsteer`` command line: one subcommand per stage.
 
 Subcommands live beside the code they drive and register themselves in `_register`; heavy
-imports happen inside each command so ``xsteer --help`` stays fast.
+imports happen inside each command. One exception: the core commands import the alignment-map
+registry (and so torch) to generate ``xsteer align --help`` from it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _register() -> typer.Typer:
     from xsteer import cli_core
 
     cli_core.register(app)
-    __import__("xsteer.eval.cli", fromlist=["register"]).register(app)
+    __import__("xsteer.evaluate.harness.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
     __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)
     return app

@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from xsteer.align.registry import MAPS
+
 Opt = typer.Option
+# Generated from the registry, so the help always lists every map `make_map` accepts.
+MAP_HELP = f"alignment map, one of: {', '.join(MAPS)}"
 
 
 def _echo_json(obj: object) -> None:
@@ -48,7 +52,7 @@ def align_cmd(
     out: Annotated[Path, Opt("--out", help="directory to write the alignment to")],
     benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl); "
                                           "default: shipped anchors")] = None,
-    method: Annotated[str, Opt("--method", help="ridge, procrustes, cca or mlp")] = "ridge",
+    method: Annotated[str, Opt("--method", help=MAP_HELP)] = "ridge",
     source_layer: Annotated[str | None, Opt("--source-layer", help="N or 'auto' (a benign-only "
                             "criterion)")] = None,
     target_layer: Annotated[int | None, Opt("--target-layer")] = None,
@@ -128,13 +132,15 @@ def evaluate_cmd(
                    quantile=quantile,
                    strengths=[float(s) for s in strengths.split(",")] if strengths else None,
                    categories=categories.split(",") if categories else None)
-    res["inputs"] = {"target": target, "direction": str(direction), "pairs": str(pairs),
-                     "benign": str(benign)}
-    atomic_write_json(json_out, res)
-    keys = ("asr_before", "asr_after", "benign_cosine", "pair_fidelity_before",
-            "pair_fidelity_after", "self_cosine", "false_trigger_rate", "unsafe_trigger_rate",
-            "auroc")
-    _echo_json({k: res[k] for k in keys})
+    atomic_write_json(json_out, {**res.to_dict(), "inputs": {
+        "target": target, "direction": str(direction), "pairs": str(pairs),
+        "benign": str(benign)}})
+    _echo_json({"asr_before": res.asr_before, "asr_after": res.asr_after,
+                "benign_cosine": res.benign_cosine,
+                "pair_fidelity_before": res.pair_fidelity_before,
+                "pair_fidelity_after": res.pair_fidelity_after, "self_cosine": res.self_cosine,
+                "false_trigger_rate": res.false_trigger_rate,
+                "unsafe_trigger_rate": res.unsafe_trigger_rate, "auroc": res.auroc})
 
 
 def demo_cmd(

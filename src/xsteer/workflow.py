@@ -17,12 +17,13 @@ from typing import Any, overload
 import torch
 
 from xsteer.align import Alignment
+from xsteer.align.layers import select_layer
 from xsteer.categories import GLOBAL
 from xsteer.data import Pair, data_record, pair_texts, pairs_by_category
 from xsteer.directions import Direction, DirectionSet, get_estimator
-from xsteer.encoders import Encoder, encoder_meta, select_layer
+from xsteer.encoders import Encoder, encoder_meta
 from xsteer.errors import EmptyDataError, ProvenanceError, XSteerError
-from xsteer.evaluate import EvalData, evaluate_direction
+from xsteer.evaluate import DirectionEvaluation, EvalData, evaluate_direction
 from xsteer.provenance import Provenance, Side
 
 _SITE = re.compile(r"^layer:(\d+)/(\w+)$")
@@ -158,7 +159,7 @@ def calibrated(direction: Direction | DirectionSet, stats: dict[str, torch.Tenso
 def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequence[Pair],
              benign: Sequence[str], calibration: Sequence[str], *, mode: str = "additive",
              strength: float = 0.5, calibrate: str = "benign-norm",
-             native: Direction | DirectionSet | None = None, **kw: Any) -> dict[str, Any]:
+             native: Direction | DirectionSet | None = None, **kw: Any) -> DirectionEvaluation:
     """Representation-level evaluation of ``direction`` on the target (see `evaluate_direction`).
 
     The direction is first rescaled from the benign ``calibration`` texts (``calibrate``), so
@@ -170,5 +171,5 @@ def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequen
     data = evaluation_data(target, direction.site, pairs, benign, calibration)
     d = calibrated(direction, benign_stats(data.calibration), calibrate)
     result = evaluate_direction(d, data, mode=mode, native=native, strength=strength, **kw)
-    result["calibration"] = calibrate
+    result.calibration = calibrate
     return result

@@ -1,4 +1,4 @@
-"""Planted-answer tests for the alignment maps (ridge, Procrustes, CCA, MLP)."""
+"""Planted-answer tests for the alignment maps; the shared invariants run over every map in MAPS."""
 
 import pytest
 import torch
@@ -9,6 +9,7 @@ from xsteer.align import (
     MAPS,
     AlignmentConfigError,
     CCAMap,
+    LinearMap,
     MLPMap,
     NotFittedError,
     ProcrustesMap,
@@ -33,8 +34,10 @@ def orthogonal(d, seed=0):
     return torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].float()
 
 
-def fast(name):
-    return {"mlp": {"hidden": 16, "epochs": 20}}.get(name, {})
+def fast(name, ds=10):
+    """Parameters each registered map needs for these tests (a small MLP; a source direction)."""
+    return {"mlp": {"hidden": 16, "epochs": 20},
+            "direction-aware": {"direction": [1.0] * ds}}.get(name, {})
 
 
 # -- ridge ------------------------------------------------------------------------------------
@@ -170,10 +173,17 @@ def test_mlp_is_deterministic_and_leaves_global_rng_alone():
 
 
 # -- shared behaviour ----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["ridge", "procrustes", "cca"])
+LINEAR = [name for name, cls in MAPS.items() if issubclass(cls, LinearMap)]
+
+
+def test_every_map_but_mlp_and_knn_is_linear():
+    assert set(MAPS) - set(LINEAR) == {"mlp", "anchor-knn"}
+
+
+@pytest.mark.parametrize("name", LINEAR)
 def test_linear_transport_is_W_v(name):
     X, Y, _ = planted_linear(noise=0.3)
-    m = make_map(name).fit(X, Y)
+    m = make_map(name, **fast(name)).fit(X, Y)
     v = torch.randn(10, generator=torch.Generator().manual_seed(5))
     assert torch.allclose(m.transport(v), v @ m.W_)
     mid = m.mu_x_
@@ -190,16 +200,33 @@ def test_linear_transport_is_linear(a, b, seed):
     assert torch.allclose(m.transport(a * v + b * w), a * m.transport(v) + b * m.transport(w), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list(MAPS))
-def test_score_is_perfect_on_noiseless_and_null_on_shuffled(name):
+def _fit_planted(name):
     X, Y, _ = planted_linear(n=300)
     if name == "procrustes":  # it can only fit a scaled rotation: plant one
         Y = 2.0 * X @ orthogonal(10) + 1.0
-    m = make_map(name, **fast(name)).fit(X[:200], Y[:200])
-    s = m.score(X[200:], Y[200:])
+    return make_map(name, **fast(name)).fit(X[:200], Y[:200]), X[200:], Y[200:]
+
+
+KNN_IS_NOT_LINEAR = pytest.mark.xfail(
+    strict=True, reason="anchor-knn predicts a point as the mean of its k=10 nearest benign "
+    "anchors: a local average, not a linear fit, so 200 anchors in 10 dims give held-out R2 ~0.75 "
+    "on a planted linear map. It is meant to carry directions by anchor contrast, not to "
+    "interpolate points.")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=KNN_IS_NOT_LINEAR) if n == "anchor-knn"
+                                  else n for n in MAPS])
+def test_score_is_perfect_on_noiseless(name):
+    m, X, Y = _fit_planted(name)
+    s = m.score(X, Y)
     assert s["r2"] > 0.99 and s["top1"] == 1.0 and s["n"] == 100
-    shuffled = Y[200:][torch.randperm(100, generator=torch.Generator().manual_seed(0))]
-    s0 = m.score(X[200:], shuffled)
+
+
+@pytest.mark.parametrize("name", list(MAPS))
+def test_score_is_null_on_shuffled(name):
+    m, X, Y = _fit_planted(name)
+    shuffled = Y[torch.randperm(100, generator=torch.Generator().manual_seed(0))]
+    s0 = m.score(X, shuffled)
     assert s0["r2"] < 0.05 and s0["top1"] < 0.1
 
 
@@ -245,8 +272,11 @@ def test_inputs_are_validated_with_named_errors():
 
 
 def test_registry():
-    assert set(MAPS) == {"ridge", "procrustes", "cca", "mlp"}
-    with pytest.raises(UnknownMapError, match="known: ridge, procrustes, cca, mlp"):
+    assert set(MAPS) == {"ridge", "procrustes", "cca", "mlp", "whiten-ridge", "direction-aware",
+                         "relative", "anchor-knn"}
+    assert all(cls.name == name for name, cls in MAPS.items())
+    with pytest.raises(UnknownMapError, match="known: ridge, procrustes, cca, mlp, whiten-ridge, "
+                                              "direction-aware, relative, anchor-knn"):
         make_map("svd")
     with pytest.raises(AlignmentConfigError, match="procrustes"):
         make_map("procrustes", alpha=1.0)
@@ -260,7 +290,7 @@ def test_fewer_rows_than_dims_still_gives_finite_maps(name):
     g = torch.Generator().manual_seed(0)
     X = torch.randn(30, 40, generator=g) * 1000.0  # n < ds, Gemma-sized norms
     Y = torch.randn(30, 20, generator=g)
-    m = make_map(name, **fast(name)).fit(X, Y)
+    m = make_map(name, **fast(name, ds=40)).fit(X, Y)
     assert torch.isfinite(m.transform(X)).all()
     assert torch.isfinite(m.transport(X[0] - X[1])).all()
     assert m.transport(X[0] - X[1]).shape == (20,)

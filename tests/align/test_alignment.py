@@ -21,7 +21,7 @@ BENIGN_T = DataRecord.from_texts("benign", ["a cat", "a dog"], side="target", un
 BENIGN_S = DataRecord.from_texts("benign", ["a cat", "a dog"], side="source", unsafe=False)
 PAIRS_S = DataRecord.from_texts("pairs", ["unsafe text"], side="source", unsafe=True)
 PAIRS_T = DataRecord.from_texts("pairs", ["unsafe text"], side="target", unsafe=True)
-FAST = {"mlp": {"hidden": 16, "epochs": 10}}
+FAST = {"mlp": {"hidden": 16, "epochs": 10}, "direction-aware": {"direction": [1.0] * 8}}
 
 
 def data(n=120, ds=8, dt=5, noise=0.01, seed=0):

@@ -82,10 +82,23 @@ def test_direction_set(tmp_path):
     t = load_directions(tmp_path)
     assert isinstance(t, DirectionSet)
     assert torch.equal(t["violence"].vector, s["violence"].vector)
-    assert isinstance(load_directions(tmp_path / "x") if False else t, DirectionSet)
+    with pytest.raises(ArtifactError, match="not found"):
+        load_directions(tmp_path / "x")
     with pytest.raises(ProvenanceError, match="share a space"):
         DirectionSet({"global": make([1.0, 0.0]), "hate": make([1.0, 0.0], model="other")})
     with pytest.raises(DimensionMismatchError):
         DirectionSet({"global": make([1.0, 0.0]), "hate": make([1.0, 0.0, 1.0])})
     with pytest.raises(UnknownCategoryError):
         DirectionSet({"weapons": make([1.0, 0.0])})
+
+
+def test_equality_is_identity_for_objects_holding_tensors(tmp_path):
+    from xsteer.steer import Gate, Steering
+
+    a, b = make([1.0, 2.0]), make([1.0, 2.0])
+    assert a == a and a != b  # used to raise: a tensor field has no single truth value
+    s = DirectionSet({"global": a})
+    assert s == s and s != DirectionSet({"global": b})
+    g = Gate.calibrate(torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), a.vector)
+    assert g == g and g != Gate.calibrate(torch.randn(50, 2), a.vector)
+    assert Steering(a) != Steering(a) and len({a, b, s, g}) == 4

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import tiny
+from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.pipelines import Steerer, site_features
 from xsteer.steer import Gate

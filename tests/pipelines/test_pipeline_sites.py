@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines import tiny
+from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.errors import XSteerError
 from xsteer.pipelines import FAMILIES, SiteSpec, Steerer, UnknownPipelineError, family_for

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import tiny
+from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.errors import DimensionMismatchError
 from xsteer.pipelines import Steerer, family_for

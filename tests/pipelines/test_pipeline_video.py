@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from pipelines import tiny
+from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.pipelines import Steerer
 

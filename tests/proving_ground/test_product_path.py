@@ -1,5 +1,5 @@
 """A saved tiny `ProvingGroundPipeline` through what a user runs: ``xsteer generate --pipeline
-DIR --compare``, ``xsteer eval`` with ``pipeline: DIR`` and the proving-ground judge, and the
+DIR --compare``, ``xsteer sweep`` with ``pipeline: DIR`` and the proving-ground judge, and the
 benchmark files ``xsteer proving-ground prompts`` writes."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_two_prompt_sweep_records_asr_with_intervals_fidelity_and_fid(saved: dic
                             "reference": str(p / "reference"), "benchmarks": ["benign"]}},
     }
     (tmp_path / "sweep.json").write_text(json.dumps(cfg))
-    _invoke(["eval", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "run"),
+    _invoke(["sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "run"),
              "--no-progress"])
     records = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert len(records) == 9  # 3 prompts x (none, native, random)

@@ -1,5 +1,12 @@
 """Alignment: benign-only maps from a source model's space to a target's, transport and calibration.
 
+What lives here: every alignment map behind one registry (``MAPS``, `make_map`: ridge,
+Procrustes, CCA, MLP, whitened ridge, direction-aware ridge, relative, anchor kNN), the
+`Alignment` artifact whose ``transport`` carries a direction into the target space, magnitude
+calibration from benign statistics, and the layer/site criteria (`xsteer.align.layers`).
+What does not: estimating directions (`xsteer.directions`), reading models (`xsteer.encoders`),
+steering (`xsteer.steer`).
+
 >>> import torch
 >>> from xsteer.align import make_map
 >>> g = torch.Generator().manual_seed(0)
@@ -10,6 +17,7 @@ True
 """
 
 from xsteer.align.alignment import Alignment, learned_summary
+from xsteer.align.anchors import AnchorMap, transport_pairs
 from xsteer.align.base import (
     AlignmentConfigError,
     AlignmentMap,
@@ -27,6 +35,7 @@ from xsteer.align.cca import CCAMap
 from xsteer.align.linear import LinearMap, ProcrustesMap, RidgeMap
 from xsteer.align.mlp import MLPMap
 from xsteer.align.registry import MAPS, UnknownMapError, get_map_class, make_map
+from xsteer.align.ridge_variants import DirectionAwareMap, RelativeMap, WhitenRidgeMap
 
 __all__ = [
     "CALIBRATIONS",
@@ -34,13 +43,17 @@ __all__ = [
     "Alignment",
     "AlignmentConfigError",
     "AlignmentMap",
+    "AnchorMap",
     "CCAMap",
+    "DirectionAwareMap",
     "LinearMap",
     "MLPMap",
     "NotFittedError",
     "ProcrustesMap",
+    "RelativeMap",
     "RidgeMap",
     "UnknownMapError",
+    "WhitenRidgeMap",
     "benign_spread",
     "benign_stats",
     "calibrate",
@@ -49,4 +62,5 @@ __all__ = [
     "learned_summary",
     "make_map",
     "score_predictions",
+    "transport_pairs",
 ]

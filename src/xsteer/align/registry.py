@@ -1,20 +1,24 @@
-"""Alignment maps by name: ``MAPS`` and `make_map` (used by `Alignment`, the CLI and loaders)."""
+"""Alignment maps by name: ``MAPS`` and `make_map` (used by `Alignment`, the CLI and loaders).
+
+Every map lives in this package and is listed here; to add one, subclass `AlignmentMap` with a
+``name``, then add it to ``MAPS`` (the conformance tests in ``tests/align`` then run on it).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from xsteer.align.anchors import AnchorMap
 from xsteer.align.base import AlignmentConfigError, AlignmentMap
 from xsteer.align.cca import CCAMap
 from xsteer.align.linear import ProcrustesMap, RidgeMap
 from xsteer.align.mlp import MLPMap
+from xsteer.align.ridge_variants import DirectionAwareMap, RelativeMap, WhitenRidgeMap
 
-MAPS: dict[str, type[AlignmentMap]] = {
-    "ridge": RidgeMap,
-    "procrustes": ProcrustesMap,
-    "cca": CCAMap,
-    "mlp": MLPMap,
-}
+MAPS: dict[str, type[AlignmentMap]] = {cls.name: cls for cls in (
+    RidgeMap, ProcrustesMap, CCAMap, MLPMap,
+    WhitenRidgeMap, DirectionAwareMap, RelativeMap, AnchorMap,
+)}
 
 
 class UnknownMapError(AlignmentConfigError, LookupError):
@@ -23,19 +27,11 @@ class UnknownMapError(AlignmentConfigError, LookupError):
 
 def get_map_class(name: str) -> type[AlignmentMap]:
     """The map class registered under ``name`` (raises `UnknownMapError` listing the known names)."""
-    if isinstance(name, str) and name not in MAPS:
-        import xsteer.transport  # noqa: F401  - registers the advanced transport maps in MAPS
     try:
         return MAPS[name]
     except (KeyError, TypeError):
-        pass
-    # The advanced transport maps build on this package, so they are looked up late.
-    from xsteer.transport import TRANSPORT_MAPS
-
-    if isinstance(name, str) and name in TRANSPORT_MAPS:
-        return TRANSPORT_MAPS[name]
-    raise UnknownMapError(
-        f"unknown alignment map {name!r}; known: {', '.join([*MAPS, *TRANSPORT_MAPS])}")
+        raise UnknownMapError(
+            f"unknown alignment map {name!r}; known: {', '.join(MAPS)}") from None
 
 
 def make_map(name: str, **params: Any) -> AlignmentMap:

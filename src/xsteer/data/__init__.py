@@ -1,4 +1,6 @@
-"""Shipped prompt sets (safe/unsafe pairs, benign anchors, held-out captions) and their loaders."""
+"""Shipped prompt sets (safe/unsafe pairs, benign anchors, held-out captions) and their loaders.
+
+What does not live here: benchmark files for the sweep harness (`xsteer.evaluate.harness`)."""
 
 from xsteer.data.loaders import (
     BENIGN_KINDS,

@@ -1,4 +1,7 @@
-"""Safety directions: the `Direction` / `DirectionSet` types and the estimators that make them."""
+"""Safety directions: the `Direction` / `DirectionSet` types and the estimators that make them.
+
+What does not live here: reading a model (`xsteer.encoders`), carrying a direction into another
+model's space (`xsteer.align`), applying it (`xsteer.steer`, `xsteer.pipelines`)."""
 
 from xsteer.directions.direction import CONVENTION, Direction, DirectionSet, load_directions
 from xsteer.directions.estimators import (

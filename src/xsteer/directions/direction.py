@@ -43,7 +43,7 @@ def _as_vector(v: Any, what: str = "direction") -> torch.Tensor:
     return t.contiguous()
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class Direction(HubMixin):
     """A steering direction in one model's representation space.
 
@@ -186,7 +186,7 @@ class Direction(HubMixin):
         return cls._load_dir(Path(directory))
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class DirectionSet(HubMixin):
     """Directions keyed by category (``"global"`` plus any of the seven harm categories).
 

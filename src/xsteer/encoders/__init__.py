@@ -1,5 +1,8 @@
 """Reading text representations: encoders for causal LMs, sentence encoders and spaCy, with
-pooling, length-sorted batching, an on-disk embedding cache and automatic layer selection.
+pooling, length-sorted batching and an on-disk embedding cache.
+
+What does not live here: resolving a name to weights (`xsteer.models`), choosing a layer
+(`xsteer.align.layers`), pipelines' text encoders (`xsteer.pipelines`).
 
 >>> enc = get_encoder("all-minilm-l6-v2")  # doctest: +SKIP
 >>> X = enc.encode(["a red bicycle", "a bowl of soup"])  # doctest: +SKIP
@@ -13,7 +16,6 @@ from typing import Any
 from xsteer.encoders.base import Encoder, encoder_meta
 from xsteer.encoders.cache import EmbeddingCache
 from xsteer.encoders.hf import HFEncoder
-from xsteer.encoders.layers import pair_auroc_cv, participation_ratio, select_layer
 from xsteer.encoders.pooling import POOLINGS, pool, pooled_mask
 from xsteer.encoders.spacy_encoder import SpacyEncoder
 
@@ -47,9 +49,6 @@ __all__ = [
     "SpacyEncoder",
     "encoder_meta",
     "get_encoder",
-    "pair_auroc_cv",
-    "participation_ratio",
     "pool",
     "pooled_mask",
-    "select_layer",
 ]

@@ -134,7 +134,7 @@ class Encoder(ABC):
                       progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states ``(n, max_length, dim)`` and the pooled-token mask ``(n, max_length)``.
 
-        ``xsteer.steer.masked_mean(states, mask)`` equals ``encode(texts, layer, "mean")`` for
+        ``xsteer.tensors.masked_mean(states, mask)`` equals ``encode(texts, layer, "mean")`` for
         texts that fit in ``max_length``: the mask marks exactly the tokens mean pooling uses.
         """
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from xsteer.errors import XSteerError
-from xsteer.steer import masked_mean
+from xsteer.tensors import masked_mean
 
 POOLINGS: tuple[str, ...] = ("mean", "last")
 

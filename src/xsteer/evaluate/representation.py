@@ -19,7 +19,8 @@ What it reports (all on held-out data):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine
 from xsteer.steer import Gate, Steering
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class EvalData:
     """Target-side pooled embeddings for one evaluation.
 
@@ -61,6 +62,42 @@ class EvalData:
         return self.calibration.mean(0)
 
 
+@dataclass(eq=False)
+class DirectionEvaluation:
+    """What `evaluate_direction` measured; the fields are described in the module docstring.
+
+    ``to_dict()`` gives the JSON form (``xsteer evaluate --json``); the optional fields are left
+    out when they were not asked for.
+    """
+
+    mode: str
+    strength: float
+    gate_quantile: float
+    n_pairs: int
+    n_benign: int
+    cosine_space: str
+    direction: dict[str, Any]  # model_id, site, dim, categories, norm (mean over members)
+    asr_before: float
+    asr_after: float
+    asr_linear_before: float
+    asr_linear_after: float
+    benign_cosine: float
+    pair_fidelity_before: float
+    pair_fidelity_after: float
+    self_cosine: float
+    false_trigger_rate: float
+    unsafe_trigger_rate: float
+    auroc: float
+    per_category: dict[str, dict[str, float]]
+    direction_cosine_to_native: dict[str, float] | None = None  # with ``native=``
+    asr_vs_strength: list[dict[str, float]] | None = None  # with ``strengths=``
+    calibration: str | None = None  # how the direction was rescaled (`xsteer.workflow.evaluate`)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in out.items() if v is not None}
+
+
 def members(direction: Direction | DirectionSet) -> dict[str, Direction]:
     if isinstance(direction, Direction):
         return {direction.category: direction}
@@ -88,7 +125,8 @@ def evaluate_direction(direction: Direction | DirectionSet, data: EvalData, *,
                        mode: str = "additive", strength: float = 0.5, quantile: float = 0.99,
                        native: Direction | DirectionSet | None = None,
                        strengths: Sequence[float] | None = None, folds: int = 5,
-                       seed: int = 0, categories: list[str] | None = None) -> dict:
+                       seed: int = 0, categories: list[str] | None = None
+                       ) -> DirectionEvaluation:
     """Evaluate steering with ``direction`` on ``data``; see the module docstring for the fields."""
     if direction.dim != data.unsafe.shape[1]:
         raise DimensionMismatchError(f"direction ({direction.model_id})", direction.dim,
@@ -117,24 +155,25 @@ def evaluate_direction(direction: Direction | DirectionSet, data: EvalData, *,
 
     main = runs[0]
     unsafe_fire = _fires(gates, data.unsafe)
-    out: dict = {
-        "mode": mode, "strength": strength, "gate_quantile": quantile,
-        "n_pairs": int(data.unsafe.shape[0]), "n_benign": int(data.benign.shape[0]),
-        "cosine_space": "benign-centred",
-        "direction": {"model_id": direction.model_id, "site": direction.site, "dim": direction.dim,
-                      "categories": list(members(direction)),
-                      "norm": float(np.mean([d.norm for d in members(direction).values()]))},
-        "asr_before": float(flags0["knn"].mean()), "asr_after": main["asr_after"],
-        "asr_linear_before": float(flags0["linear"].mean()),
-        "asr_linear_after": main["asr_linear_after"],
-        "benign_cosine": main["benign_cosine"],
-        "pair_fidelity_before": mean_cosine(data.unsafe, data.safe, c),
-        "pair_fidelity_after": main["pair_fidelity_after"],
-        "self_cosine": main["self_cosine"],
-        "false_trigger_rate": float(_fires(gates, data.benign).mean()),
-        "unsafe_trigger_rate": float(unsafe_fire.mean()),
-        "auroc": auroc(harm_scores(gates, data.unsafe), harm_scores(gates, data.safe)),
-    }
+    out = DirectionEvaluation(
+        mode=mode, strength=strength, gate_quantile=quantile,
+        n_pairs=int(data.unsafe.shape[0]), n_benign=int(data.benign.shape[0]),
+        cosine_space="benign-centred",
+        direction={"model_id": direction.model_id, "site": direction.site, "dim": direction.dim,
+                   "categories": list(members(direction)),
+                   "norm": float(np.mean([d.norm for d in members(direction).values()]))},
+        asr_before=float(flags0["knn"].mean()), asr_after=main["asr_after"],
+        asr_linear_before=float(flags0["linear"].mean()),
+        asr_linear_after=main["asr_linear_after"],
+        benign_cosine=main["benign_cosine"],
+        pair_fidelity_before=mean_cosine(data.unsafe, data.safe, c),
+        pair_fidelity_after=main["pair_fidelity_after"],
+        self_cosine=main["self_cosine"],
+        false_trigger_rate=float(_fires(gates, data.benign).mean()),
+        unsafe_trigger_rate=float(unsafe_fire.mean()),
+        auroc=auroc(harm_scores(gates, data.unsafe), harm_scores(gates, data.safe)),
+        per_category={},
+    )
     cats = np.asarray(data.categories)
     per_cat: dict[str, dict] = {}
     for cat in sorted(set(data.categories)):
@@ -148,9 +187,9 @@ def evaluate_direction(direction: Direction | DirectionSet, data: EvalData, *,
             "unsafe_trigger_rate": float(unsafe_fire[m].mean()),
             "pair_fidelity_after": mean_cosine(main["U2"][m], data.safe[m], c),
         }
-    out["per_category"] = per_cat
+    out.per_category = per_cat
     if native is not None:
-        out["direction_cosine_to_native"] = direction_cosines(direction, native)
+        out.direction_cosine_to_native = direction_cosines(direction, native)
     if strengths:
         curve = []
         by_strength = {r["strength"]: r for r in runs}
@@ -159,7 +198,7 @@ def evaluate_direction(direction: Direction | DirectionSet, data: EvalData, *,
             curve.append({k: r[k] for k in ("strength", "asr_after", "asr_linear_after",
                                             "pair_fidelity_after", "self_cosine",
                                             "benign_cosine")})
-        out["asr_vs_strength"] = curve
+        out.asr_vs_strength = curve
     return out
 
 

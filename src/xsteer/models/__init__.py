@@ -1,4 +1,8 @@
-"""Model registry: aliases for the packaged offline models, local folders and HF hub ids."""
+"""Model registry: aliases for the packaged offline models, local folders and HF hub ids.
+
+Also the one-time Gemma GGUF conversion (`xsteer.models.gemma`) and the cache folder
+(`xsteer.models.cache`). What does not live here: reading activations (`xsteer.encoders`) and
+diffusers pipelines (`xsteer.pipelines.load_pipeline`)."""
 
 from xsteer.models.registry import (
     ALIASES,

@@ -55,7 +55,7 @@ def converted_gemma_path(models_dir: Path | None = None) -> Path:
     and then find the finished folder.
     """
     if models_dir is None:
-        from xsteer.models.registry import cache_dir
+        from xsteer.models.cache import cache_dir
 
         models_dir = cache_dir() / "models"
     version = package_version(GEMMA_PACKAGE)

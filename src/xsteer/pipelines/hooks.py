@@ -15,7 +15,8 @@ import torch
 
 from xsteer.errors import XSteerError
 from xsteer.pipelines.sites import SiteSpec
-from xsteer.steer import Steering, masked_mean
+from xsteer.steer import Steering
+from xsteer.tensors import masked_mean
 
 Hook = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any], Any], Any]
 

@@ -1,4 +1,8 @@
-"""Steering: pure operators on token states, benign-calibrated gates, and the `Steering` spec."""
+"""Steering: pure operators on token states, benign-calibrated gates, and the `Steering` spec.
+
+What does not live here: hooking a diffusers pipeline (`xsteer.pipelines.Steerer`), the
+source-side gate that the transport study measures (``experiments/source_gate.py``), and
+`masked_mean`, which is re-exported here from `xsteer.tensors`."""
 
 from xsteer.steer.gate import Gate
 from xsteer.steer.operators import (
@@ -8,7 +12,8 @@ from xsteer.steer.operators import (
     project_out,
     project_out_subspace,
 )
-from xsteer.steer.steering import MODES, Steering, masked_mean
+from xsteer.steer.steering import MODES, Steering
+from xsteer.tensors import masked_mean
 
 __all__ = [
     "MODES",

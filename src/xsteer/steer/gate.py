@@ -25,7 +25,7 @@ from xsteer.provenance import DataRecord, Provenance, require_benign
 from xsteer.steer.operators import harm_score
 
 
-@dataclass
+@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
 class Gate(HubMixin):
     """A benign-calibrated threshold on the harm score along one direction.
 

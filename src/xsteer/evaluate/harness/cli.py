@@ -1,0 +1,70 @@
+"""``xsteer sweep CONFIG --out DIR`` and ``xsteer report DIR``.
+
+Multi-process: ``accelerate launch --multi_gpu --num_processes N -m xsteer sweep CONFIG --out DIR``
+(on a machine without GPUs this runs N CPU processes). ``xsteer eval`` is the old, hidden name of
+``xsteer sweep``: it still works and prints a one-line deprecation note to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep`` (and its deprecated alias ``eval``) and ``report`` to the xsteer CLI."""
+
+    @app.command("sweep")
+    def sweep_cmd(
+        config: Annotated[Path, typer.Argument(
+            help="Sweep config (.yaml, .yml, .toml or .json).")],
+        out: Annotated[Path, typer.Option("--out", "-o",
+                                          help="Output folder (re-run to resume).")],
+        no_progress: Annotated[bool, typer.Option("--no-progress",
+                                                  help="Hide progress bars.")] = False,
+    ) -> None:
+        """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
+        from xsteer.evaluate.harness.config import SweepConfig
+        from xsteer.evaluate.harness.sweep import Sweep
+
+        try:  # per-prompt truncation warnings would drown the progress bar
+            from diffusers.utils import logging as dlog
+            from transformers.utils import logging as tlog
+
+            dlog.set_verbosity_error()
+            tlog.set_verbosity_error()
+        except ImportError:  # pragma: no cover - the sweep then names the missing extra
+            pass
+        cfg = SweepConfig.from_file(config)
+        if cfg.threads:  # this process only; tiny CPU models run faster on one thread
+            import torch
+
+            torch.set_num_threads(int(cfg.threads))
+        rows = Sweep(cfg, out).run(progress=not no_progress)
+        if rows:
+            typer.echo(f"{len(rows)} settings summarised in {out / 'summary.json'}; "
+                       f"per-sample records in {out / 'records.jsonl'}")
+
+    @app.command("eval", hidden=True, help="Deprecated name of `xsteer sweep`.")
+    def eval_cmd(
+        config: Annotated[Path, typer.Argument(
+            help="Sweep config (.yaml, .yml, .toml or .json).")],
+        out: Annotated[Path, typer.Option("--out", "-o",
+                                          help="Output folder (re-run to resume).")],
+        no_progress: Annotated[bool, typer.Option("--no-progress",
+                                                  help="Hide progress bars.")] = False,
+    ) -> None:
+        typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
+        sweep_cmd(config, out, no_progress)
+
+    @app.command("report")
+    def report_cmd(
+        run_dir: Annotated[Path, typer.Argument(help="A folder written by `xsteer sweep`.")],
+    ) -> None:
+        """Write report/report.md and a self-contained report/report.html."""
+        from xsteer.evaluate.harness.report import write_report
+
+        md, html = write_report(run_dir)
+        typer.echo(f"wrote {md} and {html}")

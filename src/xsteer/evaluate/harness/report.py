@@ -1,0 +1,249 @@
+"""``xsteer report DIR``: Markdown + self-contained HTML from a finished sweep folder.
+
+Writes ``DIR/report/report.md`` (images referenced as files next to it) and
+``DIR/report/report.html`` (the same content, images embedded as data URIs, so one file can be
+mailed or archived). Contents: the ASR / CLIP / FID table per benchmark and setting with
+per-category ASR, trade-off plots (ASR against CLIP score and against FID over strengths, one
+curve per method), and image grids per category (same seed: unsteered beside each method at its
+strongest setting).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xsteer.errors import XSteerError
+from xsteer.evaluate.harness.records import read_jsonl
+from xsteer.evaluate.harness.summary import ANY
+from xsteer.io import atomic_write_text
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _rate(entry: Mapping[str, Any], key: str) -> str:
+    """A rate with its 95% interval when the summary has one: ``0.536 [0.47, 0.60]``."""
+    ci = entry.get("ci")
+    text = _fmt(entry[key])
+    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text
+
+
+def _categories(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    cats: list[str] = []
+    for r in rows:
+        for c in (r["asr"].get(ANY) or {}).get("per_category", {}):
+            if c not in cats:
+                cats.append(c)
+    return cats
+
+
+def table(rows: Sequence[Mapping[str, Any]], judges: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the main table (one row per benchmark and setting)."""
+    cats = _categories(rows)
+    fid_judges = [j for j in judges if any(j in (r.get("fidelity") or {}) for r in rows)]
+    header = (["benchmark", "method", "mode", "strength", "n"]
+              + [f"ASR {j}" for j in judges] + ([f"ASR {ANY}"] if judges else [])
+              + [f"ASR {c}" for c in cats] + [f"fidelity {j}" for j in fid_judges]
+              + ["CLIP (100·cos)", "CLIP cos", "FID", "dist. to unsteered", "s/sample"])
+    cells = []
+    for r in rows:
+        asr = r["asr"]
+        line = [r["benchmark"], r["method"], r["mode"], _fmt(r["strength"], 2), str(r["n"])]
+        line += [_rate(asr[j]["overall"], "asr") if j in asr else "–" for j in judges]
+        if judges:
+            line.append(_rate(asr[ANY]["overall"], "asr") if ANY in asr else "–")
+        per = (asr.get(ANY) or {}).get("per_category", {})
+        line += [_fmt(per[c]["asr"]) + f" ({per[c]['n']})" if c in per else "–" for c in cats]
+        fid = r.get("fidelity") or {}
+        line += [_rate(fid[j], "rate") if j in fid else "–" for j in fid_judges]
+        line += [_fmt(r["clip_score"], 2), _fmt(r["clip_cos"], 4), _fmt(r["fid"], 3),
+                 _fmt(r["distance"], 4), _fmt(r["seconds_per_sample"], 3)]
+        cells.append(line)
+    return header, cells
+
+
+def _is_safety(rows: Sequence[Mapping[str, Any]], bench: str) -> bool:
+    return any(bool((r["asr"].get(ANY) or {}).get("per_category")) for r in rows
+               if r["benchmark"] == bench)
+
+
+def tradeoff_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[tuple[str, Path]]:
+    """ASR vs CLIP score and ASR vs FID, one curve per method over its strengths.
+
+    ASR comes from each safety benchmark (one with categories); utility from the benchmark
+    without categories when there is exactly one (COCO), else from the same benchmark.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    benches = list(dict.fromkeys(r["benchmark"] for r in rows))
+    safety = [b for b in benches if _is_safety(rows, b)]
+    utility = [b for b in benches if b not in safety]
+    plots: list[tuple[str, Path]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    for sb in safety:
+        ub = utility[0] if len(utility) == 1 else sb
+        util = {(r["method"], r["mode"], r["strength"]): r for r in rows if r["benchmark"] == ub}
+        for metric, label in (("clip_score", "CLIP score (100·cos)"), ("fid", "FID"),
+                              ("fidelity_rate", "fidelity (judge)")):
+            fig, ax = plt.subplots(figsize=(5, 3.6))
+            drawn = False
+            methods = list(dict.fromkeys(r["method"] for r in rows if r["benchmark"] == sb))
+            for m in methods:
+                pts = []
+                for r in rows:
+                    if r["benchmark"] != sb or r["method"] != m or ANY not in r["asr"]:
+                        continue
+                    u = util.get((r["method"], r["mode"], r["strength"]))
+                    if u is not None and u.get(metric) is not None:
+                        pts.append((r["strength"], u[metric], r["asr"][ANY]["overall"]["asr"]))
+                if not pts:
+                    continue
+                pts.sort()
+                ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=m)
+                for s, x, y in pts:
+                    ax.annotate(f"{s:g}", (x, y), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+                drawn = True
+            if not drawn:
+                plt.close(fig)
+                continue
+            ax.set_xlabel(f"{label} on {ub}")
+            ax.set_ylabel(f"ASR ({ANY} judge) on {sb}")
+            ax.set_title(f"{sb}: ASR vs {label.split(' ')[0]}")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out / f"tradeoff-{sb}-{metric}.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            plots.append((f"{sb}: ASR vs {label} (labels: strength)", path))
+    return plots
+
+
+def image_grids(records: Sequence[Mapping[str, Any]], run_dir: Path, out: Path,
+                per_category: int = 4, cell: int = 128) -> list[tuple[str, Path]]:
+    """Per category: rows = prompts, columns = unsteered then each method's strongest setting."""
+    from PIL import Image, ImageDraw
+
+    with_img = [r for r in records if r.get("image")]
+    ref = {(r["benchmark"], r["prompt_id"], r["seed"]): r for r in with_img
+           if r.get("method_kind") == "none"}
+    strongest: dict[str, tuple[str, float]] = {}
+    for r in with_img:
+        if r.get("method_kind") != "none":
+            cur = strongest.get(r["method"])
+            if cur is None or abs(r["strength"]) > abs(cur[1]):
+                strongest[r["method"]] = (r["mode"], r["strength"])
+    columns = ["unsteered", *strongest]
+    idx = {(r["benchmark"], r["prompt_id"], r["seed"], r["method"], r["mode"], r["strength"]): r
+           for r in with_img}
+    cats = list(dict.fromkeys(c for r in ref.values() for c in r["categories"]))
+    out.mkdir(parents=True, exist_ok=True)
+    grids: list[tuple[str, Path]] = []
+    for cat in cats:
+        rows = [r for r in ref.values() if cat in r["categories"]][:per_category]
+        if not rows:
+            continue
+        head = 18
+        grid = Image.new("RGB", (cell * len(columns), head + cell * len(rows)), "white")
+        draw = ImageDraw.Draw(grid)
+        for j, col in enumerate(columns):
+            label = col if col == "unsteered" else f"{col} {strongest[col][1]:g}"
+            draw.text((j * cell + 3, 3), label[:22], fill="black")
+        for i, r in enumerate(rows):
+            for j, col in enumerate(columns):
+                rec = r if col == "unsteered" else idx.get(
+                    (r["benchmark"], r["prompt_id"], r["seed"], col, *strongest[col]))
+                if rec is None:
+                    continue
+                with Image.open(run_dir / rec["image"]) as im:
+                    tile = im.convert("RGB").resize((cell, cell))
+                grid.paste(tile, (j * cell, head + i * cell))
+        path = out / f"grid-{cat}.png"
+        grid.save(path)
+        grids.append((f"{cat}: same seed, unsteered vs steered "
+                      f"(prompts: {'; '.join(r['prompt'][:40] for r in rows)})", path))
+    return grids
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report/report.md`` and ``report/report.html`` for a finished sweep folder."""
+    run = Path(run_dir)
+    summary_path = run / "summary.json"
+    if not summary_path.is_file():
+        raise XSteerError(f"{run} has no summary.json: run `xsteer sweep` to the end first")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    records = list(read_jsonl(run / "records.jsonl"))
+    rows = summary["rows"]
+    judges = list(summary.get("judges", {}))
+    out = run / "report"
+    plots = tradeoff_plots(rows, out / "plots")
+    grids = image_grids(records, run, out / "grids")
+    header, cells = table(rows, judges)
+
+    md = [f"# xsteer sweepuation: {summary.get('name', run.name)}", "",
+          f"Config digest `{summary.get('digest')}`; {len(records)} samples; "
+          f"world size {summary.get('world_size', 1)}.", "", "## Protocol", ""]
+    gen = summary.get("generation", {})
+    md.append(f"- Pipeline `{gen.get('pipeline')}` ({gen.get('class')}), {gen.get('steps')} "
+              f"steps, default guidance {gen.get('guidance')}, size {gen.get('height')}x"
+              f"{gen.get('width')}; per-prompt seed/guidance/size from the benchmark when given.")
+    for name, js in summary.get("judges", {}).items():
+        md.append(f"- Judge `{name}`: `{json.dumps(js, sort_keys=True)}`")
+    for name, ms in summary.get("methods", {}).items():
+        md.append(f"- Method `{name}`: `{json.dumps(ms, sort_keys=True, default=str)}`")
+    md.append(f"- Metrics: `{json.dumps(summary.get('metrics', {}), sort_keys=True)}`")
+    md += ["- ASR = unsafe samples / samples (`any`: unsafe for at least one judge); "
+           "per-category columns use `any` and show (n).",
+           "- CLIP score: torchmetrics scale 100·max(cos, 0); `CLIP cos` = that / 100.", "",
+           "## Results", "", "| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(c.replace("|", "/") for c in line) + " |" for line in cells]
+    md += ["", "## Trade-offs", ""]
+    md += [f"![{t}]({p.relative_to(out).as_posix()})\n\n*{t}*\n" for t, p in plots] or \
+        ["(no plot: needs judges and CLIP score or FID)"]
+    md += ["", "## Image grids", ""]
+    md += [f"![{t}]({p.relative_to(out).as_posix()})\n\n*{t}*\n" for t, p in grids] or \
+        ["(no grid: needs saved images of an unsteered method and categorised prompts)"]
+    md_path = out / "report.md"
+    atomic_write_text(md_path, "\n".join(md) + "\n")
+
+    esc = html.escape
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+             f"<title>xsteer sweepuation: {esc(str(summary.get('name')))}</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
+             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #bbb;"
+             "padding:3px 6px;text-align:right}code{font-size:11px}</style></head><body>",
+             f"<h1>xsteer sweepuation: {esc(str(summary.get('name')))}</h1>",
+             f"<p>Config digest <code>{esc(str(summary.get('digest')))}</code>; "
+             f"{len(records)} samples.</p><h2>Protocol</h2><ul>"]
+    parts += [f"<li>{esc(line[2:])}</li>" for line in md if line.startswith("- ")]
+    parts += ["</ul><h2>Results</h2><table><tr>"
+              + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in cells]
+    parts.append("</table><h2>Trade-offs</h2>")
+    parts += [f"<figure><img src='{_data_uri(p)}' alt='{esc(t)}'><figcaption>{esc(t)}"
+              "</figcaption></figure>" for t, p in plots]
+    parts.append("<h2>Image grids</h2>")
+    parts += [f"<figure><img src='{_data_uri(p)}' alt='{esc(t)}'><figcaption>{esc(t)}"
+              "</figcaption></figure>" for t, p in grids]
+    parts.append("</body></html>")
+    html_path = out / "report.html"
+    atomic_write_text(html_path, "\n".join(parts) + "\n")
+    return md_path, html_path

@@ -1,0 +1,20 @@
+"""The results page's headline: the goal is judged on measured numbers, all three conditions."""
+
+from __future__ import annotations
+
+from experiments.transport_study import render_summary
+
+
+def _pair(cos: float, fid: float, false: float) -> dict:
+    row = {"kind": "transported", "cos_native": cos, "auroc": 0.9, "false_trigger_rate": false,
+           "ratios": {"knn_equal_strength": fid, "knn_equal_fidelity": fid}}
+    return {"source": "s", "target": "t", "native_ceiling": 0.9,
+            "rows": [{**row, "label": "ridge", "cos_native": 0.1},
+                     {**row, "label": "better"}]}
+
+
+def test_goal_needs_cosine_reduction_and_false_triggers():
+    assert "| better | 0.80 |" in "\n".join(render_summary([_pair(0.8, 0.95, 0.0)]))
+    assert render_summary([_pair(0.8, 0.95, 0.0)])[-2].endswith("| yes |")
+    for bad in (_pair(0.7, 0.95, 0.0), _pair(0.8, 0.5, 0.0), _pair(0.8, 0.95, 0.05)):
+        assert render_summary([bad])[-2].endswith("| no |")
