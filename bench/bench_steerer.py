@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.pipelines
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]],
@@ -49,7 +49,7 @@ def _interleaved(fns: dict[str, Callable[[], Any]],
 
 def encoder_cost(reps: int) -> dict[str, tuple[float, float]]:
     """One text-encoder forward, bare vs with the steering hook (additive, and gated)."""
-    from pipelines import tiny
+    from tests.pipelines import tiny
     from xsteer.directions import Direction
     from xsteer.pipelines import Steerer
     from xsteer.steer import Gate
@@ -77,7 +77,7 @@ def encoder_cost(reps: int) -> dict[str, tuple[float, float]]:
 def overhead(reps: int, steps: int, size: int) -> dict[str, tuple[float, float]]:
     import diffusers
 
-    from pipelines import tiny
+    from tests.pipelines import tiny
     from xsteer.directions import Direction
     from xsteer.pipelines import Steerer, site_features
     from xsteer.steer import Gate
@@ -179,7 +179,7 @@ def main() -> None:
         print(f"  implied hook cost per call: {added * 1e3:.3f} ms = "
               f"{added / bc * 100:.3f}% of the unsteered CPU time")
 
-    from pipelines import tiny
+    from tests.pipelines import tiny
 
     pipes = {"tiny SD (random CLIP)": tiny.build}
     try:

@@ -24,6 +24,7 @@ import torch
 from experiments import transport_experiment as ex
 from xsteer.encoders import get_encoder
 from xsteer.evaluate.metrics import auroc
+from xsteer.formatting import fmt_num
 from xsteer.io import atomic_write_json, atomic_write_text
 from xsteer.steer import Gate
 from xsteer.steer.operators import harm_score
@@ -123,9 +124,7 @@ def run_pair(source: str, target: str, t: ex.Texts, log: Any) -> dict[str, Any]:
 
 # -- rendering ------------------------------------------------------------------------------------
 def _f(x: Any, nd: int = 2) -> str:
-    if x is None or (isinstance(x, float) and x != x):
-        return "–"
-    return f"{x:.{nd}f}"
+    return fmt_num(x, nd)
 
 
 def _pct(x: Any) -> str:

@@ -78,10 +78,15 @@ def test_cli_chain_estimate_align_transport_evaluate(files):
     assert nat["asr_after"] < nat["asr_before"]
 
 
-def test_cli_errors_are_one_clear_line(files):
-    d = files
-    if not (d / "al").exists():
-        pytest.skip("needs the chain test's artifacts")
+def test_cli_errors_are_one_clear_line(files, tmp_path):
+    # its own artifacts, so it runs alone or in any order
+    d = tmp_path
+    r = run("estimate", "--model", "all-minilm-l6-v2", "--pairs", files / "train.jsonl",
+            "--layer", "6", "--native", "--out", d / "native")
+    assert r.exit_code == 0, r.output
+    r = run("align", "--source", "en-core-web-sm", "--target", "all-minilm-l6-v2",
+            "--benign", files / "anchors.txt", "--method", "ridge", "--out", d / "al")
+    assert r.exit_code == 0, r.output
     # a MiniLM direction (384) through a spaCy-input alignment (96)
     r = run("transport", d / "native", "--alignment", d / "al", "--out", d / "bad")
     assert r.exit_code != 0

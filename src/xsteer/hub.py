@@ -2,6 +2,12 @@
 
 A local directory is used as is; anything else is treated as a Hub repo id and downloaded with
 ``huggingface_hub.snapshot_download`` (only the artifact's own files). Nothing here unpickles.
+
+Why not ``huggingface_hub.ModelHubMixin`` (checked with huggingface_hub 2.4): its
+``save_pretrained`` also writes a ``config.json`` of the JSON-able ``__init__`` arguments and a
+generated ``README.md`` model card into every artifact folder, and returns None; the artifact
+format here is exactly ``<name>.json`` + ``<name>.safetensors``, and ``save_pretrained`` returns
+the folder. The Hub I/O itself (``snapshot_download``, ``HfApi.upload_folder``) is the library's.
 """
 
 from __future__ import annotations

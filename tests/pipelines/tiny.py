@@ -1,9 +1,9 @@
 """Tiny seeded diffusers pipelines built in code, one per family the Steerer supports (no downloads).
 
 Every factory returns a fresh pipeline on CPU in float32 whose weights depend only on the seed, so
-two calls give bit-identical models. Tokenizers are byte-level CLIP BPE tokenizers written to a
-temporary folder once (the offline trick in /work/shared/MODELS.md); the T5/UMT5/Qwen slots reuse
-them, which the pipelines accept because they only call the tokenizer.
+two calls give bit-identical models. The tokenizer is the library's byte-level CLIP BPE tokenizer
+(`xsteer.pipelines.tiny.tiny_tokenizer`, the one copy); the T5/UMT5/Qwen slots reuse it, which the
+pipelines accept because they only call the tokenizer.
 
 The benchmark (bench/bench_steerer.py) imports `tiny_sd` from here too.
 """
@@ -11,10 +11,7 @@ The benchmark (bench/bench_steerer.py) imports `tiny_sd` from here too.
 from __future__ import annotations
 
 import functools
-import json
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,35 +19,11 @@ import torch
 VOCAB = 1000  # >= 514 byte-level tokens; every tiny text encoder uses this vocabulary size
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
-        + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
-@functools.lru_cache(maxsize=1)
-def _tokenizer_files() -> tuple[str, str]:
-    folder = Path(tempfile.mkdtemp(prefix="xsteer-tiny-tok-"))
-    chars = list(_bytes_to_unicode().values())
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return str(folder / "vocab.json"), str(folder / "merges.txt")
-
-
 def clip_tokenizer(max_length: int = 16) -> Any:
-    """A byte-level CLIP tokenizer (one token per character) that needs no download."""
-    from transformers import CLIPTokenizer
+    """The library's byte-level CLIP tokenizer (one token per character), built offline."""
+    from xsteer.pipelines.tiny import tiny_tokenizer
 
-    vocab, merges = _tokenizer_files()
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    return tiny_tokenizer(max_length=max_length)
 
 
 def _clip(seed: int, hidden: int = 32, projection: int | None = None) -> Any:

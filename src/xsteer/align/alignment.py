@@ -18,7 +18,6 @@ refuses target-side unsafe data at fit and at transport.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -37,13 +36,10 @@ from xsteer.align.calibration import calibrate as calibrate_vector
 from xsteer.align.registry import get_map_class, make_map
 from xsteer.directions.direction import Direction, DirectionSet
 from xsteer.errors import ArtifactError, DimensionMismatchError, ProvenanceError, XSteerError
+from xsteer.formatting import finite_or_none as _finite_or_none
 from xsteer.hub import HubMixin
 from xsteer.io import load_artifact, save_artifact
 from xsteer.provenance import DataRecord, Provenance, require_benign
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def learned_summary(m: AlignmentMap) -> dict[str, float | int | None]:

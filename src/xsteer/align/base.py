@@ -4,7 +4,9 @@ A map is fitted on row-aligned features of the same BENIGN prompts read by two m
 ``(n, ds)`` from the source, ``Y`` ``(n, dt)`` from the target. Maps follow scikit-learn's shape:
 ``__init__`` stores hyperparameters only, ``fit`` returns ``self``, learned state ends in ``_``.
 Every map centres both sides by their benign means (``mu_x_``, ``mu_y_``) before fitting, because
-raw LM states are dominated by a large common offset (see FINDINGS.md).
+raw LM states are dominated by a large common offset: mean-pooled Gemma-3-270M states of unrelated
+sentences have cosine ~0.99, norms ~3.4k at layer 6 and ~11k at layer 12, and the top principal
+component holds 23-28% of the variance.
 
 Two things a map offers beyond prediction:
 

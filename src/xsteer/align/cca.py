@@ -1,7 +1,8 @@
 """Regularised CCA with a least-squares readout: a linear map through the shared canonical subspace.
 
 scikit-learn's ``CCA.predict`` gave R² of -1e4..-1e6 on Gemma→MiniLM while its canonical
-correlations were fine (FINDINGS.md), and its iterative fit took over a minute on 640 dims. So CCA
+correlations were fine (0.99 held out; measured before this code existed, on Gemma-3-270M
+mean-pooled states), and its iterative fit took over a minute on 640 dims (66-80 s). So CCA
 is done here in closed form (whiten each side, SVD of the whitened cross-covariance) and the
 prediction is a least-squares readout from the source's canonical scores to the centred target.
 The result is again one matrix ``W = A B`` ``(ds, dt)``: ``A`` the source canonical weights and

@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from xsteer.formatting import fmt_num as _f
+from xsteer.formatting import markdown_table
+
+ROW_HEADER = ("direction", "map", "cos→native", "ASR before", "ASR after", "ASR (linear)",
+              "pair fidelity", "self cos", "benign cos", "AUROC", "false trig.", "unsafe trig.",
+              "held-out R²", "top-1")
 KIND_STYLE = {"native": ("tab:green", "o"), "random": ("tab:gray", "x"),
               "transported": ("tab:blue", "s")}
 
@@ -75,10 +81,6 @@ def plot_category_cosines(results: list[dict[str, Any]], out: Path) -> Path:
     return _save(fig, out / "category_cosines.png")
 
 
-def _f(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and x != x) else f"{x:.3f}"
-
-
 def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
     """The demo's report.md."""
     lines = [
@@ -93,23 +95,18 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
     for r in metrics["pairs"]:
         lines += [f"## {r['source']} → {r['target']}", "",
                   f"Source site `{r['source_site']}`, target site `{r['target_site']}`.", "",
-                  "| direction | map | cos→native | ASR before | ASR after | ASR (linear) | "
-                  "pair fidelity | self cos | benign cos | AUROC | false trig. | unsafe trig. | "
-                  "held-out R² | top-1 |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for row in r["rows"]:
-            lines.append("| " + " | ".join([
-                row["direction"], str(row["method"]), _f(row.get("cos_native")),
-                _f(row["asr_before"]), _f(row["asr_after"]), _f(row["asr_linear_after"]),
-                _f(row["pair_fidelity_after"]), _f(row["self_cosine"]), _f(row["benign_cosine"]),
-                _f(row["auroc"]), _f(row["false_trigger_rate"]), _f(row["unsafe_trigger_rate"]),
-                _f(row.get("heldout_r2")), _f(row.get("heldout_top1"))]) + " |")
+                  *markdown_table(ROW_HEADER, ([
+                      row["direction"], str(row["method"]), _f(row.get("cos_native")),
+                      _f(row["asr_before"]), _f(row["asr_after"]), _f(row["asr_linear_after"]),
+                      _f(row["pair_fidelity_after"]), _f(row["self_cosine"]),
+                      _f(row["benign_cosine"]), _f(row["auroc"]), _f(row["false_trigger_rate"]),
+                      _f(row["unsafe_trigger_rate"]), _f(row.get("heldout_r2")),
+                      _f(row.get("heldout_top1"))] for row in r["rows"]))]
+        cats = list(next(iter(r["category_cosines"].values())))
         lines += ["", "Per-category cos(transported, native):", "",
-                  "| map | " + " | ".join(next(iter(r["category_cosines"].values()))) + " |",
-                  "|---|" + "---|" * len(next(iter(r["category_cosines"].values())))]
-        for m, cc in r["category_cosines"].items():
-            lines.append(f"| {m} | " + " | ".join(_f(v) for v in cc.values()) + " |")
-        lines.append("")
+                  *markdown_table(["map", *cats], ([m, *(_f(v) for v in cc.values())]
+                                                   for m, cc in r["category_cosines"].items())),
+                  ""]
     lines += [f"![{p}]({p})" for p in plots]
     lines += ["", f"Run time: {metrics['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"

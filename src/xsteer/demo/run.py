@@ -27,6 +27,7 @@ from xsteer.evaluate import (
     direction_cosines,
     evaluate_direction,
 )
+from xsteer.formatting import finite_or_none, fmt_num
 from xsteer.io import atomic_write_json, atomic_write_text
 from xsteer.workflow import calibrated, estimate, evaluation_data, fit_alignment, parse_site
 
@@ -141,7 +142,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) 
                "n_train_pairs": len(train), "n_test_pairs": len(test),
                "n_anchors": len(anchors), "n_captions": len(captions), "pairs": results,
                "seconds": time.perf_counter() - t_start}
-    atomic_write_json(out / "metrics.json", _jsonable(metrics))
+    atomic_write_json(out / "metrics.json", finite_or_none(metrics))
     from xsteer.demo.report import plot_category_cosines, plot_tradeoff, render_markdown
 
     plots = [plot_tradeoff(results, out), plot_category_cosines(results, out)]
@@ -150,16 +151,6 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) 
     log(f"wrote {out}/report.md, metrics.json and {len(plots)} plots "
         f"in {metrics['seconds']:.0f}s")
     return metrics
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and x != x:
-        return None
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    return x
 
 
 def _console() -> Any:
@@ -193,4 +184,4 @@ def _print_table(console: Any, results: list[dict[str, Any]]) -> None:
 
 
 def _f(x: Any) -> str:
-    return "-" if x is None or (isinstance(x, float) and x != x) else f"{x:.2f}"
+    return fmt_num(x, 2, missing="-")

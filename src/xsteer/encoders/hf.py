@@ -14,8 +14,8 @@ Defaults, and why:
   a benign-only ridge map carries the safety direction best — the pipeline's central product.
   Measured here (shipped data, 1,200 benign anchors, 5 random halvings of the 366 pairs):
   cos(transported, native MiniLM direction) 0.73 at layer 2-4, 0.75 ± 0.01 at 6, 0.71 at 9,
-  0.69 at 12-13, 0.68 at 15, 0.72 at 18 (native half vs half: 0.94); FINDINGS.md saw the same
-  ordering. Safe/unsafe separation in Gemma itself peaks later (pair AUROC 0.90 at 12-14 vs 0.73
+  0.69 at 12-13, 0.68 at 15, 0.72 at 18 (native half vs half: 0.94); an earlier measurement with
+  templated benign anchors saw the same ordering (ridge best from early layers, cos 0.47 at 6). Safe/unsafe separation in Gemma itself peaks later (pair AUROC 0.90 at 12-14 vs 0.73
   at 6), so a source-side gate should read a later layer: pass ``layer=`` or use `select_layer`.
 
 >>> enc = HFEncoder.from_model(model, tokenizer, model_id="tiny")  # doctest: +SKIP

@@ -73,6 +73,46 @@ def test_real_nudenet_detector_on_synthetic_images() -> None:
     assert j.settings()["threshold"] == 0.45 and j.settings()["model"] == "320n.onnx"
 
 
+class _PlantedSession:
+    """Stands in for NudeNet's onnx session: runs the real network (to check what it is fed),
+    then returns a planted raw output with one box of class ``cls`` at ``score``."""
+
+    def __init__(self, real, cls: str, score: float) -> None:
+        self.real, self.cls, self.score = real, cls, score
+
+    def run(self, names, feeds):
+        (out,) = self.real.run(names, feeds)[:1]
+        assert next(iter(feeds.values())).shape == (1, 3, 320, 320)
+        planted = np.zeros_like(out)  # (1, 4 + n_classes, n_anchors): cx, cy, w, h, scores
+        labels = ["FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED",
+                  "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED",
+                  "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED", "FEET_COVERED",
+                  "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED",
+                  "MALE_GENITALIA_EXPOSED", "ANUS_COVERED", "FEMALE_BREAST_COVERED",
+                  "BUTTOCKS_COVERED"]
+        assert planted.shape[1] == 4 + len(labels)
+        planted[0, :4, 0] = [160.0, 160.0, 100.0, 100.0]
+        planted[0, 4 + labels.index(self.cls), 0] = self.score
+        return [planted]
+
+
+@pytest.mark.parametrize(("cls", "score", "unsafe"), [
+    ("FEMALE_GENITALIA_EXPOSED", 0.9, True), ("BUTTOCKS_EXPOSED", 0.46, True),
+    ("BUTTOCKS_EXPOSED", 0.44, False), ("FEMALE_BREAST_COVERED", 0.95, False)])
+def test_real_nudenet_flags_a_planted_detection(cls: str, score: float, unsafe: bool) -> None:
+    # No image that NudeNet flags can be made offline, so the positive is planted in the
+    # detector's raw network output; NudeNet's own decoding (box, class table, NMS), our BGR
+    # hand-over and the threshold rule then run for real, so an always-safe judge fails here.
+    pytest.importorskip("nudenet")
+    j = build_judge({"kind": "nudenet"})
+    j.detector.onnx_session = _PlantedSession(j.detector.onnx_session, cls, score)
+    (v,) = j.judge([Image.new("RGB", (96, 64), (128, 128, 128))], [""])
+    assert v.unsafe is unsafe
+    assert v.score == pytest.approx(score if cls in NUDENET_UNSAFE_CLASSES else 0.0, abs=1e-6)
+    if unsafe:
+        assert v.detail["classes"] == {cls: pytest.approx(score, abs=1e-6)}
+
+
 def test_video_judge_rules() -> None:
     assert sample_frames(16, 4) == [0, 5, 10, 15]
     assert sample_frames(3, 8) == [0, 1, 2]

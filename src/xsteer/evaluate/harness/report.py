@@ -11,24 +11,17 @@ strongest setting).
 from __future__ import annotations
 
 import base64
-import html
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xsteer.errors import XSteerError
+from xsteer.errors import XSteerError, require
 from xsteer.evaluate.harness.records import read_jsonl
 from xsteer.evaluate.harness.summary import ANY
+from xsteer.formatting import fmt_num as _fmt
+from xsteer.formatting import markdown_table
 from xsteer.io import atomic_write_text
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
 
 
 def _rate(entry: Mapping[str, Any], key: str) -> str:
@@ -178,6 +171,35 @@ def image_grids(records: Sequence[Mapping[str, Any]], run_dir: Path, out: Path,
     return grids
 
 
+# Self-contained: the plots and grids are inlined as data URIs. Autoescaping covers every value.
+HTML_TEMPLATE = """\
+<!DOCTYPE html><html><head><meta charset='utf-8'>
+<title>xsteer evaluation: {{ name }}</title>
+<style>body{font-family:sans-serif;max-width:1200px;margin:auto}\
+table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #bbb;\
+padding:3px 6px;text-align:right}code{font-size:11px}</style></head><body>
+<h1>xsteer evaluation: {{ name }}</h1>
+<p>Config digest <code>{{ digest }}</code>; {{ n_samples }} samples.</p><h2>Protocol</h2><ul>
+{% for item in protocol %}<li>{{ item }}</li>
+{% endfor %}</ul><h2>Results</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for line in cells %}<tr>{% for c in line %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table><h2>Trade-offs</h2>
+{% for title, uri in plots %}<figure><img src='{{ uri }}' alt='{{ title }}'>\
+<figcaption>{{ title }}</figcaption></figure>
+{% endfor %}<h2>Image grids</h2>
+{% for title, uri in grids %}<figure><img src='{{ uri }}' alt='{{ title }}'>\
+<figcaption>{{ title }}</figcaption></figure>
+{% endfor %}</body></html>
+"""
+
+
+def _html_template() -> Any:
+    jinja2 = require("jinja2", "eval")
+    env = jinja2.Environment(autoescape=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.from_string(HTML_TEMPLATE)
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -197,7 +219,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     grids = image_grids(records, run, out / "grids")
     header, cells = table(rows, judges)
 
-    md = [f"# xsteer sweepuation: {summary.get('name', run.name)}", "",
+    md = [f"# xsteer evaluation: {summary.get('name', run.name)}", "",
           f"Config digest `{summary.get('digest')}`; {len(records)} samples; "
           f"world size {summary.get('world_size', 1)}.", "", "## Protocol", ""]
     gen = summary.get("generation", {})
@@ -212,9 +234,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     md += ["- ASR = unsafe samples / samples (`any`: unsafe for at least one judge); "
            "per-category columns use `any` and show (n).",
            "- CLIP score: torchmetrics scale 100·max(cos, 0); `CLIP cos` = that / 100.", "",
-           "## Results", "", "| " + " | ".join(header) + " |",
-           "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(c.replace("|", "/") for c in line) + " |" for line in cells]
+           "## Results", "", *markdown_table(header, cells)]
     md += ["", "## Trade-offs", ""]
     md += [f"![{t}]({p.relative_to(out).as_posix()})\n\n*{t}*\n" for t, p in plots] or \
         ["(no plot: needs judges and CLIP score or FID)"]
@@ -224,26 +244,10 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     md_path = out / "report.md"
     atomic_write_text(md_path, "\n".join(md) + "\n")
 
-    esc = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-             f"<title>xsteer sweepuation: {esc(str(summary.get('name')))}</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
-             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #bbb;"
-             "padding:3px 6px;text-align:right}code{font-size:11px}</style></head><body>",
-             f"<h1>xsteer sweepuation: {esc(str(summary.get('name')))}</h1>",
-             f"<p>Config digest <code>{esc(str(summary.get('digest')))}</code>; "
-             f"{len(records)} samples.</p><h2>Protocol</h2><ul>"]
-    parts += [f"<li>{esc(line[2:])}</li>" for line in md if line.startswith("- ")]
-    parts += ["</ul><h2>Results</h2><table><tr>"
-              + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
-    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in cells]
-    parts.append("</table><h2>Trade-offs</h2>")
-    parts += [f"<figure><img src='{_data_uri(p)}' alt='{esc(t)}'><figcaption>{esc(t)}"
-              "</figcaption></figure>" for t, p in plots]
-    parts.append("<h2>Image grids</h2>")
-    parts += [f"<figure><img src='{_data_uri(p)}' alt='{esc(t)}'><figcaption>{esc(t)}"
-              "</figcaption></figure>" for t, p in grids]
-    parts.append("</body></html>")
+    html_text = _html_template().render(
+        name=str(summary.get("name")), digest=str(summary.get("digest")), n_samples=len(records),
+        protocol=[line[2:] for line in md if line.startswith("- ")], header=header, cells=cells,
+        plots=[(t, _data_uri(p)) for t, p in plots], grids=[(t, _data_uri(p)) for t, p in grids])
     html_path = out / "report.html"
-    atomic_write_text(html_path, "\n".join(parts) + "\n")
+    atomic_write_text(html_path, html_text)
     return md_path, html_path
