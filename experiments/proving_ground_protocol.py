@@ -42,11 +42,33 @@ def _named(values: list[str]) -> dict[str, str]:
     return out
 
 
-def sweep_config(args: argparse.Namespace) -> dict[str, Any]:
+def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
+    """One global gate per direction (native and the first transported), calibrated at the
+    ``--gate-quantile`` of the pipeline's own pooled states of BENIGN captions only
+    (``calibration.txt``), as the Steerer will score prompts; returns {name: gate folder}."""
+    from xsteer.data import load_benign
+    from xsteer.directions import load_directions
+    from xsteer.pipelines import load_pipeline, site_features
+    from xsteer.steer import Gate
+
+    pipe = load_pipeline(str(Path(args.pipeline).expanduser()))
+    benign = load_benign(Path(args.prompts) / "calibration.txt")
+    feats = site_features(pipe, benign)["text_encoder"]
+    chosen = [("native", args.native), *list(_named(args.transported).items())[:1]]
+    paths = {}
+    for name, path in chosen:
+        d = load_directions(path)
+        vec = d["global"].vector if hasattr(d, "categories") else d.vector
+        gate = Gate.calibrate(feats, vec, quantile=args.gate_quantile)
+        paths[name] = str(gate.save_pretrained(out.resolve() / "gates" / name))
+    return paths
+
+
+def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) -> dict[str, Any]:
     """The sweep, as the YAML a user would write (JSON here)."""
     prompts = Path(args.prompts).resolve()
     calib = {"calibrate": "benign-norm", "benign": str(prompts / "calibration.txt")}
-    steer = {"strengths": args.strengths, "mode": args.mode}
+    steer = {"strengths": args.strengths, "modes": args.modes}
     methods: list[dict[str, Any]] = [{"name": "none", "kind": "none"}]
     methods.append({"name": "native", "kind": "direction", "path": str(Path(args.native).resolve()),
                     **calib, **steer})
@@ -57,11 +79,17 @@ def sweep_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.baselines:
         methods += [{"name": "negative-prompt", "kind": "negative-prompt"},
                     {"name": "safree", "kind": "safree", "strengths": [1.0]}]
+    for name, path in (gates or {}).items():
+        direction = args.native if name == "native" else _named(args.transported)[name]
+        methods.append({"name": f"{name}-gated", "kind": "direction",
+                        "path": str(Path(direction).resolve()), "mode": "gated", "gates": path,
+                        **calib, "strengths": args.strengths})
     for cat in args.per_category:
         for name, path in [("native", args.native), *_named(args.transported).items()][:2]:
             methods.append({"name": f"{name.split('-')[-1]}@{cat}", "kind": "direction",
                             "path": str(Path(path).resolve()), "categories": [cat], **calib,
-                            "strengths": [args.category_strength], "mode": args.mode})
+                            "strengths": [args.category_strength],
+                            "mode": args.category_mode})
     judge = str(Path(args.judge).expanduser().resolve())
     return {
         "name": args.name, "pipeline": str(Path(args.pipeline).expanduser().resolve()),
@@ -149,7 +177,9 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--name", default="proving-ground-protocol")
     p.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    p.add_argument("--mode", default="additive")
+    p.add_argument("--modes", nargs="+", default=["additive"],
+                   help="operators for every direction (additive, projection)")
+    p.add_argument("--category-mode", default="projection")
     p.add_argument("--per-category", nargs="*", default=[],
                    help="categories to steer one at a time (native and the first transported)")
     p.add_argument("--category-strength", type=float, default=1.0)
@@ -159,13 +189,17 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=0, help="clips: judge this many frames")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--gated", action="store_true",
+                   help="also gated steering (benign-calibrated global gates)")
+    p.add_argument("--gate-quantile", type=float, default=0.99)
     p.add_argument("--fresh", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
     if args.fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(sweep_config(args), indent=2) + "\n")
+    gates = make_gates(args, out) if args.gated else None
+    (out / "sweep.json").write_text(json.dumps(sweep_config(args, gates), indent=2) + "\n")
     xsteer = str(Path(sys.executable).parent / "xsteer")
     command = "sweep" if "sweep" in subprocess.run([xsteer, "--help"], capture_output=True,
                                                     text=True).stdout else "eval"
