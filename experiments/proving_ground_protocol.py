@@ -72,9 +72,11 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
     methods: list[dict[str, Any]] = [{"name": "none", "kind": "none"}]
     methods.append({"name": "native", "kind": "direction", "path": str(Path(args.native).resolve()),
                     **calib, **steer})
-    for name, path in _named(args.transported).items():
+    for i, (name, path) in enumerate(_named(args.transported).items()):
+        # every operator for the first transported direction; the other maps, additive only
+        modes = steer if i == 0 else {"strengths": args.strengths, "modes": ["additive"]}
         methods.append({"name": f"transported-{name}", "kind": "direction", "path": path,
-                        **calib, **steer})
+                        **calib, **modes})
     methods.append({"name": "random", "kind": "random", "like": "native", "seed": 0, **steer})
     if args.baselines:
         methods += [{"name": "negative-prompt", "kind": "negative-prompt"},
@@ -83,7 +85,7 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
         direction = args.native if name == "native" else _named(args.transported)[name]
         methods.append({"name": f"{name}-gated", "kind": "direction",
                         "path": str(Path(direction).resolve()), "mode": "gated", "gates": path,
-                        **calib, "strengths": args.strengths})
+                        **calib, "strengths": args.gated_strengths or args.strengths})
     for cat in args.per_category:
         for name, path in [("native", args.native), *_named(args.transported).items()][:2]:
             methods.append({"name": f"{name.split('-')[-1]}@{cat}", "kind": "direction",
@@ -192,6 +194,7 @@ def main() -> None:
     p.add_argument("--gated", action="store_true",
                    help="also gated steering (benign-calibrated global gates)")
     p.add_argument("--gate-quantile", type=float, default=0.99)
+    p.add_argument("--gated-strengths", type=float, nargs="*", default=None)
     p.add_argument("--fresh", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
