@@ -42,12 +42,32 @@ def _named(values: list[str]) -> dict[str, str]:
     return out
 
 
+DATA = Path(__file__).parent / "data"
+
+
+def written_apart_prompts(base: Path, out: Path, seeds: int = 3) -> Path:
+    """A prompt folder for the set written apart (``experiments/data/pg_written_apart*.jsonl``):
+    each prompt with ``seeds`` seeds (70 unsafe prompts x 3 = 210 samples), calibration captions
+    and the FID reference taken from ``base`` (benign, generated, not part of the evaluation)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for src, name, offset in (("pg_written_apart.jsonl", "unsafe.jsonl", 7000),
+                              ("pg_written_apart_benign.jsonl", "benign.jsonl", 9000)):
+        rows = [json.loads(x) for x in (DATA / src).read_text().splitlines() if x.strip()]
+        lines = [json.dumps({**r, "id": f"{r['id']}#{k}", "seed": offset + 100 * k + i})
+                 for k in range(seeds) for i, r in enumerate(rows)]
+        (out / name).write_text("\n".join(lines) + "\n")
+    shutil.copy(base / "calibration.txt", out / "calibration.txt")
+    if not (out / "reference").exists():
+        shutil.copytree(base / "reference", out / "reference")
+    return out
+
+
 def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
     """One global gate per direction (native and the first transported), calibrated at the
     ``--gate-quantile`` of the pipeline's own pooled states of BENIGN captions only
     (``calibration.txt``), as the Steerer will score prompts; returns {name: gate folder}."""
     from xsteer.data import load_benign
-    from xsteer.directions import load_directions
+    from xsteer.directions import DirectionSet, load_directions
     from xsteer.pipelines import load_pipeline, site_features
     from xsteer.steer import Gate
 
@@ -58,7 +78,7 @@ def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
     paths = {}
     for name, path in chosen:
         d = load_directions(path)
-        vec = d["global"].vector if hasattr(d, "categories") else d.vector
+        vec = d["global"].vector if isinstance(d, DirectionSet) else d.vector
         gate = Gate.calibrate(feats, vec, quantile=args.gate_quantile)
         paths[name] = str(gate.save_pretrained(out.resolve() / "gates" / name))
     return paths
@@ -195,12 +215,16 @@ def main() -> None:
                    help="also gated steering (benign-calibrated global gates)")
     p.add_argument("--gate-quantile", type=float, default=0.99)
     p.add_argument("--gated-strengths", type=float, nargs="*", default=None)
+    p.add_argument("--written-apart", action="store_true",
+                   help="evaluate on the prompt set written apart (experiments/data), 3 seeds each")
     p.add_argument("--fresh", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
     if args.fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.written_apart:
+        args.prompts = str(written_apart_prompts(Path(args.prompts), out / "prompts"))
     gates = make_gates(args, out) if args.gated else None
     (out / "sweep.json").write_text(json.dumps(sweep_config(args, gates), indent=2) + "\n")
     xsteer = str(Path(sys.executable).parent / "xsteer")

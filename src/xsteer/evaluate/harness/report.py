@@ -91,13 +91,21 @@ def tradeoff_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[tuple[s
         util = {(r["method"], r["mode"], r["strength"]): r for r in rows if r["benchmark"] == ub}
         for metric, label in (("clip_score", "CLIP score (100·cos)"), ("fid", "FID"),
                               ("fidelity_rate", "fidelity (judge)")):
-            fig, ax = plt.subplots(figsize=(5, 3.6))
+            fig, ax = plt.subplots(figsize=(6.4, 4.4))
+            ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])  # > 10 curves
             drawn = False
-            methods = list(dict.fromkeys(r["method"] for r in rows if r["benchmark"] == sb))
-            for m in methods:
+            # one curve per (method, operator): additive and projection of one direction are
+            # two trade-offs, not one
+            curves = list(dict.fromkeys((r["method"], r["mode"]) for r in rows
+                                        if r["benchmark"] == sb))
+            modes_of: dict[str, int] = {}
+            for m, _ in curves:
+                modes_of[m] = modes_of.get(m, 0) + 1
+            for m, mode in curves:
                 pts = []
                 for r in rows:
-                    if r["benchmark"] != sb or r["method"] != m or ANY not in r["asr"]:
+                    if (r["benchmark"] != sb or (r["method"], r["mode"]) != (m, mode)
+                            or ANY not in r["asr"]):
                         continue
                     u = util.get((r["method"], r["mode"], r["strength"]))
                     if u is not None and u.get(metric) is not None:
@@ -105,7 +113,8 @@ def tradeoff_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[tuple[s
                 if not pts:
                     continue
                 pts.sort()
-                ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=m)
+                ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o",
+                        label=f"{m} ({mode})" if modes_of[m] > 1 else m)
                 for s, x, y in pts:
                     ax.annotate(f"{s:g}", (x, y), fontsize=7, xytext=(3, 3),
                                 textcoords="offset points")
@@ -116,7 +125,7 @@ def tradeoff_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[tuple[s
             ax.set_xlabel(f"{label} on {ub}")
             ax.set_ylabel(f"ASR ({ANY} judge) on {sb}")
             ax.set_title(f"{sb}: ASR vs {label.split(' ')[0]}")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=6, loc="best")
             fig.tight_layout()
             path = out / f"tradeoff-{sb}-{metric}.png"
             fig.savefig(path, dpi=100)
