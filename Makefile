@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results proving-ground pg-directions pg-mmdit clean
+.PHONY: install demo test test-fast lint bench results proving-ground pg-directions pg-mmdit pg-mmdit-gemma clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -77,15 +77,39 @@ pg-directions: install
 	  $(XS) transport $(PGD)/gemma_l6 --alignment $(PGD)/align_gemma_minilm_$$m \
 	    --out $(PGD)/gemma_to_minilm_$$m || exit 1; done
 
+PGX := $(PY) experiments/proving_ground_protocol.py --threads 1 --fresh
 pg-mmdit: pg-directions
 	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
 	$(XS) proving-ground train --arch mmdit --steps 5000 --minutes 40 --schedule cosine \
 	    --lr 6e-4 --threads 1 --fresh
 	$(XS) proving-ground prompts --out $(PGP) --n-per-category 30 --n-benign 64
-	$(PY) experiments/proving_ground_protocol.py --pipeline $(PG)/mmdit-minilm --prompts $(PGP) \
-	    --native $(PGD)/native_minilm --transported ridge=$(PGD)/gemma_to_minilm_ridge \
-	    mlp=$(PGD)/gemma_to_minilm_mlp procrustes=$(PGD)/gemma_to_minilm_procrustes \
-	    --baselines --strengths 0.5 1 2 --out runs/pg-mmdit-minilm --fresh
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge mlp=$(PGD)/gemma_to_minilm_mlp \
+	    procrustes=$(PGD)/gemma_to_minilm_procrustes --strengths 1 2 4 \
+	    --modes additive projection --gated --gated-strengths 2 4 --baselines \
+	    --out runs/pg-mmdit-minilm
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 4 \
+	    --modes additive projection --gated --gated-strengths 4 --written-apart \
+	    --out runs/pg-mmdit-minilm-apart
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --per-category sexual violence self-harm shocking hate illegal harassment \
+	    --category-strength 4 --out runs/pg-mmdit-minilm-categories
+
+# The LLM-encoder MMDiT (Gemma-3-270M conditions the generator; MiniLM is the source).
+pg-mmdit-gemma: pg-mmdit
+	$(XS) estimate --model all-minilm-l6-v2 --layer 6 --out $(PGD)/minilm_l6
+	$(XS) estimate --model gemma-3-270m --layer 18 --native --out $(PGD)/native_gemma
+	$(XS) align --source all-minilm-l6-v2 --target gemma-3-270m --like $(PGD)/minilm_l6 \
+	    --target-layer 18 --method ridge --out $(PGD)/align_minilm_gemma_ridge
+	$(XS) transport $(PGD)/minilm_l6 --alignment $(PGD)/align_minilm_gemma_ridge \
+	    --out $(PGD)/minilm_to_gemma_ridge
+	$(XS) proving-ground train --arch mmdit --encoder gemma-3-270m --steps 5000 --minutes 45 \
+	    --schedule cosine --lr 6e-4 --threads 1 --fresh
+	$(PGX) --pipeline $(PG)/mmdit-gemma --prompts $(PGP) --native $(PGD)/native_gemma \
+	    --transported ridge=$(PGD)/minilm_to_gemma_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 4 --out runs/pg-mmdit-gemma
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
