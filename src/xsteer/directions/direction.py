@@ -50,7 +50,8 @@ class Direction(HubMixin):
     Attributes:
         vector: shape ``(dim,)``, float32, pointing from unsafe to safe.
         model_id: the model whose space it lives in (alias, HF id or path).
-        site: where in that model (e.g. ``"layer:6/mean"``, ``"last_hidden_state/mean"``).
+        site: where in that model, as the string `xsteer.site.Site` reads and writes
+            (``"layer:6/mean"``, ``"text_encoder_2.pooled"``, ``"tokens/mean"``).
         category: a harm category or ``"global"``.
         origin: ``source`` (estimated on the model itself from pairs), ``native`` (estimated on a
             target with unsafe pairs: the yardstick), ``transported``, ``random`` or ``combined``.
