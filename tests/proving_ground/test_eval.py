@@ -11,7 +11,7 @@ from xsteer.categories import CATEGORIES
 from xsteer.directions import Direction
 from xsteer.proving_ground.evaluate import Evaluator, default_prompts, objects_in_text
 from xsteer.proving_ground.generator import Generator
-from xsteer.proving_ground.judge import Judge
+from xsteer.proving_ground.judge import GlyphJudge
 from xsteer.proving_ground.runner import run_eval
 
 PROMISED = ("asr_before", "asr_after", "fidelity_before", "fidelity_after", "fid_before",
@@ -21,7 +21,7 @@ PROMISED = ("asr_before", "asr_after", "fidelity_before", "fidelity_after", "fid
 def test_run_eval_reports_every_field(hash_encoder, tmp_path):
     gen = Generator.tiny(cross_attention_dim=hash_encoder.dim)
     prompts = default_prompts(n_benign=4, n_per_category=1)
-    ev = Evaluator(gen, Judge(width=8), hash_encoder, prompts, steps=2, n_reference=16)
+    ev = Evaluator(gen, GlyphJudge(width=8), hash_encoder, prompts, steps=2, n_reference=16)
     d = Direction(torch.ones(hash_encoder.dim), model_id=hash_encoder.model_id, site="tokens/mean")
     rep = run_eval(ev, d, strengths=[0.0, 5.0], grids=tmp_path)
     for key in PROMISED:
@@ -49,7 +49,7 @@ def test_eval_command_writes_the_report(tmp_path):
 
     gen = Generator.tiny(cross_attention_dim=384, encoder="all-minilm-l6-v2")
     gen.save_pretrained(tmp_path / "gen")
-    Judge(width=8).save_pretrained(tmp_path / "judge")
+    GlyphJudge(width=8).save_pretrained(tmp_path / "judge")
     Direction(torch.randn(384), model_id="all-minilm-l6-v2", site="layer:6/mean",
               origin="native").save_pretrained(tmp_path / "dir")
     out = tmp_path / "report.json"
@@ -88,7 +88,7 @@ def test_steering_reaches_every_token_the_generator_reads(hash_encoder, monkeypa
     tiny = Generator.tiny(cross_attention_dim=hash_encoder.dim)
     gen = Generator.create(dataclasses.replace(tiny.config, mask_padding=mask_padding))
     prompts = default_prompts(n_benign=2, n_per_category=1)
-    ev = Evaluator(gen, Judge(width=8), hash_encoder, prompts, steps=1, n_reference=4)
+    ev = Evaluator(gen, GlyphJudge(width=8), hash_encoder, prompts, steps=1, n_reference=4)
     seen = []
     monkeypatch.setattr(gen, "sample", lambda E, M, **kw: seen.append((E, M)) or
                         torch.zeros(len(E), 3, 16, 16))
@@ -108,7 +108,7 @@ def test_experiment_compares_directions_at_equal_native_norms(hash_encoder, fram
 
     img = Generator.tiny(cross_attention_dim=hash_encoder.dim)
     gen = Generator.video_from(img, frames) if frames else img
-    ev = Evaluator(gen, Judge(width=8), hash_encoder,
+    ev = Evaluator(gen, GlyphJudge(width=8), hash_encoder,
                    default_prompts(n_benign=2, n_per_category=1, motion=bool(frames)),
                    steps=1, n_reference=4)
     g = torch.Generator().manual_seed(0)
