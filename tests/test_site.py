@@ -95,3 +95,20 @@ def test_round_trip_property(text):
     s = Site.parse(text)
     assert str(s) == text
     assert Site.parse(text) == s and s.same_as(text)
+
+
+def test_saved_directions_keep_the_site_string_and_old_artifacts_load(tmp_path):
+    import torch
+
+    from xsteer.directions import Direction
+
+    d = Direction(torch.ones(3), model_id="m", site="layer:6/mean")
+    d.save_pretrained(tmp_path / "new")
+    meta = json.loads((tmp_path / "new" / "direction.json").read_text())
+    assert meta["site"] == "layer:6/mean"
+    assert Site.from_dict(meta["site_spec"]) == Site.parse("layer:6/mean", model_id="m")
+    # an artifact written before site_spec existed
+    del meta["site_spec"]
+    (tmp_path / "new" / "direction.json").write_text(json.dumps(meta))
+    back = Direction.load(tmp_path / "new")
+    assert back.site == "layer:6/mean" and Site.parse(back.site).layer == 6

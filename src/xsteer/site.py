@@ -124,3 +124,12 @@ class Site:
     def from_dict(cls, d: dict[str, Any]) -> Site:
         return cls(d["kind"], d.get("layer"), d.get("component"), d.get("pooling"),
                    d.get("model_id"), d.get("revision"))
+
+
+def site_spec(site: str, model_id: str | None = None) -> dict[str, Any] | None:
+    """The structured form of a site string for artifact metadata (next to the string, which stays
+    what loading reads), or None for a string that is none of the site forms."""
+    try:
+        return Site.parse(site, model_id=model_id).to_dict()
+    except SiteError:
+        return None
