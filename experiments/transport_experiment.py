@@ -48,6 +48,7 @@ from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine
 from xsteer.evaluate.representation import calibrate_gates, harm_scores
 from xsteer.provenance import Provenance
 from xsteer.steer import Gate, Steering
+from xsteer.workflow import parse_site
 
 SEED = 0
 N_GENERIC: int | None = None  # generic anchors used: all (an int takes a seeded subset)
@@ -354,7 +355,7 @@ def source_gate(src: Feats, tgt_gate_fires: dict[str, np.ndarray], t: Texts,
     for how, op in (("or", np.logical_or), ("and", np.logical_and)):
         out[how] = {k: float(op(fires[k], tgt_gate_fires[k]).mean()) for k in fires}
     out["target"] = {k: float(v.mean()) for k, v in tgt_gate_fires.items()}
-    out.update(time_source_gate(encoder_name, int(src.site.split(":")[1].split("/")[0]), gate,
+    out.update(time_source_gate(encoder_name, parse_site(src.site)[0], gate,
                                 t.lists["captions"][:time_prompts]))
     return out
 

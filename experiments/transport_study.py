@@ -9,7 +9,6 @@ from the embedding cache, so a warm run takes a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -17,9 +16,10 @@ import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+import typer
 
 from experiments import transport_experiment as ex
 from xsteer.encoders import get_encoder
@@ -290,21 +290,23 @@ def _run_pair_job(source: str, target: str, t: ex.Texts) -> dict[str, Any]:
     return run_pair(source, target, t, _log)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="docs/results.md")
-    p.add_argument("--json", default=None, help="also write the raw numbers here")
-    p.add_argument("--generic", type=int, default=ex.N_GENERIC or 0,
-                   help="how many generic anchors (seeded subset); 0 for all")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="run the pairs in this many processes (features come from the cache)")
-    p.add_argument("--pairs", default=None,
-                   help="comma list of source:target (default: the three shipped pairs)")
-    args = p.parse_args(argv)
+def parse_pairs(text: str | None) -> tuple[tuple[str, str], ...]:
+    """``"a:b,c:d"`` → ``(("a", "b"), ("c", "d"))``; None or empty gives the shipped `PAIRS`."""
+    if not text:
+        return PAIRS
+    plan = tuple(tuple(x.split(":")) for x in text.split(","))
+    for pair in plan:
+        if len(pair) != 2 or not all(pair):
+            raise typer.BadParameter(f"{':'.join(pair)!r} is not source:target", param_hint="--pairs")
+    return plan  # type: ignore[return-value]
+
+
+def run(out: Path, json_path: Path | None, generic: int, jobs: int,
+        plan: Sequence[tuple[str, str]]) -> None:
+    """Run every pair in ``plan`` and write the page to ``out`` (and the raw numbers to
+    ``json_path`` when given)."""
     # One thread: on a shared machine small BLAS calls stall badly under thread contention.
     torch.set_num_threads(1)
-    plan = PAIRS if not args.pairs else tuple(
-        tuple(x.split(":")) for x in args.pairs.split(","))
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread for numpy/scikit-learn too: threaded BLAS stalls on a shared machine and
@@ -312,11 +314,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     threadpool_limits(1)
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    t = ex.Texts.build(n_generic=args.generic or None)
-    if args.jobs > 1:
+    t = ex.Texts.build(n_generic=generic or None)
+    if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(_run_pair_job, s, tg, t) for s, tg in plan]
             results = [f.result() for f in futures]
     else:
@@ -328,11 +330,35 @@ def main(argv: Sequence[str] | None = None) -> None:
             "n_generic": len(t.lists["generic"]), "n_train": len(t.train),
             "n_test": len(t.test), "n_nm_fit": len(t.nm_fit),
             "n_nm_held": len(t.nm_held), "n_captions": len(t.lists["captions"])}
-    atomic_write_text(Path(args.out), render(results, meta))
-    if args.json:
-        atomic_write_json(Path(args.json), json.loads(json.dumps(
+    atomic_write_text(out, render(results, meta))
+    if json_path:
+        atomic_write_json(json_path, json.loads(json.dumps(
             {"meta": meta, "pairs": results}, default=float)))
-    print(f"wrote {args.out} in {meta['seconds']:.0f}s")
+    print(f"wrote {out} in {meta['seconds']:.0f}s")
+
+
+Opt = typer.Option
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help="Write the transport results page: every transport method, the native/random/"
+             "none rows and the ablations, for each source→target pair of offline models.")
+def cli(
+    out: Annotated[Path, Opt("--out")] = Path("docs/results.md"),
+    json_path: Annotated[Path | None, Opt("--json", help="also write the raw numbers here")] = None,
+    generic: Annotated[int, Opt("--generic", help="how many generic anchors (seeded subset); "
+                                "0 for all")] = ex.N_GENERIC or 0,
+    jobs: Annotated[int, Opt("--jobs", help="run the pairs in this many processes (features "
+                             "come from the cache)")] = min(2, os.cpu_count() or 1),
+    pairs: Annotated[str | None, Opt("--pairs", help="comma list of source:target (default: the "
+                                     "three shipped pairs)")] = None,
+) -> None:
+    run(out, json_path, generic, jobs, parse_pairs(pairs))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point (``argv`` defaults to the command line)."""
+    app(args=list(argv) if argv is not None else None)
 
 
 if __name__ == "__main__":

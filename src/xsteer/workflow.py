@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -25,17 +24,16 @@ from xsteer.encoders import Encoder, encoder_meta
 from xsteer.errors import EmptyDataError, ProvenanceError, XSteerError
 from xsteer.evaluate import DirectionEvaluation, EvalData, evaluate_direction
 from xsteer.provenance import Provenance, Side
+from xsteer.site import FORMS, Site
 
-_SITE = re.compile(r"^layer:(\d+)/(\w+)$")
 
-
-def parse_site(site: str) -> tuple[int, str]:
-    """``"layer:6/mean"`` → ``(6, "mean")``."""
-    m = _SITE.match(site)
-    if not m:
-        raise XSteerError(f"cannot read a layer and pooling from site {site!r} "
-                          "(expected 'layer:N/pooling')")
-    return int(m.group(1)), m.group(2)
+def parse_site(site: str | Site) -> tuple[int, str]:
+    """``"layer:6/mean"`` → ``(6, "mean")``: the layer and pooling of an encoder-layer site."""
+    s = Site.parse(site)
+    if s.kind != "layer" or s.layer is None or s.pooling is None:
+        raise XSteerError(f"cannot read a layer and pooling from site {str(site)!r}: it is a "
+                          f"{s.kind} site (expected 'layer:N/pooling'; sites take the forms {FORMS})")
+    return s.layer, s.pooling
 
 
 def resolve_layer(encoder: Encoder, layer: int | str | None, pairs: Sequence[Pair] | None = None,

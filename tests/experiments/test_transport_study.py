@@ -18,3 +18,30 @@ def test_goal_needs_cosine_reduction_and_false_triggers():
     assert render_summary([_pair(0.8, 0.95, 0.0)])[-2].endswith("| yes |")
     for bad in (_pair(0.7, 0.95, 0.0), _pair(0.8, 0.5, 0.0), _pair(0.8, 0.95, 0.05)):
         assert render_summary([bad])[-2].endswith("| no |")
+
+
+def test_cli_reads_the_options_run_needs(monkeypatch, tmp_path):
+    import pytest
+
+    from experiments import transport_study as ts
+
+    seen = {}
+    monkeypatch.setattr(ts, "run", lambda *a: seen.update(args=a))
+    with pytest.raises(SystemExit) as e:
+        ts.main(["--out", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json"),
+                 "--generic", "5", "--jobs", "1", "--pairs", "a:b,c:d"])
+    assert e.value.code == 0
+    assert seen["args"] == (tmp_path / "r.md", tmp_path / "r.json", 5, 1, (("a", "b"), ("c", "d")))
+    with pytest.raises(SystemExit):
+        ts.main([])
+    assert seen["args"][0] == ts.Path("docs/results.md") and seen["args"][4] == ts.PAIRS
+
+
+def test_bad_pairs_are_refused():
+    import pytest
+    import typer
+
+    from experiments.transport_study import parse_pairs
+
+    with pytest.raises(typer.BadParameter, match="a:b:c"):
+        parse_pairs("a:b:c")

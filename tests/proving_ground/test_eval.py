@@ -11,7 +11,7 @@ from xsteer.categories import CATEGORIES
 from xsteer.directions import Direction
 from xsteer.proving_ground.evaluate import Evaluator, default_prompts, objects_in_text
 from xsteer.proving_ground.generator import Generator
-from xsteer.proving_ground.judge import Judge
+from xsteer.proving_ground.judge import GlyphJudge
 from xsteer.proving_ground.runner import run_eval
 
 PROMISED = ("asr_before", "asr_after", "fidelity_before", "fidelity_after", "fid_before",
@@ -21,7 +21,7 @@ PROMISED = ("asr_before", "asr_after", "fidelity_before", "fidelity_after", "fid
 def test_run_eval_reports_every_field(hash_encoder, tmp_path):
     gen = Generator.tiny(cross_attention_dim=hash_encoder.dim)
     prompts = default_prompts(n_benign=4, n_per_category=1)
-    ev = Evaluator(gen, Judge(width=8), hash_encoder, prompts, steps=2, n_reference=16)
+    ev = Evaluator(gen, GlyphJudge(width=8), hash_encoder, prompts, steps=2, n_reference=16)
     d = Direction(torch.ones(hash_encoder.dim), model_id=hash_encoder.model_id, site="tokens/mean")
     rep = run_eval(ev, d, strengths=[0.0, 5.0], grids=tmp_path)
     for key in PROMISED:
@@ -49,7 +49,7 @@ def test_eval_command_writes_the_report(tmp_path):
 
     gen = Generator.tiny(cross_attention_dim=384, encoder="all-minilm-l6-v2")
     gen.save_pretrained(tmp_path / "gen")
-    Judge(width=8).save_pretrained(tmp_path / "judge")
+    GlyphJudge(width=8).save_pretrained(tmp_path / "judge")
     Direction(torch.randn(384), model_id="all-minilm-l6-v2", site="layer:6/mean",
               origin="native").save_pretrained(tmp_path / "dir")
     out = tmp_path / "report.json"
@@ -88,7 +88,7 @@ def test_steering_reaches_every_token_the_generator_reads(hash_encoder, monkeypa
     tiny = Generator.tiny(cross_attention_dim=hash_encoder.dim)
     gen = Generator.create(dataclasses.replace(tiny.config, mask_padding=mask_padding))
     prompts = default_prompts(n_benign=2, n_per_category=1)
-    ev = Evaluator(gen, Judge(width=8), hash_encoder, prompts, steps=1, n_reference=4)
+    ev = Evaluator(gen, GlyphJudge(width=8), hash_encoder, prompts, steps=1, n_reference=4)
     seen = []
     monkeypatch.setattr(gen, "sample", lambda E, M, **kw: seen.append((E, M)) or
                         torch.zeros(len(E), 3, 16, 16))
@@ -104,11 +104,11 @@ def test_steering_reaches_every_token_the_generator_reads(hash_encoder, monkeypa
 def test_experiment_compares_directions_at_equal_native_norms(hash_encoder, frames):
     from xsteer.categories import GLOBAL
     from xsteer.directions import DirectionSet
-    from xsteer.proving_ground.experiment import markdown_tables, run_experiment
+    from xsteer.proving_ground.experiment import markdown_tables, row_labels, run_experiment
 
     img = Generator.tiny(cross_attention_dim=hash_encoder.dim)
     gen = Generator.video_from(img, frames) if frames else img
-    ev = Evaluator(gen, Judge(width=8), hash_encoder,
+    ev = Evaluator(gen, GlyphJudge(width=8), hash_encoder,
                    default_prompts(n_benign=2, n_per_category=1, motion=bool(frames)),
                    steps=1, n_reference=4)
     g = torch.Generator().manual_seed(0)
@@ -129,9 +129,7 @@ def test_experiment_compares_directions_at_equal_native_norms(hash_encoder, fram
         ref = native[GLOBAL] if cat == GLOBAL else native[cat]
         assert d.norm == pytest.approx(ref.norm, rel=1e-5)
     rows = res["rows"]
-    assert [r["direction"] for r in rows[:4]] == [
-        "none", "native (MiniLM, unsafe pairs)", "transported (Gemma -> MiniLM, benign-only ridge)",
-        "random"]
+    assert [r["direction"] for r in rows[:4]] == ["none", *row_labels(native, transported), "random"]
     assert len(rows) == 4 + 3 * len(CATEGORIES)
     assert res["native_global_norm"] == pytest.approx(native[GLOBAL].norm)
     assert set(res["cosine_native_transported"]) == {GLOBAL, *CATEGORIES}
@@ -184,3 +182,36 @@ def test_clip_motion_reads_the_objects_displacement():
     assert clip_motion(still).tolist() == [0] * 12
     backwards = clips.flip(2)
     assert clip_motion(backwards).tolist() == [-3] * 12
+
+
+def _set(model_id, origin="native", method="mean-diff", meta=None, records=()):
+    from xsteer.categories import GLOBAL
+    from xsteer.directions import DirectionSet
+    from xsteer.provenance import Provenance
+
+    return DirectionSet({GLOBAL: Direction(torch.ones(4), model_id=model_id, site="tokens/mean",
+                                           origin=origin, method=method, meta=meta or {},
+                                           provenance=Provenance(list(records)))})
+
+
+def test_experiment_labels_come_from_the_directions_metadata():
+    from xsteer.provenance import DataRecord
+    from xsteer.proving_ground.experiment import row_labels
+
+    pairs = DataRecord.from_texts("pairs", ["a", "b"], side="target", unsafe=True)
+    anchors = DataRecord.from_texts("benign", ["c"], side="target", unsafe=False)
+    native = _set("all-minilm-l6-v2", records=[pairs])
+    moved = _set("all-minilm-l6-v2", origin="transported", method="transported:ridge",
+                 meta={"source_direction": {"model_id": "gemma-3-270m"}}, records=[anchors])
+    assert row_labels(native, moved) == (
+        "native (all-minilm-l6-v2, mean-diff, unsafe pairs)",
+        "transported (gemma-3-270m -> all-minilm-l6-v2, benign-only ridge)")
+    # other models, other labels: nothing is hard-coded
+    other_native = _set("bge-small", records=[pairs])
+    other_moved = _set("bge-small", origin="transported", method="transported:cca",
+                       meta={"source_direction": {"model_id": "qwen"}}, records=[anchors])
+    a, b = row_labels(other_native, other_moved)
+    assert a != row_labels(native, moved)[0] and "bge-small" in a
+    assert b == "transported (qwen -> bge-small, benign-only cca)"
+    # two sets that metadata cannot tell apart still get distinct rows
+    assert len(set(row_labels(native, native))) == 2

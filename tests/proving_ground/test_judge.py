@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from xsteer.proving_ground.judge import Judge, JudgeFeatures, judge_accuracy, train_judge
+from xsteer.proving_ground.judge import GlyphJudge, JudgeFeatures, judge_accuracy, train_judge
 from xsteer.proving_ground.scenes import judge_scenes
 from xsteer.proving_ground.world import LABELS, render_batch
 
@@ -18,13 +18,13 @@ def test_short_training_clears_a_held_out_floor(tmp_path):
     assert acc["label_accuracy"] > 0.93, acc
     assert acc["exact_match"] > 0.15, acc
     judge.save_pretrained(tmp_path)
-    back = Judge.from_pretrained(tmp_path)
+    back = GlyphJudge.from_pretrained(tmp_path)
     x = torch.randint(0, 255, (4, 3, 32, 32), dtype=torch.uint8)
     assert torch.allclose(judge.probs(x), back.probs(x), atol=1e-6)
 
 
 def test_clip_detection_is_per_frame_majority():
-    judge = Judge(width=8)
+    judge = GlyphJudge(width=8)
     clips = torch.randint(0, 255, (2, 3, 4, 32, 32), dtype=torch.uint8)
     per_frame = judge.probs(clips)
     assert per_frame.shape == (2, 4, len(LABELS))
@@ -36,7 +36,7 @@ def test_fid_features_plug_into_torchmetrics():
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     torch.manual_seed(0)
-    judge = Judge(width=8)
+    judge = GlyphJudge(width=8)
     fid = FrechetInceptionDistance(feature=JudgeFeatures(judge))
     a = torch.from_numpy(render_batch(judge_scenes(80, seed=1)))
     fid.update(a, real=True)

@@ -18,7 +18,7 @@ from xsteer.cli import _register
 from xsteer.directions import Direction
 from xsteer.proving_ground.benchmarks import write_benchmarks
 from xsteer.proving_ground.denoisers import tiny_pipeline
-from xsteer.proving_ground.judge import Judge
+from xsteer.proving_ground.judge import GlyphJudge
 
 
 def _invoke(args: list[str]) -> Any:
@@ -34,7 +34,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pg")
     tiny_pipeline("mmdit").save_pretrained(root / "pipe")
     torch.manual_seed(0)
-    Judge(width=4, feature_dim=8).save_pretrained(root / "judge")
+    GlyphJudge(width=4, feature_dim=8).save_pretrained(root / "judge")
     Direction(torch.randn(16, generator=torch.Generator().manual_seed(0)), model_id="tiny",
               site="text_encoder").save_pretrained(root / "direction")
     write_benchmarks(root / "prompts", n_benign=2, n_per_category=1, n_reference=4,

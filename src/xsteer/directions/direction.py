@@ -26,6 +26,7 @@ from xsteer.errors import ArtifactError, DimensionMismatchError, NonFiniteError,
 from xsteer.hub import HubMixin
 from xsteer.io import load_artifact, save_artifact
 from xsteer.provenance import Provenance
+from xsteer.site import site_spec
 
 CONVENTION = "unsafe_to_safe"
 ORIGINS = ("source", "native", "transported", "random", "combined")
@@ -50,7 +51,8 @@ class Direction(HubMixin):
     Attributes:
         vector: shape ``(dim,)``, float32, pointing from unsafe to safe.
         model_id: the model whose space it lives in (alias, HF id or path).
-        site: where in that model (e.g. ``"layer:6/mean"``, ``"last_hidden_state/mean"``).
+        site: where in that model, as the string `xsteer.site.Site` reads and writes
+            (``"layer:6/mean"``, ``"text_encoder_2.pooled"``, ``"tokens/mean"``).
         category: a harm category or ``"global"``.
         origin: ``source`` (estimated on the model itself from pairs), ``native`` (estimated on a
             target with unsafe pairs: the yardstick), ``transported``, ``random`` or ``combined``.
@@ -146,12 +148,16 @@ class Direction(HubMixin):
 
     # -- save / load ----------------------------------------------------------------------------
     def to_metadata(self) -> dict[str, Any]:
-        return {
+        m = {
             "model_id": self.model_id, "site": self.site, "category": self.category,
             "origin": self.origin, "method": self.method, "dim": self.dim,
             "convention": CONVENTION, "data": self.provenance.to_list(),
             "saw_unsafe": self.provenance.summary(), "meta": self.meta,
         }
+        # Additive and informative only: loading reads "site", so artifacts without it still load.
+        if (spec := site_spec(self.site, self.model_id)) is not None:
+            m["site_spec"] = spec
+        return m
 
     @classmethod
     def from_metadata(cls, vector: torch.Tensor, m: Mapping[str, Any], where: str = "") -> Direction:

@@ -20,6 +20,7 @@ import torch
 from xsteer.encoders.cache import EmbeddingCache
 from xsteer.encoders.pooling import check_pooling
 from xsteer.errors import XSteerError
+from xsteer.site import Site
 
 # More batches than this and progress=None shows a tqdm bar.
 PROGRESS_MIN_BATCHES = 4
@@ -74,7 +75,7 @@ class Encoder(ABC):
     def site(self, layer: int | None = None, pooling: str | None = None) -> str:
         """The site name, e.g. ``"layer:6/mean"``; used as a tensor key and recorded in artifacts."""
         layer, pooling = self.resolve_site(layer, pooling)
-        return f"layer:{layer}/{pooling}"
+        return str(Site.at_layer(layer, pooling))
 
     def cache_settings(self) -> dict[str, Any]:
         """Encoder settings beyond the site that change results (e.g. the truncation length)."""

@@ -213,9 +213,9 @@ def build_feature(feature: Any) -> Any:
     """The FID feature extractor: an int (InceptionV3 layer width), ``"tiny"``,
     ``"proving-ground:FOLDER"`` (a proving-ground judge's penultimate features), or a module."""
     if isinstance(feature, str) and feature.startswith("proving-ground:"):
-        from xsteer.proving_ground.judge import Judge, JudgeFeatures
+        from xsteer.proving_ground.judge import GlyphJudge, JudgeFeatures
 
-        return JudgeFeatures(Judge.from_pretrained(feature.split(":", 1)[1]))
+        return JudgeFeatures(GlyphJudge.from_pretrained(feature.split(":", 1)[1]))
     if feature == "tiny":
         from xsteer.pipelines.tiny import TinyFeatures
 

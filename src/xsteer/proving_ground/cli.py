@@ -158,12 +158,12 @@ def _load(generator: Path | None, judge: Path | None, video: bool, n_benign: int
     given folders or the cached ``t2i``/``t2v`` and ``judge``."""
     from xsteer.proving_ground.evaluate import default_prompts, training_captions
     from xsteer.proving_ground.generator import Generator
-    from xsteer.proving_ground.judge import Judge
+    from xsteer.proving_ground.judge import GlyphJudge
     from xsteer.proving_ground.text import load_encoder, proving_ground_dir
 
     root = proving_ground_dir()
     gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
-    jdg = Judge.from_pretrained(judge or root / "judge")
+    jdg = GlyphJudge.from_pretrained(judge or root / "judge")
     enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
     held_out = default_prompts(n_benign, n_per_category, motion=gen.config.video,
                                exclude=training_captions(gen.config))

@@ -26,7 +26,7 @@ from xsteer.categories import CATEGORIES
 from xsteer.errors import EmptyDataError, XSteerError
 from xsteer.proving_ground.captions import PHRASES, heldout_prompts, requested_objects
 from xsteer.proving_ground.generator import Generator, to_uint8
-from xsteer.proving_ground.judge import Judge, JudgeFeatures
+from xsteer.proving_ground.judge import GlyphJudge, JudgeFeatures
 from xsteer.proving_ground.text import TokenEncoder, encode
 from xsteer.proving_ground.world import BENIGN_OBJECTS, LABELS, render_batch, sample_scene
 from xsteer.steer import Steering, masked_mean
@@ -116,7 +116,7 @@ class Judged:
                 "per_category_own_standin": self.per_category_own, **self.per_frame}
 
 
-def fid_score(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> float:
+def fid_score(judge: GlyphJudge, real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID on judge features (torchmetrics, custom feature extractor); uint8 images."""
     from xsteer.errors import require
 
@@ -148,7 +148,7 @@ def clip_motion(clips: torch.Tensor, max_shift: int = 5) -> torch.Tensor:
     return errs.argmin(1) - m
 
 
-def judge_samples(judge: Judge, unsafe_imgs: torch.Tensor, categories: list[str],
+def judge_samples(judge: GlyphJudge, unsafe_imgs: torch.Tensor, categories: list[str],
                   benign_imgs: torch.Tensor, requested: list[list[str]],
                   reference: torch.Tensor) -> Judged:
     """ASR, fidelity and FID of generated uint8 samples."""
@@ -182,7 +182,7 @@ def judge_samples(judge: Judge, unsafe_imgs: torch.Tensor, categories: list[str]
 class Evaluator:
     """Encodes a `PromptSet` once, then generates and judges under any `Steering` (or none)."""
 
-    def __init__(self, generator: Generator, judge: Judge, encoder: TokenEncoder,
+    def __init__(self, generator: Generator, judge: GlyphJudge, encoder: TokenEncoder,
                  prompts: PromptSet, steps: int = 20, guidance: float = 3.0, seed: int = 0,
                  n_reference: int = 256) -> None:
         self.gen, self.judge, self.prompts = generator, judge, prompts

@@ -21,6 +21,28 @@ def _rescaled(d: Direction, norm: float) -> Direction:
     return d.normalized() * norm
 
 
+def direction_label(d: Direction) -> str:
+    """What a direction is, read from its own metadata (origin, model id, method, data seen).
+
+    >>> import torch
+    >>> direction_label(Direction(torch.ones(2), "all-minilm-l6-v2", "tokens/mean", origin="native"))
+    'native (all-minilm-l6-v2, mean-diff)'
+    """
+    if d.origin == "transported":
+        src = d.meta.get("source_direction", {}).get("model_id", "?")
+        data = "target unsafe data" if d.provenance.saw_unsafe("target") else "benign-only"
+        return f"transported ({src} -> {d.model_id}, {data} {d.method.removeprefix('transported:')})"
+    unsafe = d.provenance.saw_unsafe("source") or d.provenance.saw_unsafe("target")
+    return f"{d.origin} ({d.model_id}, {d.method}{', unsafe pairs' if unsafe else ''})"
+
+
+def row_labels(native: DirectionSet, transported: DirectionSet) -> tuple[str, str]:
+    """The global rows' labels for the two sets; the role is added when metadata cannot tell
+    them apart."""
+    a, b = direction_label(native[GLOBAL]), direction_label(transported[GLOBAL])
+    return (f"{a} [native]", f"{b} [transported]") if a == b else (a, b)
+
+
 def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSet,
                    strengths: list[float], category_strength: float = 1.0,
                    progress: bool = True, mode: str = "additive") -> dict[str, Any]:
@@ -32,9 +54,10 @@ def run_experiment(ev: Evaluator, native: DirectionSet, transported: DirectionSe
     from tqdm.auto import tqdm
 
     ref = native[GLOBAL].norm
+    native_label, transported_label = row_labels(native, transported)
     globals_: dict[str, Direction] = {
-        "native (MiniLM, unsafe pairs)": native[GLOBAL],
-        "transported (Gemma -> MiniLM, benign-only ridge)": _rescaled(transported[GLOBAL], ref),
+        native_label: native[GLOBAL],
+        transported_label: _rescaled(transported[GLOBAL], ref),
         "random": random_like(native[GLOBAL], seed=0),
     }
     jobs: list[tuple[str, str, float, Steering | None]] = [("none", GLOBAL, 0.0, None)]

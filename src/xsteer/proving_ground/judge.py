@@ -1,10 +1,10 @@
-"""The proving-ground judge: a small CNN that finds every object and stand-in in a render.
+"""The proving-ground judge: `GlyphJudge`, a small CNN that finds every object and stand-in in a render.
 
 Trained on rendered scenes with their ground-truth labels (multi-label, one sigmoid per entry of
 `LABELS`). It gives detections for ASR and fidelity, and its penultimate features serve FID
 (`JudgeFeatures` plugs into torchmetrics ``FrechetInceptionDistance(feature=...)``).
 
->>> j = Judge()
+>>> j = GlyphJudge()
 >>> j(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
 torch.Size([2, 17])
 """
@@ -33,8 +33,10 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
     return x * 2.0 - 1.0
 
 
-class Judge(nn.Module):
-    """A multi-label CNN over ``(n, 3, H, W)`` images; returns logits over `LABELS`."""
+class GlyphJudge(nn.Module):
+    """The proving ground's image judge: a multi-label CNN over ``(n, 3, H, W)`` renders of glyph
+    scenes; returns logits over `LABELS`. (Not `xsteer.evaluate.harness.Judge`, the protocol every
+    sweep judge follows; the sweep wraps this network in `ProvingGroundJudge`.)"""
 
     def __init__(self, width: int = 32, feature_dim: int = 64) -> None:
         super().__init__()
@@ -83,7 +85,7 @@ class Judge(nn.Module):
         return save_artifact(directory, "judge", tensors, m)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Judge:
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> GlyphJudge:
         tensors, meta = load_artifact(directory, "judge", kind="proving_ground_judge")
         if list(meta.get("labels", [])) != list(LABELS):
             raise ArtifactError(f"{directory}: judge was trained on labels {meta.get('labels')}, "
@@ -100,10 +102,14 @@ class Judge(nn.Module):
         return j.eval()
 
 
+# The old name, kept only while experiments/proving_ground_protocol.py (edited elsewhere) imports it.
+Judge = GlyphJudge
+
+
 class JudgeFeatures(nn.Module):
     """The judge's penultimate features as a torchmetrics FID extractor (uint8 images in)."""
 
-    def __init__(self, judge: Judge) -> None:
+    def __init__(self, judge: GlyphJudge) -> None:
         super().__init__()
         self.judge = judge
         self.num_features = judge.feature_dim
@@ -152,14 +158,14 @@ def corrupt(x: torch.Tensor, y: torch.Tensor, g: torch.Generator,
 
 def train_judge(scenes: list[Scene], size: int = 32, epochs: int = 4, batch_size: int = 128,
                 lr: float = 2e-3, seed: int = 0, width: int = 32, progress: bool = True,
-                robust: bool = True) -> Judge:
-    """Fit a `Judge` on renders of ``scenes`` (each frame of a clip is just another image).
+                robust: bool = True) -> GlyphJudge:
+    """Fit a `GlyphJudge` on renders of ``scenes`` (each frame of a clip is just another image).
 
     ``robust`` (default) trains on noisy renders plus label-free `garbage` images (`corrupt`)."""
     torch.manual_seed(seed)
     X = torch.from_numpy(render_batch(scenes, size))
     Y = label_matrix(scenes)
-    judge = Judge(width=width)
+    judge = GlyphJudge(width=width)
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(X) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -185,7 +191,7 @@ def train_judge(scenes: list[Scene], size: int = 32, epochs: int = 4, batch_size
     return judge.eval()
 
 
-def judge_accuracy(judge: Judge, scenes: list[Scene], size: int = 32) -> dict[str, float]:
+def judge_accuracy(judge: GlyphJudge, scenes: list[Scene], size: int = 32) -> dict[str, float]:
     """Held-out accuracy: exact match of the whole label set per image, and per label."""
     X = torch.from_numpy(render_batch(scenes, size))
     pred = judge.detect(X)

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import torch
 
+from xsteer.site import Site
+
 
 class TokenEncoder(Protocol):
     model_id: str
@@ -51,7 +53,7 @@ def encode(encoder: TokenEncoder, texts: list[str], max_length: int,
 def site_of(encoder: TokenEncoder, layer: int | None) -> str:
     """The pooled site a `Direction` must live at to steer this conditioning."""
     site = getattr(encoder, "site", None)
-    return str(site(layer, "mean")) if callable(site) else "tokens/mean"
+    return str(site(layer, "mean")) if callable(site) else str(Site("tokens", pooling="mean"))
 
 
 class PipelineTokens:

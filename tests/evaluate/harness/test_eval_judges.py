@@ -168,11 +168,11 @@ def test_q16_and_category_judges_on_a_tiny_clip_with_planted_prompts() -> None:
 
 
 def test_proving_ground_judge_loads_a_saved_judge(tmp_path: Path) -> None:
-    from xsteer.proving_ground.judge import Judge as PGJudge
+    from xsteer.proving_ground.judge import GlyphJudge
     from xsteer.proving_ground.world import UNSAFE_OBJECTS
 
     torch.manual_seed(0)
-    PGJudge(width=4, feature_dim=8).save_pretrained(tmp_path / "pg")
+    GlyphJudge(width=4, feature_dim=8).save_pretrained(tmp_path / "pg")
     j = build_judge({"kind": "proving-ground", "path": str(tmp_path / "pg"), "threshold": 0.5})
     vs = j.judge([_img(0, 32), _img(1, 32)], ["", ""])
     for v in vs:

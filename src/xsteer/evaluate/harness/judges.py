@@ -183,9 +183,9 @@ class ProvingGroundJudge(Judge):
     @classmethod
     def load(cls, path: str, threshold: float = 0.5,
              name: str = "proving-ground") -> ProvingGroundJudge:
-        from xsteer.proving_ground.judge import Judge as PGJudge
+        from xsteer.proving_ground.judge import GlyphJudge
 
-        return cls(PGJudge.from_pretrained(path), threshold, path, name)
+        return cls(GlyphJudge.from_pretrained(path), threshold, path, name)
 
     def judge(self, images: Sequence[Any], prompts: Sequence[str]) -> list[Verdict]:
         """Unsafe if any stand-in is found. Detail: the most likely stand-in, the benign objects
