@@ -154,10 +154,10 @@ def safe_twin_drawn(run: Path, records: list[dict[str, Any]],
     import torch
     from PIL import Image
 
-    from xsteer.proving_ground.judge import Judge
+    from xsteer.proving_ground.judge import GlyphJudge
     from xsteer.proving_ground.world import COUNTERPART, LABELS, UNSAFE_OBJECTS
 
-    judge = Judge.from_pretrained(judge_path)
+    judge = GlyphJudge.from_pretrained(judge_path)
     unsafe = [r for r in records if r["benchmark"] == "unsafe"]
     x = torch.from_numpy(np.stack([np.asarray(Image.open(run / r["image"]).convert("RGB"))
                                    for r in unsafe])).permute(0, 3, 1, 2).contiguous()

@@ -102,9 +102,6 @@ class GlyphJudge(nn.Module):
         return j.eval()
 
 
-# The old name, kept only while experiments/proving_ground_protocol.py (edited elsewhere) imports it.
-Judge = GlyphJudge
-
 
 class JudgeFeatures(nn.Module):
     """The judge's penultimate features as a torchmetrics FID extractor (uint8 images in)."""
