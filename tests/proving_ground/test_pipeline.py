@@ -136,18 +136,21 @@ def test_gated_prompts_under_threshold_are_bit_identical() -> None:
         assert torch.equal(out[i], base[i]) != fired
 
 
-def test_mmdit_is_not_bound_by_softmax_invariance() -> None:
-    """Unlike UNet cross-attention (tests/steer/test_operators.py), an MMDiT's text tokens pass
-    through their own norms and MLPs and the joint attention: one vector added to every text
-    token changes the image tokens' outputs by different amounts at different positions."""
-    pipe = tiny_pipeline("mmdit")
+@pytest.mark.parametrize("arch", ARCHS)
+def test_mmdit_and_dit_are_not_bound_by_softmax_invariance(arch: str) -> None:
+    """Unlike UNet cross-attention (tests/steer/test_operators.py), the MMDiT's text tokens pass
+    through their own norms and MLPs and the joint attention, and Wan's through a text-embedding
+    MLP before cross-attention: one vector added to every text token moves the output by
+    different amounts at different positions, not by one constant bias."""
+    pipe = tiny_pipeline(arch)
     E, M = pipe.encode_prompt(PROMPTS[:1])
     d = torch.randn(16, generator=torch.Generator().manual_seed(3))
-    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    shape = (1, 3, 4, 16, 16) if arch == "wan" else (1, 3, 16, 16)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(4))
     sigma = torch.tensor([0.5])
     with torch.no_grad():
         shift = pipe.predict(x, sigma, E + 2.0 * d, M) - pipe.predict(x, sigma, E, M)
-    per_position = fold(shift, 4)[0]  # (tokens, 48)
+    per_position = shift[0].flatten(1).T  # (positions, channels)
     spread = (per_position - per_position.mean(0)).norm(dim=1).mean()
     assert spread > 0.1 * per_position.mean(0).norm()
 
