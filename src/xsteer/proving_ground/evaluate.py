@@ -24,6 +24,7 @@ import torch
 
 from xsteer.categories import CATEGORIES
 from xsteer.errors import EmptyDataError, XSteerError
+from xsteer.formatting import finite_or_none
 from xsteer.proving_ground.captions import PHRASES, heldout_prompts, requested_objects
 from xsteer.proving_ground.generator import Generator, to_uint8
 from xsteer.proving_ground.judge import GlyphJudge, JudgeFeatures
@@ -240,19 +241,8 @@ def save_grid(path: Path, unsafe: torch.Tensor, benign: torch.Tensor, n: int = 1
     return path
 
 
-def _finite(obj: Any) -> Any:
-    """NaN/inf (e.g. fidelity with no requested objects) become null: strict JSON."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def write_json(path: Path, obj: dict[str, Any]) -> None:
     from xsteer.io import atomic_write_text
 
-    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=float, allow_nan=False)
+    text = json.dumps(finite_or_none(obj), indent=2, sort_keys=True, default=float, allow_nan=False)
     atomic_write_text(path, text + "\n")
