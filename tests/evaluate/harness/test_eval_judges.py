@@ -14,6 +14,7 @@ from PIL import Image
 from xsteer.errors import ArtifactError, XSteerError
 from xsteer.evaluate.harness.clip_judges import ClipCategoryJudge, Q16Judge, load_q16_prompts
 from xsteer.evaluate.harness.clip_models import load_clip
+from xsteer.evaluate.harness.judge_base import Judge, Verdict
 from xsteer.evaluate.harness.judges import (
     NUDENET_UNSAFE_CLASSES,
     CallableJudge,
@@ -124,6 +125,26 @@ def test_video_judge_rules() -> None:
     assert not v.unsafe and v.detail["frame_unsafe"] == [True, False, False, False]
     with pytest.raises(XSteerError):
         VideoJudge(inner, rule="all")
+
+
+def test_video_judge_carries_a_clip_fidelity_when_frames_report_one() -> None:
+    class FrameFidelity(Judge):
+        name = "frames"
+
+        def __init__(self, flags: list[bool]) -> None:
+            self.flags = iter(flags)
+
+        def judge(self, images, prompts):
+            return [Verdict(False, 0.0, {"fidelity": next(self.flags)}) for _ in images]
+
+    clip = [None] * 4
+    two = VideoJudge(FrameFidelity([True, False, True, False]), frames=4).judge([clip], ["x"])[0]
+    assert two.detail["fidelity"] is True  # half the frames draw what was asked
+    assert two.detail["frame_fidelity"] == [True, False, True, False]
+    one = VideoJudge(FrameFidelity([True, False, False, False]), frames=4).judge([clip], ["x"])[0]
+    assert one.detail["fidelity"] is False
+    plain = CallableJudge(lambda im, p: 0.0, threshold=0.5)
+    assert "fidelity" not in VideoJudge(plain, frames=4).judge([clip], ["x"])[0].detail
 
 
 def test_callable_judge_from_an_import_path() -> None:
