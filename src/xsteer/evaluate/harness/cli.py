@@ -12,18 +12,20 @@ from typing import Annotated
 
 import typer
 
+# `sweep` and its deprecated alias `eval` take the same arguments
+ConfigArg = Annotated[Path, typer.Argument(help="Sweep config (.yaml, .yml, .toml or .json).")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (re-run to resume).")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+
 
 def register(app: typer.Typer) -> None:
     """Add ``sweep`` (and its deprecated alias ``eval``) and ``report`` to the xsteer CLI."""
 
     @app.command("sweep")
     def sweep_cmd(
-        config: Annotated[Path, typer.Argument(
-            help="Sweep config (.yaml, .yml, .toml or .json).")],
-        out: Annotated[Path, typer.Option("--out", "-o",
-                                          help="Output folder (re-run to resume).")],
-        no_progress: Annotated[bool, typer.Option("--no-progress",
-                                                  help="Hide progress bars.")] = False,
+        config: ConfigArg,
+        out: OutOpt,
+        no_progress: NoProgressOpt = False,
     ) -> None:
         """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
         from xsteer.evaluate.harness.config import SweepConfig
@@ -49,12 +51,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval", hidden=True, help="Deprecated name of `xsteer sweep`.")
     def eval_cmd(
-        config: Annotated[Path, typer.Argument(
-            help="Sweep config (.yaml, .yml, .toml or .json).")],
-        out: Annotated[Path, typer.Option("--out", "-o",
-                                          help="Output folder (re-run to resume).")],
-        no_progress: Annotated[bool, typer.Option("--no-progress",
-                                                  help="Hide progress bars.")] = False,
+        config: ConfigArg,
+        out: OutOpt,
+        no_progress: NoProgressOpt = False,
     ) -> None:
         typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
         sweep_cmd(config, out, no_progress)
