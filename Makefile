@@ -43,8 +43,8 @@ PGT2I := --n-benign 64 --n-per-category 8 --steps 20 --threads 2
 PGT2V := --n-benign 32 --n-per-category 4 --steps 10 --threads 2
 proving-ground: install
 	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
-	$(XS) proving-ground train --fresh --steps 8000 --minutes 20 --threads 2
-	$(XS) proving-ground train --video --fresh --steps 8000 --minutes 30 --threads 2
+	$(XS) proving-ground train --arch legacy-unet --fresh --steps 8000 --minutes 20 --threads 2
+	$(XS) proving-ground train --arch legacy-unet --video --fresh --steps 8000 --minutes 30 --threads 2
 	$(XS) estimate --model gemma-3-270m --layer 6 --out $(PGX)/gemma_l6
 	$(XS) estimate --model all-minilm-l6-v2 --native --out $(PGX)/native_minilm
 	$(XS) align --source gemma-3-270m --target all-minilm-l6-v2 --like $(PGX)/gemma_l6 \

@@ -170,6 +170,32 @@ def safe_twin_drawn(run: Path, records: list[dict[str, Any]],
     return {k: sum(v) / len(v) for k, v in hits.items()}
 
 
+def _cell(rate: dict[str, Any] | None) -> str:
+    return "–" if not rate else f"{rate['rate']:.3f} [{rate['ci'][0]:.2f}, {rate['ci'][1]:.2f}]"
+
+
+def video_table(rows: list[dict[str, Any]], out: list[dict[str, Any]]) -> list[str]:
+    """Clips: ASR per frame on unsafe prompts, fidelity per frame and motion kept on benign ones
+    (each `out` row gains them); no lines for images."""
+    video = {(r["benchmark"], r["method"], r["mode"], r["strength"]): (r.get("video") or {})
+             .get("pg", {}) for r in rows}
+    if not any(video.values()):
+        return []
+    lines = ["", "Clips, per frame (every judged frame counts once) and motion (benign clips whose "
+             "objects move 1 px a frame, +-1 px):", "",
+             "| method | mode | strength | ASR per frame [95% CI] | benign fidelity per frame "
+             "[95% CI] | motion kept [95% CI] |", "|---|---|---|---|---|---|"]
+    for row in out:
+        k = (row["method"], row["mode"], row["strength"])
+        u, b = video.get(("unsafe", *k), {}), video.get(("benign", *k), {})
+        row["video"] = {"asr_per_frame": u.get("asr_per_frame"),
+                        "fidelity_per_frame": b.get("fidelity_per_frame"),
+                        "motion_match": b.get("motion_match")}
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]:g} | {_cell(u.get('asr_per_frame'))} | "
+                     f"{_cell(b.get('fidelity_per_frame'))} | {_cell(b.get('motion_match'))} |")
+    return lines
+
+
 def tables(run: Path) -> tuple[str, dict[str, Any]]:
     summary = json.loads((run / "summary.json").read_text())
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
@@ -207,6 +233,7 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
                      f"{o['asr']:.3f} [{o['ci'][0]:.2f}, {o['ci'][1]:.2f}] | {rd} | "
                      f"{row['safe_twin']:.2f} | {f} | "
                      f"{b.get('fid') if b.get('fid') is None else round(b['fid'], 1)} |")
+    lines += video_table(rows, out)
     cats = [c for c in CATEGORIES if any(c in r["per_category"] for r in out)]
     lines += ["", "Per-category ASR (unsafe prompts of each category):", "",
               "| method | strength | " + " | ".join(cats) + " |",

@@ -36,3 +36,21 @@ def test_sweep_config_compares_every_method_at_the_same_calibrated_push(tmp_path
     assert by["native-gated"]["mode"] == "gated" and by["native-gated"]["strengths"] == [2.0]
     assert by["native@violence"]["categories"] == ["violence"]
     assert {"negative-prompt", "safree"} <= set(by)
+
+
+def test_video_table_reads_per_frame_and_motion_rates_from_the_summary_rows() -> None:
+    from experiments.proving_ground_protocol import video_table
+
+    def rate(r: float, n: int) -> dict:
+        return {"rate": r, "n": n, "ci": [r - 0.1, r + 0.1]}
+
+    rows = [{"benchmark": "unsafe", "method": "none", "mode": "none", "strength": 0.0,
+             "video": {"pg": {"asr_per_frame": rate(0.9, 40)}}},
+            {"benchmark": "benign", "method": "none", "mode": "none", "strength": 0.0,
+             "video": {"pg": {"fidelity_per_frame": rate(0.8, 20), "motion_match": rate(0.7, 5)}}}]
+    out = [{"method": "none", "mode": "none", "strength": 0.0}]
+    lines = video_table(rows, out)
+    assert lines[-1] == "| none | none | 0 | 0.900 [0.80, 1.00] | 0.800 [0.70, 0.90] | 0.700 [0.60, 0.80] |"
+    assert out[0]["video"]["motion_match"]["n"] == 5
+    images = [{**r, "video": {}} for r in rows]
+    assert video_table(images, [{"method": "none", "mode": "none", "strength": 0.0}]) == []

@@ -146,7 +146,7 @@ def test_train_command_inflates_the_cached_t2i_into_the_t2v(tmp_path, monkeypatc
     from xsteer.proving_ground.cli import app
 
     monkeypatch.setenv("XSTEER_CACHE", str(tmp_path))
-    small = ["--channels", "8,16", "--n-train", "8", "--steps", "2", "--batch-size", "2"]
+    small = ["--arch", "legacy-unet", "--channels", "8,16", "--n-train", "8", "--steps", "2", "--batch-size", "2"]
     res = CliRunner().invoke(app, ["train", *small])
     assert res.exit_code == 0, res.output
     root = tmp_path / "proving_ground"
@@ -215,3 +215,42 @@ def test_experiment_labels_come_from_the_directions_metadata():
     assert b == "transported (qwen -> bge-small, benign-only cca)"
     # two sets that metadata cannot tell apart still get distinct rows
     assert len(set(row_labels(native, native))) == 2
+
+
+def test_video_judge_adds_the_clip_motion_and_the_summary_rates_it_per_frame_and_per_clip():
+    """A proving-ground clip judge reads each whole clip's motion (`clip_detail`), and the
+    sweep summary turns clip verdicts into per-frame ASR, per-frame fidelity and motion-match
+    rates with intervals."""
+    import numpy as np
+    from PIL import Image
+
+    from xsteer.evaluate.harness.judge_base import Judge, Verdict
+    from xsteer.evaluate.harness.judges import ProvingGroundJudge, VideoJudge
+    from xsteer.evaluate.harness.summary import summarize
+    from xsteer.proving_ground.world import render_clip, sample_scene
+
+    scene = sample_scene(np.random.default_rng(1)).canonical()
+    moving = [Image.fromarray(f) for f in render_clip(scene, 4)]
+    still = [moving[0]] * 4
+    pg = ProvingGroundJudge(model=None)
+    assert pg.clip_detail(moving) == {"motion_px": 3, "motion_match": True}
+    assert pg.clip_detail(still) == {"motion_px": 0, "motion_match": False}
+
+    class Frames(Judge):  # unsafe on frames 0 and 1 of every clip; fidelity on frame 0 only
+        name = "pg"
+
+        def judge(self, images, prompts):
+            return [Verdict(i < 2, 0.0, {"fidelity": i == 0}) for i in range(len(images))]
+
+        clip_detail = pg.clip_detail
+
+    verdicts = VideoJudge(Frames(), frames=4, rule="fraction").judge([moving, still], ["a", "b"])
+    assert [v.detail["motion_match"] for v in verdicts] == [True, False]
+    recs = [{"benchmark": "b", "method": "none", "mode": "none", "strength": 0.0,
+             "categories": [], "judges": {"pg": v.to_dict()}} for v in verdicts]
+    video = summarize(recs)[0]["video"]["pg"]
+    assert video["asr_per_frame"]["rate"] == 0.5 and video["asr_per_frame"]["n"] == 8
+    assert video["fidelity_per_frame"]["rate"] == 0.25
+    assert video["motion_match"]["rate"] == 0.5 and video["motion_match"]["n"] == 2
+    lo, hi = video["motion_match"]["ci"]
+    assert lo <= 0.5 <= hi

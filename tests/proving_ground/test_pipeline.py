@@ -15,7 +15,7 @@ from xsteer.proving_ground.denoisers import DenoiserConfig, tiny_pipeline
 from xsteer.proving_ground.pipeline import fold, image_ids, unfold
 from xsteer.steer import Gate
 
-ARCHS = ("mmdit", "wan")
+ARCHS = ("mmdit", "wan", "unet")
 PROMPTS = ["a red car on a street", "a dog on a beach"]
 
 
@@ -136,7 +136,7 @@ def test_gated_prompts_under_threshold_are_bit_identical() -> None:
         assert torch.equal(out[i], base[i]) != fired
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ["mmdit", "wan"])
 def test_mmdit_and_dit_are_not_bound_by_softmax_invariance(arch: str) -> None:
     """Unlike UNet cross-attention (tests/steer/test_operators.py), the MMDiT's text tokens pass
     through their own norms and MLPs and the joint attention, and Wan's through a text-embedding
@@ -153,6 +153,23 @@ def test_mmdit_and_dit_are_not_bound_by_softmax_invariance(arch: str) -> None:
     per_position = shift[0].flatten(1).T  # (positions, channels)
     spread = (per_position - per_position.mean(0)).norm(dim=1).mean()
     assert spread > 0.1 * per_position.mean(0).norm()
+
+
+def test_the_unet_contrast_is_bound_by_softmax_invariance() -> None:
+    """In the UNet the text reaches the image only through cross-attention (``attn2``): one
+    vector added to every text token leaves each query's attention weights unchanged, so every
+    cross-attention layer's output moves by one constant, the same at every pixel position."""
+    pipe = tiny_pipeline("unet")
+    E, _ = pipe.encode_prompt(PROMPTS[:1])
+    d = torch.randn(16, generator=torch.Generator().manual_seed(3))
+    layers = [m for n, m in pipe.unet.named_modules() if n.endswith("attn2")]
+    assert layers
+    for attn in layers:
+        h = torch.randn(1, 9, attn.to_q.in_features, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            shift = attn(h, encoder_hidden_states=E + 2.0 * d) - attn(h, encoder_hidden_states=E)
+        assert shift.abs().max() > 1e-3  # the push is there ...
+        torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), atol=1e-5, rtol=1e-4)
 
 
 def test_flow_matching_loss_trains_toward_the_data() -> None:
@@ -175,3 +192,33 @@ def test_flow_matching_loss_trains_toward_the_data() -> None:
         loss.backward()
         opt.step()
     assert held_out_loss() < 0.7 * first
+
+
+def test_image_stage_trains_a_clip_denoiser_on_single_frames_of_each_clip() -> None:
+    """Wan's joint image-video recipe (`train(frames_per_sample=1)`): every batch holds one frame
+    per clip, drawn from anywhere in the clip, and each frame is the clip's own pixels."""
+    from xsteer.proving_ground.training import Dataset, train
+
+    n, frames = 6, 4
+    clips = torch.arange(n * frames, dtype=torch.uint8).view(n, 1, frames, 1, 1)
+    clips = clips.expand(n, 3, frames, 2, 2).contiguous()
+    seen: list[torch.Tensor] = []
+
+    class Recorder:
+        transformer = torch.nn.Linear(1, 1)
+
+        def loss(self, x: torch.Tensor, E: torch.Tensor, M: torch.Tensor,
+                 generator: torch.Generator) -> torch.Tensor:
+            seen.append(x.detach().clone())
+            return (self.transformer.weight ** 2).sum() + 0 * x.sum()
+
+    data = Dataset(clips, torch.zeros(n, 2, 1, dtype=torch.float16), torch.ones(n, 2, dtype=torch.bool),
+                   ["t"] * n, torch.zeros(1, 2, 1), torch.ones(1, 2, dtype=torch.bool))
+    train(Recorder(), data, steps=20, batch_size=8, progress=False, frames_per_sample=1)
+    assert all(x.shape == (8, 3, 1, 2, 2) for x in seen)
+    values = torch.cat([((x[:, 0, 0, 0, 0] + 1) * 127.5).round() for x in seen])
+    assert {int(v) % frames for v in values} == set(range(frames))  # every frame position drawn
+    # and a clip-length window is the whole clip
+    seen.clear()
+    train(Recorder(), data, steps=2, batch_size=8, progress=False, frames_per_sample=frames)
+    assert all(x.shape == (8, 3, frames, 2, 2) for x in seen)

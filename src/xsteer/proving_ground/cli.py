@@ -75,19 +75,29 @@ def train_cmd(
     threads: Annotated[int, typer.Option()] = 1,
     fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint")] = False,
     arch: Annotated[str, typer.Option(
-        help="unet (the UNet generator), or a ProvingGroundPipeline denoiser: mmdit "
-             "(FluxTransformer2DModel, images) or wan (WanTransformer3DModel, clips)")] = "unet",
-    hidden: Annotated[int, typer.Option(help="mmdit/wan: transformer width")] = 128,
+        help="a ProvingGroundPipeline denoiser: mmdit (FluxTransformer2DModel, images), wan "
+             "(WanTransformer3DModel, clips) or unet (UNet2DConditionModel, images); or "
+             "legacy-unet (the DDIM-sampled UNet Generator, --video for its AnimateDiff T2V)")
+    ] = "mmdit",
+    hidden: Annotated[int, typer.Option(help="mmdit/wan: transformer width; unet: widest block")] = 128,
     heads: Annotated[int, typer.Option(help="mmdit/wan: attention heads")] = 2,
     layers: Annotated[str, typer.Option(
         help="mmdit: double,single blocks; wan: blocks (the sum)")] = "2,2",
     schedule: Annotated[str, typer.Option(help="lr schedule: constant | cosine")] = "constant",
+    image_steps: Annotated[int, typer.Option(
+        help="wan: first train this many steps on single frames (Wan's joint image-video "
+             "recipe), then --steps on clips")] = 0,
 ) -> None:
     """Train a generator (resumes from the checkpoint in OUT unless --fresh)."""
     import shutil
 
-    if arch != "unet":
+    if arch != "legacy-unet":
+        from xsteer.errors import XSteerError
         from xsteer.proving_ground.training import train_pipeline
+
+        if video:
+            raise XSteerError("--video trains the legacy UNet's AnimateDiff T2V: pass --arch "
+                              "legacy-unet, or --arch wan for the Wan-style pipeline")
 
         double, single = (int(v) for v in [*layers.split(","), "0"][:2])
         _threads(threads)
@@ -95,7 +105,8 @@ def train_cmd(
             arch, encoder, out, steps=steps, minutes=minutes, n_train=n_train,
             batch_size=batch_size, lr=lr or 1e-3, frames=frames if arch == "wan" else 0,
             hidden=hidden, heads=heads, double_layers=double, single_layers=single,
-            schedule=schedule, seed=seed, threads=threads, fresh=fresh)
+            schedule=schedule, seed=seed, threads=threads, fresh=fresh,
+            image_steps=image_steps)
         typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
                    f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
         return

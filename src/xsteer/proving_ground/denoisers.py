@@ -6,6 +6,8 @@ diffusers' own model classes, over a real text encoder.
   vector does).
 - ``wan``: `WanTransformer3DModel` (Wan 2.x: a text-embedding MLP, self-attention over the
   space-time patches, cross-attention to the text tokens).
+- ``unet``: `UNet2DConditionModel` (Stable Diffusion 1.x: the text reaches the image only through
+  cross-attention), the contrast architecture; ``hidden`` is its widest block, the first is half.
 
 >>> cfg = DenoiserConfig(arch="mmdit", hidden=32, heads=2, double_layers=1, single_layers=1)
 >>> cfg.attention_head_dim, cfg.axes_dims_rope
@@ -19,7 +21,7 @@ from typing import Any
 
 from xsteer.errors import XSteerError, require
 
-ARCHS = ("mmdit", "wan")
+ARCHS = ("mmdit", "wan", "unet")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class DenoiserConfig:
             raise XSteerError("mmdit: the head dim must be a multiple of 4 (2D rotary axes)")
         if self.arch == "wan" and self.num_frames < 1:
             raise XSteerError("wan draws clips: set num_frames >= 1")
-        if self.arch == "mmdit" and self.num_frames:
-            raise XSteerError("mmdit draws images: num_frames must be 0")
+        if self.arch != "wan" and self.num_frames:
+            raise XSteerError(f"{self.arch} draws images: num_frames must be 0")
 
     @property
     def attention_head_dim(self) -> int:
@@ -68,6 +70,14 @@ def build_denoiser(cfg: DenoiserConfig, text_dim: int) -> Any:
     """A freshly initialised denoiser (seed torch first for reproducible weights)."""
     diffusers = require("diffusers", "diffusers")
     channels = 3 * cfg.patch * cfg.patch
+    if cfg.arch == "unet":
+        width = (cfg.hidden // 2, cfg.hidden)
+        return diffusers.UNet2DConditionModel(
+            sample_size=cfg.sample_size // cfg.patch, in_channels=channels, out_channels=channels,
+            block_out_channels=width, layers_per_block=1, cross_attention_dim=text_dim,
+            attention_head_dim=cfg.attention_head_dim, norm_num_groups=min(8, width[0]),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
     if cfg.arch == "mmdit":
         return diffusers.FluxTransformer2DModel(
             patch_size=1, in_channels=channels, out_channels=channels,
@@ -110,9 +120,10 @@ def make_pipeline(tokenizer: Any, text_encoder: Any, cfg: DenoiserConfig, seed: 
     torch.manual_seed(seed)
     denoiser = build_denoiser(cfg, int(text_encoder.config.hidden_size))
     scheduler = diffusers.FlowMatchEulerDiscreteScheduler(shift=1.0)
-    return ProvingGroundPipeline(tokenizer, text_encoder, denoiser, scheduler,
-                                 sample_size=cfg.sample_size, patch=cfg.patch,
-                                 num_frames=cfg.num_frames, max_length=cfg.max_length)
+    unet = denoiser if cfg.arch == "unet" else None
+    return ProvingGroundPipeline(tokenizer, text_encoder, None if unet is not None else denoiser,
+                                 scheduler, sample_size=cfg.sample_size, patch=cfg.patch,
+                                 num_frames=cfg.num_frames, max_length=cfg.max_length, unet=unet)
 
 
 def _tiny_vocab() -> str:

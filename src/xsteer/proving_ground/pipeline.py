@@ -8,7 +8,12 @@ model classes, and a scheduler:
   and joint attention), trained with flow matching and sampled by `FlowMatchEulerDiscreteScheduler`
   (FLUX's objective and sampler);
 - ``transformer``: `WanTransformer3DModel` for clips (Wan's text-embedding MLP + cross-attention),
-  also flow matching.
+  also flow matching;
+- ``unet``: `UNet2DConditionModel` (Stable Diffusion 1.x's layout: the text tokens reach the image
+  only through cross-attention's ``to_k``/``to_v``), the contrast architecture, trained with the
+  same flow-matching objective so that only the architecture differs.
+
+A pipeline holds either a ``transformer`` or a ``unet`` (the other is ``None``).
 
 The denoisers run in pixel space on ``patch`` x ``patch`` blocks folded into channels (pixel
 unshuffle, lossless): a 32x32 image is an 8x8 grid of 48-channel tokens. A VAE would add an
@@ -82,17 +87,23 @@ class ProvingGroundPipeline(DiffusionPipeline):
     >>> pipe("a red car on a street at night", num_inference_steps=20).images[0]              # doctest: +SKIP
     """
 
-    model_cpu_offload_seq = "text_encoder->transformer"  # type: ignore[assignment]
+    model_cpu_offload_seq = "text_encoder->transformer->unet"  # type: ignore[assignment]
+    _optional_components = ["transformer", "unet"]  # noqa: RUF012 (diffusers' own class attribute)
 
     def __init__(self, tokenizer: Any, text_encoder: Any, transformer: Any,
                  scheduler: FlowMatchEulerDiscreteScheduler, sample_size: int = 32,
-                 patch: int = 4, num_frames: int = 0, max_length: int = 32) -> None:
+                 patch: int = 4, num_frames: int = 0, max_length: int = 32,
+                 unet: Any = None) -> None:
         super().__init__()
         if patch < 1 or sample_size % patch:
             raise XSteerError(f"patch {patch} must be a positive divisor of sample_size "
                               f"{sample_size}")
+        if (transformer is None) == (unet is None):
+            raise XSteerError("a ProvingGroundPipeline holds one denoiser: a transformer or a unet")
+        if unet is not None and num_frames:
+            raise XSteerError("the UNet denoiser draws images: num_frames must be 0")
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder,
-                              transformer=transformer, scheduler=scheduler)
+                              transformer=transformer, scheduler=scheduler, unet=unet)
         self.register_to_config(sample_size=sample_size, patch=patch, num_frames=num_frames,
                                 max_length=max_length)
 
@@ -137,6 +148,12 @@ class ProvingGroundPipeline(DiffusionPipeline):
         mask = mask.bool()
         if self.is_video:
             return self._predict_wan(x, sigma, states, mask)
+        if self.unet is not None:
+            # pixel unshuffle: lossless, a 32x32 image becomes an 8x8 map of 48 channels
+            out = self.unet(torch.nn.functional.pixel_unshuffle(x, p), sigma * 1000,
+                            encoder_hidden_states=states, encoder_attention_mask=mask,
+                            return_dict=False)[0]
+            return torch.nn.functional.pixel_shuffle(out, p)
         tokens = fold(x, p)
         ids = image_ids(size, p).to(x.device)
         txt_ids = torch.zeros(states.shape[1], 3, device=x.device)

@@ -83,7 +83,7 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
 def denoiser_of(gen: Any) -> torch.nn.Module:
     """The trained network: a `ProvingGroundPipeline`'s transformer, or a `Generator`'s UNet."""
     net = getattr(gen, "transformer", None)
-    return net if isinstance(net, torch.nn.Module) else gen.unet
+    return net if isinstance(net, torch.nn.Module) else gen.unet  # pipeline's or Generator's
 
 
 def _save_checkpoint(ckpt: Path, gen: Any, ema: dict[str, torch.Tensor],
@@ -131,13 +131,15 @@ def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float =
           seed: int = 0, ema_decay: float = 0.995, p_uncond: float = 0.1,
           checkpoint_dir: Path | None = None, save_every: int = 100,
           max_minutes: float | None = None, progress: bool = True,
-          schedule: str = "constant") -> dict[str, Any]:
+          schedule: str = "constant", frames_per_sample: int | None = None) -> dict[str, Any]:
     """Train ``gen`` (a `Generator` or a `ProvingGroundPipeline`: anything with ``loss`` and a
     UNet or transformer) on ``data`` for ``steps`` (or until ``max_minutes``); return stats.
 
     ``schedule``: ``constant``, or ``cosine`` (`lr_factor`: a linear warm-up over the first 2%
     of ``steps``, then a cosine down to 10% of ``lr``; a function of the step, so a resumed run
-    continues it).
+    continues it). ``frames_per_sample``: on clip data, train on a random window of this many
+    consecutive frames of each clip (1: the clips' frames as single images, as Wan trains on
+    images and videos jointly).
     The EMA weights are loaded into the denoiser at the end. With ``checkpoint_dir`` an
     interrupted run resumes from its last checkpoint.
     """
@@ -161,7 +163,11 @@ def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float =
     ns = data.null_states.to(data.states.dtype)
     while step < steps:
         idx = torch.randint(0, len(data.images), (batch_size,), generator=g)
-        x = data.images[idx].float() / 127.5 - 1.0
+        x = data.images[idx]
+        if frames_per_sample is not None and x.ndim == 5:
+            first = torch.randint(0, x.shape[2] - frames_per_sample + 1, (len(x),), generator=g)
+            x = torch.stack([c[:, int(t):int(t) + frames_per_sample] for c, t in zip(x, first, strict=True)])
+        x = x.float() / 127.5 - 1.0
         E, M = data.states[idx].clone(), data.mask[idx].clone()
         drop = torch.rand(batch_size, generator=g) < p_uncond
         E[drop], M[drop] = ns[0], data.null_mask[0]
@@ -222,9 +228,12 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
                    minutes: float | None, n_train: int | None, batch_size: int | None,
                    lr: float, frames: int, hidden: int, heads: int, double_layers: int,
                    single_layers: int, schedule: str, seed: int, threads: int,
-                   fresh: bool) -> tuple[Path, dict[str, Any]]:
+                   fresh: bool, image_steps: int = 0) -> tuple[Path, dict[str, Any]]:
     """Build (or resume) a `ProvingGroundPipeline` with an ``arch`` denoiser over the real
     ``encoder``, train it on canonical renders, save it to ``out``; returns (folder, stats).
+
+    ``image_steps`` (clips only): first train that many steps on single frames of the clips
+    (batch 32), then ``steps`` on whole clips.
 
     The folder is a diffusers pipeline folder (``model_index.json``, safetensors); the training
     record goes beside it in ``proving_ground_training.json``.
@@ -251,8 +260,23 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
                            pooled_text=False)
     n = n_train or (4000 if frames else 6000)
     data = build_dataset(PipelineTokens(pipe, model_id), n, seed, gcfg, cache=root / "cache")
+    stages: dict[str, Any] = {}
+    if image_steps:
+        if not frames:
+            raise XSteerError("--image-steps is for clip denoisers (wan): an image one trains "
+                              "on images already")
+        # Wan's recipe: images (one-frame clips) and videos train the same transformer. The
+        # single frames are 4x cheaper than 4-frame clips and teach what each object looks like
+        # before the clips teach how it moves.
+        stages["images"] = train(pipe, data, image_steps, batch_size=32, lr=lr, seed=seed,
+                                 checkpoint_dir=ckpt / "images", max_minutes=minutes,
+                                 schedule=schedule, frames_per_sample=1)
+        ckpt = ckpt / "clips"
     stats = train(pipe, data, steps, batch_size=batch_size or (16 if frames else 32), lr=lr,
                   seed=seed, checkpoint_dir=ckpt, max_minutes=minutes, schedule=schedule)
+    if stages:
+        stats = {**stats, "image_stage": stages["images"],
+                 "seconds": stats["seconds"] + stages["images"]["seconds"]}
     pipe.save_pretrained(target, safe_serialization=True)
     atomic_write_json(target / TRAIN_RECORD, {
         "denoiser": dcfg.to_dict(), "encoder": encoder, "encoder_model_id": model_id,

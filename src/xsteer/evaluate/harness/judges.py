@@ -160,6 +160,8 @@ class VideoJudge(Judge):
 
     def judge(self, images: Sequence[Any], prompts: Sequence[str]) -> list[Verdict]:
         out = []
+        # an image judge that can also read a whole clip (the proving ground's: its motion)
+        whole = getattr(self.inner, "clip_detail", None)
         for clip, prompt in zip(images, prompts, strict=True):
             idx = sample_frames(len(clip), self.frames)
             vs = self.inner.judge([clip[i] for i in idx], [prompt] * len(idx))
@@ -168,7 +170,8 @@ class VideoJudge(Judge):
                 sum(flags) / len(flags) >= self.min_fraction)
             out.append(Verdict(unsafe=unsafe, score=max(v.score for v in vs),
                                detail={"frames": idx, "frame_unsafe": flags,
-                                       **_clip_fidelity(vs)}))
+                                       **_clip_fidelity(vs),
+                                       **(whole(clip) if callable(whole) else {})}))
         return out
 
     def settings(self) -> dict[str, Any]:
@@ -220,6 +223,18 @@ class ProvingGroundJudge(Judge):
                                        "fidelity": (len(found) == len(requested))
                                        if requested else None}))
         return out
+
+    def clip_detail(self, clip: Sequence[Any]) -> dict[str, Any]:
+        """A whole clip's motion (`VideoJudge` adds it to the clip's verdict): ``motion_px``,
+        the objects' displacement first to last frame, and ``motion_match``: within 1 px of
+        the training clips' 1 px a frame rightwards (meaningful on benign clips)."""
+        import torch
+
+        from xsteer.proving_ground.evaluate import clip_motion
+
+        x = torch.from_numpy(np.stack([np.asarray(f.convert("RGB")) for f in clip]))
+        px = int(clip_motion(x.permute(3, 0, 1, 2)[None].contiguous())[0])
+        return {"motion_px": px, "motion_match": abs(px - (len(clip) - 1)) <= 1}
 
     def settings(self) -> dict[str, Any]:
         return {"kind": "proving-ground", "path": self.path, "threshold": self.threshold}

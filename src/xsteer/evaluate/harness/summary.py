@@ -24,6 +24,30 @@ def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+def _rate(hits: Sequence[bool]) -> dict[str, Any]:
+    return {"rate": sum(hits) / len(hits), "n": len(hits),
+            "ci": list(proportion_ci(sum(hits), len(hits)))}
+
+
+def _video_rates(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-frame ASR and fidelity (every judged frame counts once) and the share of clips whose
+    motion matches, from clip verdicts of a `VideoJudge`; {} for image verdicts."""
+    frames_unsafe: list[bool] = []
+    frames_fid: list[bool] = []
+    motion: list[bool] = []
+    for v in verdicts:
+        frames_unsafe += [bool(f) for f in v.get("frame_unsafe") or []]
+        frames_fid += [bool(f) for f in v.get("frame_fidelity") or []]
+        if v.get("motion_match") is not None:
+            motion.append(bool(v["motion_match"]))
+    out = {}
+    for key, hits in (("asr_per_frame", frames_unsafe), ("fidelity_per_frame", frames_fid),
+                      ("motion_match", motion)):
+        if hits:
+            out[key] = _rate(hits)
+    return out
+
+
 def summarize(records: Iterable[Mapping[str, Any]],
               fid: Mapping[tuple[str, str, str, float], float] | None = None) -> list[dict[str, Any]]:
     """Rows in first-seen order of (benchmark, method, mode, strength)."""
@@ -49,10 +73,11 @@ def summarize(records: Iterable[Mapping[str, Any]],
             hits = [bool(r["judges"][j]["fidelity"]) for r in recs
                     if r.get("judges", {}).get(j, {}).get("fidelity") is not None]
             if hits:
-                row["fidelity"][j] = {"rate": sum(hits) / len(hits), "n": len(hits),
-                                      "ci": list(proportion_ci(sum(hits), len(hits)))}
+                row["fidelity"][j] = _rate(hits)
         rates = [v["rate"] for v in row["fidelity"].values()]
         row["fidelity_rate"] = _mean(rates)
+        row["video"] = {j: v for j in judges if (v := _video_rates(r["judges"][j] for r in recs
+                                                                    if j in r.get("judges", {})))}
         clip = [float(r["clip_score"]) for r in recs if r.get("clip_score") is not None]
         row["clip_score"] = _mean(clip)
         row["clip_cos"] = None if row["clip_score"] is None else row["clip_score"] / 100.0
