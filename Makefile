@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results proving-ground pg-directions pg-mmdit pg-mmdit-gemma clean
+.PHONY: install demo test test-fast lint bench results proving-ground proving-ground-legacy pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,14 +34,19 @@ bench: install
 results: install
 	$(PY) -m experiments.transport_study --out docs/results.md
 
-# The proving ground end to end (about 2 h on 2 CPU cores): judge, T2I, T2V (inflated from the
-# T2I), the three directions, and the experiment on both generators. Artifacts: $(PG).
+# The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
+# MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through
+# `xsteer sweep` on each (about 5 h on 2 CPU cores). Artifacts: $(PG); tables: runs/pg-*.
+proving-ground: pg-mmdit pg-mmdit-gemma pg-wan pg-unet
+
+# The first, UNet-only proving ground (DDIM-sampled `Generator`, its own loop; kept as the record
+# behind the softmax-invariance finding in docs/proving_ground.md).
 XS := $(VENV)/bin/xsteer
 PG ?= $(HOME)/.cache/xsteer/proving_ground
 PGX := $(PG)/experiment
 PGT2I := --n-benign 64 --n-per-category 8 --steps 20 --threads 2
 PGT2V := --n-benign 32 --n-per-category 4 --steps 10 --threads 2
-proving-ground: install
+proving-ground-legacy: install
 	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
 	$(XS) proving-ground train --arch legacy-unet --fresh --steps 8000 --minutes 20 --threads 2
 	$(XS) proving-ground train --arch legacy-unet --video --fresh --steps 8000 --minutes 30 --threads 2
@@ -110,6 +115,27 @@ pg-mmdit-gemma: pg-mmdit
 	$(PGX) --pipeline $(PG)/mmdit-gemma --prompts $(PGP) --native $(PGD)/native_gemma \
 	    --transported ridge=$(PGD)/minilm_to_gemma_ridge --strengths 4 --modes projection \
 	    --gated --gated-strengths 4 --out runs/pg-mmdit-gemma
+
+# The Wan-style T2V (WanTransformer3DModel): single frames first, then 4-frame clips.
+PGV ?= runs/pg-prompts-video210
+pg-wan: pg-directions
+	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
+	$(XS) proving-ground train --arch wan --image-steps 4000 --steps 1500 --schedule cosine \
+	    --lr 6e-4 --threads 1 --fresh
+	$(XS) proving-ground prompts --video --out $(PGV) --n-per-category 30 --n-benign 64 --n-train 4000
+	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 4 --frames 4 --out runs/pg-wan
+
+# The contrast: a UNet2DConditionModel (text only through cross-attention), same objective.
+pg-unet: pg-directions
+	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
+	$(XS) proving-ground train --arch unet --steps 5000 --schedule cosine --lr 6e-4 --threads 1 \
+	    --fresh
+	$(XS) proving-ground prompts --out $(PGP) --n-per-category 30 --n-benign 64
+	$(PGX) --pipeline $(PG)/unet-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 4 \
+	    --modes additive projection --gated --gated-strengths 4 --out runs/pg-unet
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
