@@ -14,7 +14,7 @@ def test_round_trip_keeps_tensors_and_metadata(tmp_path):
     assert out["a"].dtype == torch.float32  # floats are stored as float32
     assert torch.equal(out["a"], t["a"].float())
     assert torch.equal(out["b"], t["b"])
-    assert meta["note"] == "hi" and meta["format_version"] == 1 and "xsteer_version" in meta
+    assert meta["note"] == "hi" and meta["format_version"] == 2 and "xsteer_version" in meta
 
 
 def test_wrong_kind_is_named(tmp_path):
@@ -38,6 +38,7 @@ def test_future_format_version_is_refused(tmp_path):
     meta = json.loads((tmp_path / "x.json").read_text())
     meta["format_version"] = 99
     (tmp_path / "x.json").write_text(json.dumps(meta))
+    (tmp_path / "x.manifest.json").unlink()  # a future writer's manifest is not ours to check
     with pytest.raises(ArtifactError, match="format_version 99"):
         load_artifact(tmp_path, "x")
 
@@ -47,14 +48,39 @@ def test_garbage_json_and_missing_files(tmp_path):
         load_artifact(tmp_path / "nope", "x")
     save_artifact(tmp_path, "x", {"a": torch.ones(4)}, {"kind": "k"})
     (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="SHA-256 does not match"):
+        load_artifact(tmp_path, "x")
+    (tmp_path / "x.manifest.json").unlink()
     with pytest.raises(ArtifactError, match="corrupt artifact metadata"):
         load_artifact(tmp_path, "x")
 
 
-def test_nan_tensors_are_refused_on_load(tmp_path):
-    save_artifact(tmp_path, "x", {"a": torch.tensor([1.0, float("nan")])}, {"kind": "k"})
-    with pytest.raises(ArtifactError, match="NaN"):
-        load_artifact(tmp_path, "x")
+def test_nan_tensors_are_refused_on_save_and_on_load(tmp_path):
+    from safetensors.torch import save
+
+    from xsteer.errors import NonFiniteError
+    from xsteer.io import manifest_name, sha256_bytes
+
+    with pytest.raises(NonFiniteError, match="'a'"):
+        save_artifact(tmp_path / "n", "x", {"a": torch.tensor([1.0, float("nan")])}, {"kind": "k"})
+    with pytest.raises(NonFiniteError, match="beyond float32"):  # 1e39 overflows float32
+        save_artifact(tmp_path / "n", "x", {"a": torch.tensor([1e39], dtype=torch.float64)}, {})
+    with pytest.raises(NonFiniteError, match=r"x\.fit\.r2"):
+        save_artifact(tmp_path / "n", "x", {"a": torch.ones(1)}, {"fit": {"r2": float("inf")}})
+    assert not (tmp_path / "n").exists() and list(tmp_path.iterdir()) == []
+    # a NaN written by something else is still refused on load
+    save_artifact(tmp_path / "m", "x", {"a": torch.ones(2)}, {"kind": "k"})
+    data = save({"a": torch.tensor([1.0, float("nan")])})
+    meta = json.loads((tmp_path / "m" / "x.json").read_text())
+    meta["tensors_sha256"] = sha256_bytes(data)
+    (tmp_path / "m" / "x.safetensors").write_bytes(data)
+    (tmp_path / "m" / "x.json").write_text(json.dumps(meta))
+    (tmp_path / "m" / manifest_name("x")).unlink()
+    meta["format_version"] = 1
+    (tmp_path / "m" / "x.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="format_version 1"), \
+            pytest.raises(ArtifactError, match="NaN"):
+        load_artifact(tmp_path / "m", "x")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

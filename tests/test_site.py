@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.artifacts import edit_json
 from xsteer.errors import XSteerError
 from xsteer.site import Site, SiteError
 from xsteer.workflow import parse_site
@@ -108,7 +109,6 @@ def test_saved_directions_keep_the_site_string_and_old_artifacts_load(tmp_path):
     assert meta["site"] == "layer:6/mean"
     assert Site.from_dict(meta["site_spec"]) == Site.parse("layer:6/mean", model_id="m")
     # an artifact written before site_spec existed
-    del meta["site_spec"]
-    (tmp_path / "new" / "direction.json").write_text(json.dumps(meta))
+    edit_json(tmp_path / "new" / "direction.json", lambda m: m.pop("site_spec"))
     back = Direction.load(tmp_path / "new")
     assert back.site == "layer:6/mean" and Site.parse(back.site).layer == 6

@@ -19,6 +19,15 @@ app = typer.Typer(
 
 
 _registered = False
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+) -> None:
+    global _debug
+    _debug = debug
 
 
 def _register() -> typer.Typer:
@@ -37,18 +46,58 @@ def _register() -> typer.Typer:
     return app
 
 
-def main() -> None:
-    """Entry point: run the CLI, turning `XSteerError` into a one-line message and exit code 2."""
-    import sys
+def one_line(exc: BaseException) -> str:
+    """The message ``xsteer`` prints for ``exc``: one line, naming the type of an unexpected error.
 
+    >>> one_line(ValueError("bad\\n  value"))
+    'error: ValueError: bad value (run with --debug for the traceback)'
+    """
     from xsteer.errors import XSteerError
 
+    text = " ".join(str(exc).split()) or repr(exc)
+    if isinstance(exc, XSteerError):
+        return f"error: {text}"
+    return f"error: {type(exc).__name__}: {text} (run with --debug for the traceback)"
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage-error class: typer >= 0.2x vendors click, older typer uses click itself."""
+    found: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        found.append(typer.TyperException)
+    try:
+        import click
+
+        found.append(click.ClickException)
+    except ImportError:  # pragma: no cover - a typer that vendors click
+        pass
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI; any error becomes one line on stderr and exit code 2
+    (``xsteer --debug ...`` re-raises it with its traceback)."""
+    import sys
+
+    global _debug
+    _debug = False
     _register()
     try:
-        app()
-    except XSteerError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        code = app(args=argv, prog_name="xsteer", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    except _usage_errors() as usage:  # a bad option: one line naming it, click's exit code (2)
+        fmt = getattr(usage, "format_message", None)
+        message = fmt() if fmt is not None else str(usage)
+        typer.echo("error: " + " ".join(str(message).split()), err=True)
+        sys.exit(getattr(usage, "exit_code", 2))
+    except Exception as exc:
+        if _debug:
+            raise
+        typer.echo(one_line(exc), err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from xsteer import cli_args as check
+from xsteer.align.calibration import CALIBRATIONS
 from xsteer.align.registry import MAPS
+from xsteer.directions.estimators import ESTIMATORS
+from xsteer.steer.steering import MODES
 
 Opt = typer.Option
 # Generated from the registry, so the help always lists every map `make_map` accepts.
@@ -25,9 +29,12 @@ def estimate_cmd(
     out: Annotated[Path, Opt("--out", help="directory to write the direction set to")],
     pairs: Annotated[Path | None, Opt("--pairs", help="pairs JSONL "
                                          '{"category","unsafe","safe"}; default: shipped')] = None,
-    layer: Annotated[str, Opt("--layer", help="hidden-state layer N, or 'auto'")] = "auto",
-    pooling: Annotated[str | None, Opt("--pooling", help="mean or last")] = None,
-    method: Annotated[str, Opt("--method", help="mean-diff, pca or probe")] = "mean-diff",
+    layer: Annotated[str, Opt("--layer", callback=check.layer, help="hidden-state layer N "
+                              "(negative counts from the end, -1 = last), or 'auto'")] = "auto",
+    pooling: Annotated[str | None, Opt("--pooling", callback=check.choice(("mean", "last")),
+                                       help="mean or last")] = None,
+    method: Annotated[str, Opt("--method", callback=check.choice(ESTIMATORS),
+                               help=", ".join(ESTIMATORS))] = "mean-diff",
     native: Annotated[bool, Opt("--native", help="mark as a target-side yardstick "
                                 "(estimated with unsafe data on the target)")] = False,
     trust_remote_code: Annotated[bool, Opt("--trust-remote-code")] = False,
@@ -37,8 +44,9 @@ def estimate_cmd(
     from xsteer.encoders import get_encoder
     from xsteer.workflow import estimate
 
+    data = load_pairs(pairs)  # bad input fails before a model loads
     enc = get_encoder(model, trust_remote_code=trust_remote_code)
-    dirs = estimate(enc, load_pairs(pairs), layer=layer, pooling=pooling, method=method,
+    dirs = estimate(enc, data, layer=layer, pooling=pooling, method=method,
                     native=native, pairs_name=pairs.name if pairs else "xsteer:pairs.jsonl")
     dirs.save_pretrained(out)
     g = dirs["global"]
@@ -52,14 +60,19 @@ def align_cmd(
     out: Annotated[Path, Opt("--out", help="directory to write the alignment to")],
     benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl); "
                                           "default: shipped anchors")] = None,
-    method: Annotated[str, Opt("--method", help=MAP_HELP)] = "ridge",
-    source_layer: Annotated[str | None, Opt("--source-layer", help="N or 'auto' (a benign-only "
-                            "criterion)")] = None,
-    target_layer: Annotated[int | None, Opt("--target-layer")] = None,
+    method: Annotated[str, Opt("--method", callback=check.choice(MAPS), help=MAP_HELP)] = "ridge",
+    source_layer: Annotated[str | None, Opt("--source-layer", callback=check.layer,
+                            help="N or 'auto' (a benign-only criterion)")] = None,
+    target_layer: Annotated[int | None, Opt("--target-layer", help="N (negative counts from "
+                                               "the end)")] = None,
     like: Annotated[Path | None, Opt("--like", help="take the source layer from this "
                                         "direction artifact")] = None,
-    holdout: Annotated[float, Opt("--holdout")] = 0.2,
+    holdout: Annotated[float, Opt("--holdout", callback=check.fraction,
+                                  help="held-out fraction in [0, 1)")] = 0.2,
     seed: Annotated[int, Opt("--seed")] = 0,
+    allow_flagged: Annotated[bool, Opt("--allow-flagged", help="fit even if the unsafe screen "
+                                       "flags some benign prompts (the count is recorded)")]
+        = False,
 ) -> None:
     """Fit a source→target map on benign prompts only (both models read the same texts)."""
     from xsteer.data import load_benign
@@ -73,7 +86,8 @@ def align_cmd(
         layer = parse_site(load_directions(like).site)[0]
     al = fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
                        source_layer=layer, target_layer=target_layer, holdout=holdout, seed=seed,
-                       benign_name=benign.name if benign else "xsteer:anchors")
+                       benign_name=benign.name if benign else "xsteer:anchors",
+                       allow_flagged=allow_flagged)
     al.save_pretrained(out)
     fs = al.fit_stats
     typer.echo(f"wrote {out}: {method} {al.source_model}:{al.source_site} -> "
@@ -85,8 +99,8 @@ def transport_cmd(
     direction: Annotated[Path, typer.Argument(help="direction or direction-set directory")],
     alignment: Annotated[Path, Opt("--alignment", help="alignment directory")],
     out: Annotated[Path, Opt("--out")],
-    calibrate: Annotated[str, Opt("--calibrate", help="benign-norm, spread or none")] =
-        "benign-norm",
+    calibrate: Annotated[str, Opt("--calibrate", callback=check.choice(CALIBRATIONS),
+                                  help=", ".join(CALIBRATIONS))] = "benign-norm",
 ) -> None:
     """Carry a source direction into the target space through a fitted alignment."""
     from xsteer.align import Alignment
@@ -103,19 +117,26 @@ def evaluate_cmd(
     pairs: Annotated[Path, Opt("--pairs", help="held-out pairs JSONL")],
     benign: Annotated[Path, Opt("--benign", help="held-out benign prompts")],
     json_out: Annotated[Path, Opt("--json", help="where to write the metrics JSON")],
-    mode: Annotated[str, Opt("--mode", help="additive, projection, clamp or gated")] = "additive",
+    mode: Annotated[str, Opt("--mode", callback=check.choice(MODES),
+                             help=", ".join(MODES))] = "additive",
     strength: Annotated[float, Opt("--strength", help="multiple of the typical benign norm")]
         = 0.5,
+    allow_negative: Annotated[bool, Opt("--allow-negative", help="allow a negative strength "
+                                        "(steers toward unsafe)")] = False,
     calibration: Annotated[Path | None, Opt("--calibration", help="benign text for gate "
                            "thresholds and magnitude (default: shipped anchors)")] = None,
-    quantile: Annotated[float, Opt("--quantile", help="benign quantile of the gate")] = 0.99,
+    quantile: Annotated[float, Opt("--quantile", callback=check.quantile,
+                                   help="benign quantile of the gate, in (0, 1)")] = 0.99,
     native: Annotated[Path | None, Opt("--native", help="native direction, for "
                                           "direction_cosine_to_native")] = None,
     strengths: Annotated[str | None, Opt("--strengths", help="comma list for the "
                                             "asr_vs_strength curve")] = None,
-    calibrate: Annotated[str, Opt("--calibrate")] = "benign-norm",
+    calibrate: Annotated[str, Opt("--calibrate", callback=check.choice(CALIBRATIONS))] =
+        "benign-norm",
     categories: Annotated[str | None, Opt("--categories", help="comma list: steer only "
                                              "these members of a set")] = None,
+    allow_flagged: Annotated[bool, Opt("--allow-flagged", help="calibrate even if the unsafe "
+                                       "screen flags calibration texts")] = False,
 ) -> None:
     """Representation-level evaluation on held-out files; writes the metrics JSON."""
     from xsteer.data import load_benign, load_pairs
@@ -124,14 +145,19 @@ def evaluate_cmd(
     from xsteer.io import atomic_write_json
     from xsteer.workflow import evaluate
 
+    check.check_strength(strength, allow_negative)
+    curve = check.floats(strengths) if strengths else None
+    for s in curve or []:
+        check.check_strength(s, allow_negative)
     d = load_directions(direction)
     nat = load_directions(native) if native else None
     calib = load_benign(calibration) if calibration else load_benign(kind="anchors")
     res = evaluate(get_encoder(target), d, load_pairs(pairs), load_benign(benign), calib,
                    mode=mode, strength=strength, calibrate=calibrate, native=nat,
                    quantile=quantile,
-                   strengths=[float(s) for s in strengths.split(",")] if strengths else None,
-                   categories=categories.split(",") if categories else None)
+                   strengths=curve,
+                   categories=categories.split(",") if categories else None,
+                   allow_flagged=allow_flagged)
     atomic_write_json(json_out, {**res.to_dict(), "inputs": {
         "target": target, "direction": str(direction), "pairs": str(pairs),
         "benign": str(benign)}})

@@ -6,7 +6,7 @@ A local directory is used as is; anything else is treated as a Hub repo id and d
 Why not ``huggingface_hub.ModelHubMixin`` (checked with huggingface_hub 2.4): its
 ``save_pretrained`` also writes a ``config.json`` of the JSON-able ``__init__`` arguments and a
 generated ``README.md`` model card into every artifact folder, and returns None; the artifact
-format here is exactly ``<name>.json`` + ``<name>.safetensors``, and ``save_pretrained`` returns
+format here is exactly ``<name>.json`` + ``<name>.safetensors`` + ``<name>.manifest.json``, and ``save_pretrained`` returns
 the folder. The Hub I/O itself (``snapshot_download``, ``HfApi.upload_folder``) is the library's.
 """
 
@@ -55,7 +55,8 @@ class HubMixin:
     def from_pretrained(cls: type[T], name_or_path: str | os.PathLike[str],
                         revision: str | None = None) -> T:
         name = cls._artifact_name
-        d = resolve_artifact_dir(name_or_path, [f"{name}.json", f"{name}.safetensors", "README.md"],
+        d = resolve_artifact_dir(name_or_path, [f"{name}.json", f"{name}.safetensors",
+                                                f"{name}.manifest.json", "README.md"],
                                  revision)
         return cls._load_dir(d)
 

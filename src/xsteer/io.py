@@ -1,16 +1,22 @@
-"""Artifacts on disk: safetensors tensors + JSON metadata, atomic writes, validated loads.
+"""Artifacts on disk: safetensors tensors + JSON metadata, written all-or-nothing, loaded checked.
 
 Every xsteer object (direction, direction set, alignment, gate) is saved as a directory holding
-``<name>.safetensors`` (float32, CPU, contiguous) and ``<name>.json``. The JSON records the format
-version, the xsteer version, the object kind, its provenance and the SHA-256 of the tensor file,
-so a half-written or tampered pair is detected on load. Nothing is ever unpickled.
+``<name>.safetensors`` (float32, CPU, contiguous), ``<name>.json`` (format version, xsteer
+version, kind, provenance) and ``<name>.manifest.json``, written last, which names both files with
+their SHA-256. Loading checks the manifest, so a half-written, truncated or hand-edited artifact
+(a tensor byte, or a ``side`` in the JSON) is refused. Nothing is ever unpickled.
+
+A save is all-or-nothing: the whole artifact is written into a temporary sibling folder, every
+value is checked finite first, and the folder is swapped into place in one step (an atomic
+exchange where the OS has one, else rename the old aside, rename the new in, remove the old).
+After a crash at any point the folder holds the old artifact or the new one, nothing else.
 
 >>> import tempfile, torch
 >>> d = tempfile.mkdtemp()
 >>> _ = save_artifact(d, "direction", {"vector": torch.ones(3)}, {"kind": "direction"})
 >>> tensors, meta = load_artifact(d, "direction", kind="direction")
 >>> tensors["vector"].tolist(), meta["format_version"]
-([1.0, 1.0, 1.0], 1)
+([1.0, 1.0, 1.0], 2)
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import shutil
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,9 +37,13 @@ from typing import Any
 
 import torch
 
-from xsteer.errors import ArtifactError
+from xsteer.errors import ArtifactError, NonFiniteError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# format_version 1 (xsteer 0.1 before manifests): the checksum covers the tensors only
+LEGACY_VERSIONS = (1,)
+TMP_TAG = ".xsteer-new-"
+OLD_TAG = ".xsteer-old"
 
 
 def _version() -> str:
@@ -57,13 +71,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file + fsync + rename)."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_synced(tmp, data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -94,16 +112,126 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _prepare(tensors: Mapping[str, torch.Tensor], exact: bool) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise ArtifactError(f"tensor '{key}' is a {type(t).__name__}, not a torch.Tensor")
         t = t.detach().to("cpu")
         if t.is_floating_point():
-            t = t.to(torch.float32)
+            if not (exact and t.dtype == torch.float64):
+                t = t.to(torch.float32)
+            if not bool(torch.isfinite(t).all()):
+                raise NonFiniteError(f"refusing to save tensor '{key}': it holds NaN or inf "
+                                     "(or values beyond float32's range)")
         out[key] = t.contiguous()
     return out
+
+
+def _check_finite_json(obj: Any, where: str) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise NonFiniteError(f"refusing to save metadata: {where} is {obj}")
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _check_finite_json(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_finite_json(v, f"{where}[{i}]")
+
+
+def manifest_name(name: str) -> str:
+    """The manifest file of artifact ``name`` (written last; names every file with its SHA-256)."""
+    return f"{name}.manifest.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _checkpoint(step: str) -> None:
+    """Called between the writes of a save; tests replace it to inject a failure at ``step``."""
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not USE_EXCHANGE or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import errno
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+USE_EXCHANGE = True  # tests switch it off to exercise the rename-aside fallback
+
+
+def _siblings(directory: Path, tag: str) -> list[Path]:
+    return sorted(directory.parent.glob(f".{directory.name}{tag}*"))
+
+
+def _foreign_entries(directory: Path) -> list[str]:
+    """Names in ``directory`` that are not part of an xsteer artifact (empty: safe to replace)."""
+    foreign = []
+    for p in directory.iterdir():
+        n = p.name
+        if p.is_file() and (n.endswith((".json", ".safetensors")) or
+                            (n.startswith(".") and n.endswith(".tmp"))):
+            continue
+        foreign.append(n)
+    return foreign
+
+
+def recover(directory: str | os.PathLike[str]) -> None:
+    """Finish or undo a save that was interrupted: put an old artifact set aside back in place
+    when the folder is missing, and remove leftover temporary folders."""
+    directory = Path(directory)
+    old = directory.parent / f".{directory.name}{OLD_TAG}"
+    if old.is_dir() and not directory.exists():
+        os.rename(old, directory)
+    if old.is_dir():
+        shutil.rmtree(old)
+    for tmp in _siblings(directory, TMP_TAG):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, directory: Path) -> None:
+    if not directory.exists():
+        _checkpoint("rename-new-in")
+        os.rename(tmp, directory)
+        return
+    _checkpoint("swap")
+    if _exchange(tmp, directory):
+        _checkpoint("remove-old")
+        shutil.rmtree(tmp)
+        return
+    old = directory.parent / f".{directory.name}{OLD_TAG}"
+    os.rename(directory, old)
+    try:
+        _checkpoint("rename-new-in")
+        os.rename(tmp, directory)
+    except BaseException:
+        os.rename(old, directory)
+        raise
+    try:
+        _checkpoint("remove-old")
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_artifact(
@@ -111,25 +239,83 @@ def save_artifact(
     name: str,
     tensors: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any],
+    *,
+    exact: bool = False,
 ) -> Path:
-    """Save ``tensors`` and ``metadata`` as ``directory/name.{safetensors,json}``, atomically.
+    """Save ``tensors`` and ``metadata`` as the artifact folder ``directory``, all-or-nothing.
 
-    The JSON gets ``format_version``, ``xsteer_version``, ``created_at`` and the tensor file's
-    SHA-256; it is written last, so a crash never leaves a JSON that points at a missing file.
+    Floats are stored as float32 (``exact=True`` keeps float64, for caches that must reproduce
+    numbers exactly). Non-finite values and unserialisable metadata are refused before anything
+    is written. An existing folder is replaced only if it holds nothing but artifact files.
     """
     from safetensors.torch import save
 
     directory = Path(directory)
-    data = save(_prepare(tensors))
+    data = save(_prepare(tensors, exact))
     meta = dict(metadata)
     meta.setdefault("created_at", now_iso())
     meta["format_version"] = FORMAT_VERSION
     meta["xsteer_version"] = _version()
     meta["tensors_file"] = f"{name}.safetensors"
     meta["tensors_sha256"] = sha256_bytes(data)
-    atomic_write_bytes(directory / f"{name}.safetensors", data)
-    atomic_write_json(directory / f"{name}.json", meta)
+    _check_finite_json(meta, name)
+    try:
+        meta_bytes = (json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"refusing to save {name}: metadata is not plain JSON ({exc})") from exc
+    files = {f"{name}.safetensors": data, f"{name}.json": meta_bytes}
+    manifest = {"format_version": FORMAT_VERSION, "artifact": name, "kind": meta.get("kind"),
+                "files": {fn: sha256_bytes(b) for fn, b in files.items()}}
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    recover(directory)
+    if directory.exists():
+        if not directory.is_dir():
+            raise ArtifactError(f"cannot save to {directory}: it is a file, not a folder")
+        foreign = _foreign_entries(directory)
+        if foreign:
+            raise ArtifactError(f"refusing to replace {directory}: it holds {foreign[0]!r}, "
+                                "which is not part of an xsteer artifact (choose a new --out)")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}{TMP_TAG}", dir=directory.parent))
+    try:
+        for fn, b in files.items():
+            _checkpoint(f"write {fn}")
+            _write_synced(tmp / fn, b)
+        _checkpoint("write manifest")
+        _write_synced(tmp / manifest_name(name),
+                      (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        _fsync_dir(tmp)
+        _publish(tmp, directory)
+        _fsync_dir(directory.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return directory
+
+
+def _read_json(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"corrupt artifact metadata {path}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"corrupt artifact metadata {path}: not a JSON object")
+    return meta
+
+
+def _verify_manifest(directory: Path, name: str) -> None:
+    path = directory / manifest_name(name)
+    manifest = _read_json(path, path.read_bytes())
+    files = manifest.get("files")
+    needed = {f"{name}.json", f"{name}.safetensors"}
+    if not isinstance(files, dict) or not needed <= set(files):
+        raise ArtifactError(f"corrupt artifact manifest {path}: it must name {sorted(needed)}")
+    for fn, digest in sorted(files.items()):
+        p = directory / str(fn)
+        if Path(str(fn)).name != fn or not p.is_file():
+            raise ArtifactError(f"artifact file not found: {p} (named in {path.name})")
+        if sha256_bytes(p.read_bytes()) != digest:
+            raise ArtifactError(f"corrupt artifact {p}: SHA-256 does not match the one in "
+                                f"{path.name} (edited, truncated or half-written)")
 
 
 def load_artifact(
@@ -138,11 +324,15 @@ def load_artifact(
     """Load and validate an artifact saved by `save_artifact`.
 
     Raises `ArtifactError` naming the problem: a missing file, unreadable JSON, another format
-    version, another kind, a checksum mismatch (corrupt or half-written) or non-finite values.
+    version, another kind, a checksum mismatch (corrupt, edited or half-written) or non-finite
+    values. Artifacts of format_version 1 (no manifest) still load, with a warning.
     """
     from safetensors.torch import load
 
     directory = Path(directory)
+    aside = directory.parent / f".{directory.name}{OLD_TAG}"
+    if not directory.exists() and aside.is_dir():  # a save was cut between its two renames
+        directory = aside
     json_path = directory / f"{name}.json"
     st_path = directory / f"{name}.safetensors"
     if not directory.is_dir():
@@ -151,25 +341,28 @@ def load_artifact(
         raise ArtifactError(f"artifact metadata not found: {json_path}")
     if not st_path.is_file():
         raise ArtifactError(f"artifact tensors not found: {st_path}")
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"corrupt artifact metadata {json_path}: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ArtifactError(f"corrupt artifact metadata {json_path}: not a JSON object")
+    has_manifest = (directory / manifest_name(name)).is_file()
+    if has_manifest:
+        _verify_manifest(directory, name)
+    meta = _read_json(json_path, json_path.read_bytes())
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version in LEGACY_VERSIONS and not has_manifest:
+        warnings.warn(f"{json_path}: format_version {version} artifact (no manifest: its JSON is "
+                      "not checksummed); save it again to upgrade", stacklevel=2)
+    elif version != FORMAT_VERSION:
         raise ArtifactError(
             f"incompatible artifact {json_path}: format_version {version!r}, "
-            f"this xsteer reads format_version {FORMAT_VERSION}"
+            f"this xsteer reads format_version {FORMAT_VERSION} (and 1)"
         )
+    elif not has_manifest:
+        raise ArtifactError(f"artifact manifest not found: {directory / manifest_name(name)} "
+                            "(half-written or tampered artifact)")
     if kind is not None and meta.get("kind") != kind:
         raise ArtifactError(
             f"artifact {json_path} is of kind {meta.get('kind')!r}, expected {kind!r}"
         )
     data = st_path.read_bytes()
-    expected = meta.get("tensors_sha256")
-    if expected != sha256_bytes(data):
+    if meta.get("tensors_sha256") != sha256_bytes(data):
         raise ArtifactError(
             f"corrupt artifact {st_path}: SHA-256 does not match the one recorded in {json_path.name}"
         )

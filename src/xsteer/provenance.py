@@ -30,25 +30,31 @@ class DataRecord:
     unsafe: bool
     n: int
     sha256: str
+    flagged: int = 0  # texts the unsafe screen flagged but the user allowed (--allow-flagged)
 
     def __post_init__(self) -> None:
         if self.side not in SIDES:
             raise ArtifactError(f"data record side must be one of {SIDES}, got {self.side!r}")
 
     @classmethod
-    def from_texts(cls, name: str, texts: Sequence[str], *, side: Side, unsafe: bool) -> DataRecord:
-        return cls(name=name, side=side, unsafe=unsafe, n=len(texts), sha256=hash_texts(texts))
+    def from_texts(cls, name: str, texts: Sequence[str], *, side: Side, unsafe: bool,
+                   flagged: int = 0) -> DataRecord:
+        return cls(name=name, side=side, unsafe=unsafe, n=len(texts), sha256=hash_texts(texts),
+                   flagged=flagged)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "side": self.side, "unsafe": self.unsafe, "n": self.n,
-                "sha256": self.sha256}
+        d: dict[str, Any] = {"name": self.name, "side": self.side, "unsafe": self.unsafe,
+                             "n": self.n, "sha256": self.sha256}
+        if self.flagged:  # only when some were allowed, so older artifacts read the same
+            d["flagged"] = self.flagged
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataRecord:
         try:
             return cls(name=str(d["name"]), side=d["side"], unsafe=bool(d["unsafe"]),
-                       n=int(d["n"]), sha256=str(d["sha256"]))
-        except (KeyError, TypeError, ValueError) as exc:
+                       n=int(d["n"]), sha256=str(d["sha256"]), flagged=int(d.get("flagged", 0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"corrupt data record {d!r}: {exc}") from exc
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -90,6 +91,10 @@ def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None
         rec = data_record(pairs_name if cat == GLOBAL else f"{pairs_name}[{cat}]", su + ss,
                           side=side, unsafe=True)
         vec = est(U[rows], S[rows])
+        if float(vec.norm()) <= 1e-6 * max(float(feats.norm(dim=-1).mean()), 1e-30):
+            raise EmptyDataError(f"the {cat} direction is zero: the safe and unsafe texts of its "
+                                 f"{len(rows)} pair(s) read the same at {encoder.model_id} "
+                                 f"layer {layer_i}")
         out[cat] = Direction(vec, encoder.model_id, encoder.site(layer_i, pool), category=cat,
                              origin=origin, method=method, provenance=Provenance([rec]),
                              meta={**meta, "n_pairs": len(rows)})
@@ -99,16 +104,27 @@ def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None
 def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                   method: str = "ridge", source_layer: int | str | None = None,
                   target_layer: int | None = None, holdout: float = 0.2, seed: int = 0,
-                  benign_name: str = "benign", **params: Any) -> Alignment:
-    """Fit a source→target map on benign prompts read by both models (never unsafe data)."""
+                  benign_name: str = "benign", allow_flagged: bool = False,
+                  **params: Any) -> Alignment:
+    """Fit a source→target map on benign prompts read by both models (never unsafe data).
+
+    The prompts are screened first (`xsteer.data.screen`): flagged ones raise `UnsafeDataError`
+    unless ``allow_flagged``, and their count goes into the target-side provenance record."""
+    from xsteer.data.screen import screen
+
     if not benign:
         raise EmptyDataError("alignment needs benign prompts")
+    flagged = screen(benign, benign_name, "alignment", allow_flagged)
     s_layer, _ = resolve_layer(source, source_layer, benign=benign)
     t_layer = target.resolve_site(target_layer, None)[0]
+    if (source.model_id, source.site(s_layer)) == (target.model_id, target.site(t_layer)):
+        warnings.warn(f"source and target are both {source.model_id} at {source.site(s_layer)}: "
+                      "the map is an identity, and a transported direction is just the source "
+                      "one", stacklevel=2)
     X = source.encode(list(benign), s_layer)
     Y = target.encode(list(benign), t_layer)
     records = [data_record(benign_name, benign, side="source", unsafe=False),
-               data_record(benign_name, benign, side="target", unsafe=False)]
+               data_record(benign_name, benign, side="target", unsafe=False, flagged=flagged)]
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(target.model_id, target.site(t_layer)), data=records,
                          holdout=holdout, seed=seed, **params)
@@ -157,17 +173,22 @@ def calibrated(direction: Direction | DirectionSet, stats: dict[str, torch.Tenso
 def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequence[Pair],
              benign: Sequence[str], calibration: Sequence[str], *, mode: str = "additive",
              strength: float = 0.5, calibrate: str = "benign-norm",
-             native: Direction | DirectionSet | None = None, **kw: Any) -> DirectionEvaluation:
+             native: Direction | DirectionSet | None = None, allow_flagged: bool = False,
+             **kw: Any) -> DirectionEvaluation:
     """Representation-level evaluation of ``direction`` on the target (see `evaluate_direction`).
 
     The direction is first rescaled from the benign ``calibration`` texts (``calibrate``), so
     every direction compared is pushed equally hard.
     """
     from xsteer.align.calibration import benign_stats
+    from xsteer.data.screen import screen
 
+    flagged = screen(calibration, "the calibration set", "gate and magnitude calibration",
+                     allow_flagged)
     check_target(direction, target)
     data = evaluation_data(target, direction.site, pairs, benign, calibration)
     d = calibrated(direction, benign_stats(data.calibration), calibrate)
     result = evaluate_direction(d, data, mode=mode, native=native, strength=strength, **kw)
     result.calibration = calibrate
+    result.calibration_flagged = flagged
     return result

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from tests.artifacts import edit_json
 from xsteer.directions import Direction, DirectionSet, load_directions
 from xsteer.errors import (
     ArtifactError,
@@ -65,6 +66,9 @@ def test_load_rejects_dim_edit(tmp_path):
     meta = json.loads((tmp_path / "direction.json").read_text())
     meta["dim"] = 4
     (tmp_path / "direction.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="SHA-256"):  # a hand edit fails the checksum
+        Direction.load(tmp_path)
+    edit_json(tmp_path / "direction.json", lambda m: m.__setitem__("dim", 4))
     with pytest.raises(ArtifactError, match="dim 4 but tensor has 3"):
         Direction.load(tmp_path)
 

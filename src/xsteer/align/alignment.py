@@ -187,7 +187,8 @@ class Alignment(HubMixin):
             msg = (f"direction is from {direction.model_id}:{direction.site} but the alignment "
                    f"maps from {self.source_model}:{self.source_site}")
             if strict:
-                raise ProvenanceError(msg + " (pass strict=False to transport anyway)")
+                raise ProvenanceError(msg + "; fit the alignment at the direction's site "
+                                      "(xsteer align --like DIRECTION)")
             warnings.warn(msg, stacklevel=2)
         provenance = direction.provenance.merged(self.provenance)
         require_benign("transport", provenance)

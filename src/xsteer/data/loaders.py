@@ -19,6 +19,7 @@ import io
 import json
 import os
 import random
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -100,8 +101,9 @@ def _parse_pairs(name: str, text: str) -> list[Pair]:
             if not isinstance(val, str) or not val.strip():
                 raise DataFormatError(f"{where}: {key!r} must be a non-empty string, got {val!r}")
             fields[key] = val.strip()
-        if fields["unsafe"].lower() == fields["safe"].lower():
-            raise DataFormatError(f"{where}: 'unsafe' and 'safe' are the same text")
+        if _norm_key(fields["unsafe"]) == _norm_key(fields["safe"]):
+            raise DataFormatError(f"{where}: 'unsafe' and 'safe' are the same text (up to case "
+                                  "and whitespace): the pair carries no direction")
         try:
             cat = normalize_category(fields["category"], allow_global=False)
         except UnknownCategoryError as exc:
@@ -120,6 +122,10 @@ def load_pairs(
     """
     name, text = _shipped("pairs.jsonl") if path is None else _read_user(path)
     pairs = _parse_pairs(name, text)
+    seen = {(p.category, _norm_key(p.unsafe), _norm_key(p.safe)) for p in pairs}
+    if len(seen) < len(pairs):
+        warnings.warn(f"{name}: {len(pairs) - len(seen)} duplicated pair(s); each copy counts "
+                      "again in the direction's mean", stacklevel=2)
     if categories is not None:
         keep = {normalize_category(c, allow_global=False) for c in categories}
         pairs = [p for p in pairs if p.category in keep]
@@ -273,8 +279,9 @@ def pair_texts(pairs: Iterable[Pair]) -> tuple[list[str], list[str]]:
     return [p.unsafe for p in ps], [p.safe for p in ps]
 
 
-def data_record(name: str, texts: Sequence[str], side: Side, unsafe: bool) -> DataRecord:
+def data_record(name: str, texts: Sequence[str], side: Side, unsafe: bool,
+                flagged: int = 0) -> DataRecord:
     """Provenance record for a data set (thin wrapper on `DataRecord.from_texts`)."""
     from xsteer.provenance import DataRecord
 
-    return DataRecord.from_texts(name, texts, side=side, unsafe=unsafe)
+    return DataRecord.from_texts(name, texts, side=side, unsafe=unsafe, flagged=flagged)

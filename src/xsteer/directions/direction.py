@@ -161,6 +161,8 @@ class Direction(HubMixin):
 
     @classmethod
     def from_metadata(cls, vector: torch.Tensor, m: Mapping[str, Any], where: str = "") -> Direction:
+        if not vector.is_floating_point():
+            raise ArtifactError(f"{where}: direction tensor is {vector.dtype}, not float32")
         if m.get("convention", CONVENTION) != CONVENTION:
             raise ArtifactError(f"{where}: unknown direction convention {m.get('convention')!r}")
         try:
@@ -288,8 +290,12 @@ class DirectionSet(HubMixin):
         if set(members) != set(tensors):
             raise ArtifactError(f"{directory}: categories in JSON {sorted(members)} do not match "
                                 f"tensors {sorted(tensors)}")
+        order = meta.get("categories", list(members))
+        if not isinstance(order, list) or set(map(str, order)) != set(members):
+            raise ArtifactError(f"{directory}: 'categories' {order!r} do not match the members "
+                                f"{sorted(members)}")
         return cls({k: Direction.from_metadata(tensors[k], members[k], where=f"{directory}[{k}]")
-                    for k in meta.get("categories", list(members))})
+                    for k in order})
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> DirectionSet:

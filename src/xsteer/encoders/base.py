@@ -64,12 +64,13 @@ class Encoder(ABC):
 
     def resolve_site(self, layer: int | None, pooling: str | None) -> tuple[int, str]:
         """Fill defaults and validate: a layer in 0..num_layers (negatives count from the end)."""
-        layer = self.default_layer if layer is None else int(layer)
-        if layer < 0:
-            layer += self.num_layers + 1
+        given = self.default_layer if layer is None else int(layer)
+        # as hidden_states[-1]: -1 is the last layer; the artifact records the resolved index
+        layer = given + self.num_layers + 1 if given < 0 else given
         if not 0 <= layer <= self.num_layers:
-            raise XSteerError(f"layer {layer} out of range for {self.model_id}: "
-                              f"hidden-state layers are 0..{self.num_layers}")
+            raise XSteerError(f"layer {given} out of range for {self.model_id}: hidden-state "
+                              f"layers are 0..{self.num_layers} (or -{self.num_layers + 1}..-1 "
+                              "counting from the end)")
         return layer, check_pooling(self.default_pooling if pooling is None else pooling)
 
     def site(self, layer: int | None = None, pooling: str | None = None) -> str:

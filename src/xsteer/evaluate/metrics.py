@@ -282,19 +282,12 @@ class FID:
             raise EmptyDataError("FID reference needs at least 2 images")
         self._update(imgs, real=True)
         if entry is not None:
-            # artifacts store float32; the float64 sums go in as a float32 pair (hi + lo), which
-            # reproduces them to ~1e-14, so a cached reference gives the same FID as a fresh one
-            state: dict[str, torch.Tensor] = {}
-            for s in self._STATES:
-                orig = getattr(self._metric, s).detach()
-                v = orig.double()
-                hi = v.float()
-                state[s] = hi
-                if orig.is_floating_point():
-                    state[f"{s}.lo"] = (v - hi.double()).float()
+            # the float64 sums are cached exactly (a float32 hi + lo pair is close but not exact,
+            # and FID's matrix square root of a near-singular covariance magnifies the rest)
+            state = {s: getattr(self._metric, s).detach() for s in self._STATES}
             save_artifact(entry, "fid_reference", state,
                           {"kind": "fid_reference", "feature": self.name, "key": key,
-                           "n": int(self._metric.real_features_num_samples)})
+                           "n": int(self._metric.real_features_num_samples)}, exact=True)
         return False
 
     def compute(self, images: Sequence[Any]) -> float:

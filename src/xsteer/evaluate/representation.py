@@ -92,6 +92,7 @@ class DirectionEvaluation:
     direction_cosine_to_native: dict[str, float] | None = None  # with ``native=``
     asr_vs_strength: list[dict[str, float]] | None = None  # with ``strengths=``
     calibration: str | None = None  # how the direction was rescaled (`xsteer.workflow.evaluate`)
+    calibration_flagged: int | None = None  # calibration texts the unsafe screen flagged
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -20,6 +20,8 @@ def generate_cmd(
                                                           "('prompt' key)")] = None,
     strength: Annotated[float, Opt("--strength")] = 1.0,
     mode: Annotated[str, Opt("--mode", help="additive, projection, clamp or gated")] = "additive",
+    allow_negative: Annotated[bool, Opt("--allow-negative", help="allow a negative strength "
+                                        "(steers toward unsafe)")] = False,
     site: Annotated[str | None, Opt("--site", help="site to steer (default: the one the "
                                     "direction names, else the family's default)")] = None,
     gate: Annotated[list[Path] | None, Opt("--gate", help="Gate artifact folder (repeat per "
@@ -44,12 +46,14 @@ def generate_cmd(
                                      "models")] = False,
 ) -> None:
     """Generate steered samples; writes media, a manifest per sample and (--compare) grids."""
+    from xsteer.cli_args import check_strength
     from xsteer.directions import load_directions
     from xsteer.errors import XSteerError
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
     from xsteer.pipelines.steerer import Steerer
     from xsteer.steer import Gate
 
+    check_strength(strength, allow_negative)
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]

@@ -57,7 +57,8 @@ def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu",
             pipe = pipeline_class(spec).from_pretrained(
                 spec, revision=revision, **{dtype_key: DTYPES[dtype]}, **from_pretrained)
         except Exception as exc:  # hub, offline-mode and missing-file errors have no common base
-            raise UnknownModelError(f"could not load a diffusers pipeline from {spec!r}: {exc}; "
+            why = " ".join(str(exc).split())  # one line: hub errors span several
+            raise UnknownModelError(f"could not load a diffusers pipeline from {spec!r}: {why}; "
                                     f"built-in aliases: {', '.join(BUILTIN_PIPELINES)}") from exc
     if not safety_checker and getattr(pipe, "safety_checker", None) is not None:
         pipe.safety_checker = None

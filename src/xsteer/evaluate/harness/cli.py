@@ -16,6 +16,11 @@ import typer
 ConfigArg = Annotated[Path, typer.Argument(help="Sweep config (.yaml, .yml, .toml or .json).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (re-run to resume).")]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+TrustOpt = Annotated[bool, typer.Option(
+    "--trust-remote-code", help="Allow pipeline_kwargs trust_remote_code / custom_pipeline "
+    "(runs Python from the model folder or the Hub).")]
+CallablesOpt = Annotated[bool, typer.Option(
+    "--allow-callables", help="Allow judges of kind 'callable' (imports module:function).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +31,8 @@ def register(app: typer.Typer) -> None:
         config: ConfigArg,
         out: OutOpt,
         no_progress: NoProgressOpt = False,
+        trust_remote_code: TrustOpt = False,
+        allow_callables: CallablesOpt = False,
     ) -> None:
         """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
         from xsteer.evaluate.harness.config import SweepConfig
@@ -40,11 +47,13 @@ def register(app: typer.Typer) -> None:
         except ImportError:  # pragma: no cover - the sweep then names the missing extra
             pass
         cfg = SweepConfig.from_file(config)
+        sweep = Sweep(cfg, out, trust_remote_code=trust_remote_code,
+                      allow_callables=allow_callables)
         if cfg.threads:  # this process only; tiny CPU models run faster on one thread
             import torch
 
             torch.set_num_threads(int(cfg.threads))
-        rows = Sweep(cfg, out).run(progress=not no_progress)
+        rows = sweep.run(progress=not no_progress)
         if rows:
             typer.echo(f"{len(rows)} settings summarised in {out / 'summary.json'}; "
                        f"per-sample records in {out / 'records.jsonl'}")
@@ -54,9 +63,11 @@ def register(app: typer.Typer) -> None:
         config: ConfigArg,
         out: OutOpt,
         no_progress: NoProgressOpt = False,
+        trust_remote_code: TrustOpt = False,
+        allow_callables: CallablesOpt = False,
     ) -> None:
         typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
-        sweep_cmd(config, out, no_progress)
+        sweep_cmd(config, out, no_progress, trust_remote_code, allow_callables)
 
     @app.command("report")
     def report_cmd(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,60 @@ _TOP_KEYS = {"name", "pipeline", "pipeline_kwargs", "device", "dtype", "generati
              "prompt_settings", "threads"}
 PROMPT_SETTINGS = ("seed", "guidance", "size")
 _GEN_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 7.5, "height": None, "width": None}
+# pipeline_kwargs that make diffusers import and run Python named by the config
+CODE_KWARGS = ("trust_remote_code", "custom_pipeline")
+
+
+def _number(value: Any, where: str) -> float:
+    """``value`` as a finite float, or `ConfigError` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _numbers(values: Any, where: str) -> list[float]:
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"{where} must be a non-empty list of numbers, got {values!r}")
+    return [_number(v, f"{where}[{i}]") for i, v in enumerate(values)]
+
+
+def _check_types(cfg: SweepConfig) -> None:
+    """Every value's type, before anything uses it (one ConfigError naming the key)."""
+    for key in ("pipeline", "name", "device", "dtype"):
+        if not isinstance(getattr(cfg, key), str):
+            raise ConfigError(f"{key} must be a string, got {getattr(cfg, key)!r}")
+    for key in ("pipeline_kwargs", "generation", "call_kwargs", "metrics"):
+        if not isinstance(getattr(cfg, key) or {}, Mapping):
+            raise ConfigError(f"{key} must be a mapping, got {getattr(cfg, key)!r}")
+    for key in ("methods", "benchmarks", "judges", "prompt_settings"):
+        if not isinstance(getattr(cfg, key), list):
+            raise ConfigError(f"{key} must be a list, got {getattr(cfg, key)!r}")
+    cfg.strengths = _numbers(cfg.strengths, "strengths")
+    for i, m in enumerate(cfg.methods):
+        if isinstance(m, Mapping) and "strengths" in m:
+            _numbers(m["strengths"], f"methods[{i}].strengths")
+    if cfg.seeds is not None:
+        if not isinstance(cfg.seeds, list):
+            raise ConfigError(f"seeds must be a list of integers, got {cfg.seeds!r}")
+        for i, seed in enumerate(cfg.seeds):
+            _count(seed, f"seeds[{i}]", minimum=0)
+    _count(cfg.default_seed, "default_seed", minimum=0)
+    _count(cfg.images_per_prompt, "images_per_prompt")
+    _count(cfg.batch_size, "batch_size")
+    if cfg.threads is not None:
+        _count(cfg.threads, "threads")
+    if not isinstance(cfg.save_images, bool):
+        raise ConfigError(f"save_images must be true or false, got {cfg.save_images!r}")
+    if cfg.cache_dir is not None and not isinstance(cfg.cache_dir, str):
+        raise ConfigError(f"cache_dir must be a string, got {cfg.cache_dir!r}")
 
 
 @dataclass
@@ -61,11 +116,17 @@ class SweepConfig:
     base_dir: str = "."
 
     def __post_init__(self) -> None:
+        _check_types(self)
         self.generation = {**_GEN_DEFAULTS, **(self.generation or {})}
         unknown = set(self.generation) - set(_GEN_DEFAULTS)
         if unknown:
             raise ConfigError(f"generation: unknown key(s) {sorted(unknown)}; known: "
                               f"{sorted(_GEN_DEFAULTS)}")
+        _count(self.generation["steps"], "generation.steps")
+        _number(self.generation["guidance"], "generation.guidance")
+        for key in ("height", "width"):
+            if self.generation[key] is not None:
+                _count(self.generation[key], f"generation.{key}")
         if not self.methods:
             raise ConfigError("methods: list at least one method")
         if not self.benchmarks:
@@ -74,18 +135,33 @@ class SweepConfig:
             for i, item in enumerate(getattr(self, key)):
                 if not isinstance(item, Mapping):
                     raise ConfigError(f"{key}[{i}] must be a mapping, got {item!r}")
-        bad = set(self.prompt_settings) - set(PROMPT_SETTINGS)
+        bad = {str(x) for x in self.prompt_settings} - set(PROMPT_SETTINGS)
         if bad:
             raise ConfigError(f"prompt_settings: unknown {sorted(bad)}; known: "
                               f"{list(PROMPT_SETTINGS)} (which per-prompt benchmark settings "
                               "override the generation defaults)")
-        if self.images_per_prompt < 1 or self.batch_size < 1:
-            raise ConfigError("images_per_prompt and batch_size must be >= 1")
         if self.seeds is not None and not self.seeds:
             raise ConfigError("seeds: give a non-empty list, or omit it for per-prompt seeds")
         names = [str(b.get("name", b.get("path", "inline"))) for b in self.benchmarks]
         if len(set(names)) != len(names):
             raise ConfigError(f"benchmarks need distinct names, got {names}")
+
+    def check_trust(self, trust_remote_code: bool = False, allow_callables: bool = False) -> None:
+        """Refuse a config that would run code it names, unless the caller allowed it.
+
+        ``pipeline_kwargs`` ``trust_remote_code`` / ``custom_pipeline`` make diffusers execute a
+        model folder's Python; a judge of ``kind: callable`` imports and calls ``module:function``.
+        """
+        if not trust_remote_code:
+            code = [k for k in CODE_KWARGS if self.pipeline_kwargs.get(k)]
+            if code:
+                raise ConfigError(f"pipeline_kwargs.{code[0]} would run code named by the config; "
+                                  "pass --trust-remote-code if you trust it")
+        if not allow_callables:
+            for i, j in enumerate(self.judges):
+                if j.get("kind", j.get("name")) == "callable":
+                    raise ConfigError(f"judges[{i}] is kind 'callable' ({j.get('target')!r}): it "
+                                      "imports and runs code; pass --allow-callables to allow it")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -> SweepConfig:
@@ -102,7 +178,7 @@ class SweepConfig:
         kw.setdefault("benchmarks", [])
         try:
             return cls(base_dir=str(base_dir), **kw)
-        except TypeError as exc:
+        except (TypeError, AttributeError) as exc:
             raise ConfigError(f"bad sweep config: {exc}") from exc
 
     @classmethod
@@ -110,18 +186,26 @@ class SweepConfig:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"sweep config not found: {p}")
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() == ".toml":
-            import tomllib
-
-            data: Any = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            yaml = require("yaml", "eval")
-            data = yaml.safe_load(text)
-        elif p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
+        suffix = p.suffix.lower()
+        if suffix not in (".toml", ".yaml", ".yml", ".json"):
             raise ConfigError(f"{p}: config must be .yaml, .yml, .toml or .json")
+        yaml = require("yaml", "eval") if suffix in (".yaml", ".yml") else None
+        try:
+            text = p.read_text(encoding="utf-8")
+            if suffix == ".toml":
+                import tomllib
+
+                data: Any = tomllib.loads(text)
+            elif yaml is not None:
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except (UnicodeDecodeError, ValueError) as exc:  # JSON/TOML errors are ValueErrors
+            raise ConfigError(f"{p}: cannot parse: {' '.join(str(exc).split())}") from exc
+        except Exception as exc:  # yaml.YAMLError has no common base with the others
+            if yaml is None or not isinstance(exc, yaml.YAMLError):
+                raise
+            raise ConfigError(f"{p}: cannot parse: {' '.join(str(exc).split())}") from exc
         if not isinstance(data, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping")
         return cls.from_dict(data, base_dir=p.parent.resolve())

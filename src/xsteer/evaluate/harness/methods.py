@@ -109,11 +109,13 @@ class DirectionMethod(Method):
         strength then means a fraction of the typical benign norm for every method alike."""
         from xsteer.align.calibration import benign_stats, calibrate_direction
         from xsteer.data import load_benign
+        from xsteer.data.screen import screen
         from xsteer.directions import DirectionSet
         from xsteer.pipelines import site_features
 
         site = gen.family.default_site
         texts = load_benign(self.benign)
+        screen(texts, str(self.benign), "magnitude calibration", hint="use a benign file")
         feats = site_features(gen.pipe, texts, [site], **gen.call_kwargs)[site].float().cpu()
         stats, how = benign_stats(feats), str(self.calibrate)
         if isinstance(self.directions, DirectionSet):

@@ -153,11 +153,14 @@ def _image_rel(u: WorkUnit, s: Sample) -> str:
 class Sweep:
     """One sweep: ``Sweep(cfg, out_dir).run()``. Re-running on the same folder resumes it."""
 
-    def __init__(self, cfg: SweepConfig, out_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, cfg: SweepConfig, out_dir: str | os.PathLike[str], *,
+                 trust_remote_code: bool = False, allow_callables: bool = False) -> None:
+        cfg.check_trust(trust_remote_code, allow_callables)  # before anything runs or is written
         self.cfg = cfg
         self.out = Path(out_dir)
         self.store = RecordStore(self.out)
         self.dist = _Dist()
+        self.judges: list[Judge] = []
 
     # -- setup ----------------------------------------------------------------------------------
     def _check_out_dir(self) -> None:
@@ -197,9 +200,9 @@ class Sweep:
 
     def setup(self) -> tuple[Generator, list[Method], list[WorkUnit]]:
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.dist.barrier()
-        self._check_out_dir()
+        # everything the config names is loaded and checked before the first write to --out
+        methods = build_methods(cfg.methods, Path(cfg.base_dir), cfg.strengths)
+        benchmarks = self._benchmarks()
         local = cfg.path(cfg.pipeline)  # a folder next to the config, or an alias / HF id
         spec = str(local) if local.is_dir() else cfg.pipeline
         pipe = load_pipeline(spec, dtype=cfg.dtype, device=self.dist.device(cfg.device),
@@ -208,12 +211,16 @@ class Sweep:
         gen = Generator(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
                         height=g["height"], width=g["width"], call_kwargs=dict(cfg.call_kwargs),
                         name=cfg.pipeline)
-        methods = build_methods(cfg.methods, Path(cfg.base_dir), cfg.strengths)
+        self.judges = self._judges(gen.video)
         if not any(isinstance(m, Unsteered) for m in methods):
             methods.insert(0, Unsteered("none"))  # the reference for distances and grids
         for m in methods:
             m.setup(gen)
-        return gen, methods, plan(self._benchmarks(), methods, cfg)
+        units = plan(benchmarks, methods, cfg)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.dist.barrier()
+        self._check_out_dir()
+        return gen, methods, units
 
     # -- the work -------------------------------------------------------------------------------
     def _run_unit(self, u: WorkUnit, gen: Generator, judges: list[Judge],
@@ -265,7 +272,7 @@ class Sweep:
         from tqdm.auto import tqdm
 
         gen, methods, units = self.setup()
-        judges = self._judges(gen.video)
+        judges = self.judges
         clip = None
         clip_cfg = self.cfg.metrics.get("clip")
         if clip_cfg:
