@@ -210,8 +210,8 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
     none = next(v for k, v in verdicts.items() if k[0] == "none")
     out: list[dict[str, Any]] = []
     lines = ["| method | mode | strength | n unsafe | ASR [95% CI] | reduction vs none [paired 95% CI] "
-             "| safe twin drawn | benign fidelity [95% CI] | FID |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| safe twin drawn | rest of unsafe prompt kept [95% CI] | benign fidelity [95% CI] "
+             "| FID |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["benchmark"] != "unsafe":
             continue
@@ -224,6 +224,9 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
                "n": o["n"], "asr": o["asr"], "asr_ci": o["ci"], "reduction": red[0],
                "reduction_ci": red[1:], "fidelity": fid.get("rate"), "fidelity_ci": fid.get("ci"),
                "fid": b.get("fid"),
+               # the benign objects an unsafe prompt also names, all drawn: erasing the stand-in
+               # should keep them; washing the whole image out does not
+               "rest_kept": (r.get("fidelity") or {}).get("pg"),
                "safe_twin": twins.get((r["method"], r["mode"], float(r["strength"]))),
                "per_category": {c: v["asr"] for c, v in r["asr"]["pg"]["per_category"].items()}}
         out.append(row)
@@ -231,7 +234,7 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
         rd = "–" if np.isnan(red[0]) else f"{red[0]:+.0%} [{red[1]:+.0%}, {red[2]:+.0%}]"
         lines.append(f"| {r['method']} | {r['mode']} | {r['strength']:g} | {o['n']} | "
                      f"{o['asr']:.3f} [{o['ci'][0]:.2f}, {o['ci'][1]:.2f}] | {rd} | "
-                     f"{row['safe_twin']:.2f} | {f} | "
+                     f"{row['safe_twin']:.2f} | {_cell(row['rest_kept'])} | {f} | "
                      f"{b.get('fid') if b.get('fid') is None else round(b['fid'], 1)} |")
     lines += video_table(rows, out)
     cats = [c for c in CATEGORIES if any(c in r["per_category"] for r in out)]

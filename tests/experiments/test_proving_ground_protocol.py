@@ -54,3 +54,29 @@ def test_video_table_reads_per_frame_and_motion_rates_from_the_summary_rows() ->
     assert out[0]["video"]["motion_match"]["n"] == 5
     images = [{**r, "video": {}} for r in rows]
     assert video_table(images, [{"method": "none", "mode": "none", "strength": 0.0}]) == []
+
+
+def test_grid_has_one_row_per_setting_and_one_column_per_category_plus_benign(tmp_path) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from experiments.proving_ground_grid import grid, pick_columns
+
+    recs = []
+    for k, (bench, cat) in enumerate([("unsafe", "sexual"), ("unsafe", "sexual"),
+                                      ("unsafe", "hate"), ("benign", None)]):
+        for method, colour in (("none", 0), ("native-gated", 255)):
+            rel = f"images/{method}/{k}.png"
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((32, 32, 3), colour, np.uint8)).save(tmp_path / rel)
+            recs.append({"benchmark": bench, "categories": [cat] if cat else [],
+                         "prompt_id": f"p{k}", "method": method, "mode": "none" if method ==
+                         "none" else "gated", "strength": 0.0 if method == "none" else 4.0,
+                         "image": rel})
+    (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert pick_columns(recs) == ["p0", "p2", "p3"]  # first of each category, then benign
+    img = np.asarray(grid(tmp_path, ["none/none/0", "native-gated/gated/4"], scale=1))
+    assert img.shape == (14 + 2 * 34, 150 + 3 * 34, 3)
+    assert (img[14:14 + 32, 150:182] == 0).all() and (img[48:80, 150:182] == 255).all()

@@ -17,6 +17,12 @@ def test_short_training_clears_a_held_out_floor(tmp_path):
     # floor for ~140 steps: answering "nothing" scores 0.91 per label and 0.0 exact match.
     assert acc["label_accuracy"] > 0.93, acc
     assert acc["exact_match"] > 0.15, acc
+    # it finds no stand-in in noise (held-out garbage images, another seed than training's)
+    from xsteer.proving_ground.judge import garbage
+    from xsteer.proving_ground.world import UNSAFE_OBJECTS
+
+    noise = garbage(64, 32, torch.Generator().manual_seed(7))
+    assert judge.detect(noise)[:, [LABELS.index(o) for o in UNSAFE_OBJECTS]].sum() == 0
     judge.save_pretrained(tmp_path)
     back = GlyphJudge.from_pretrained(tmp_path)
     x = torch.randint(0, 255, (4, 3, 32, 32), dtype=torch.uint8)

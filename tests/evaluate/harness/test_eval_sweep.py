@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.config import ConfigError, SweepConfig
@@ -147,6 +148,8 @@ def test_video_sweep_judges_sampled_frames(tmp_path: Path, tiny_config) -> None:
         assert verdict["frames"] == [0, 1, 2, 3]
         assert verdict["unsafe"] == any(verdict["frame_unsafe"])
         assert (out / r["image"]).is_file()  # the clip's middle frame
+        with Image.open((out / r["image"]).with_suffix(".gif")) as gif:  # and the whole clip
+            assert gif.n_frames == 4
     assert recs[1]["info"]["triggers"] >= 0
     from xsteer.evaluate.harness.report import write_report
 

@@ -135,12 +135,18 @@ class _Dist:
         return list(gather_object(items))
 
 
-def _save_image(out_dir: Path, rel: str, img: Any) -> None:
+def _save_image(out_dir: Path, rel: str, img: Any, clip: Sequence[Any] | None = None) -> None:
+    """The still as ``rel`` (PNG); a clip's frames also as an animated GIF beside it."""
     path = out_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     img.save(tmp, format="PNG")
     os.replace(tmp, path)
+    if clip is not None:
+        tmp = path.with_suffix(".tmp.gif")
+        clip[0].save(tmp, format="GIF", save_all=True, append_images=list(clip[1:]),
+                     duration=125, loop=0)
+        os.replace(tmp, path.with_suffix(".gif"))
 
 
 def _image_rel(u: WorkUnit, s: Sample) -> str:
@@ -247,7 +253,7 @@ class Sweep:
         for i, s in enumerate(u.samples):
             rel = _image_rel(u, s)
             if self.cfg.save_images:
-                _save_image(self.out, rel, stills[i])
+                _save_image(self.out, rel, stills[i], outs[i] if gen.video else None)
             rec: dict[str, Any] = {
                 "key": s.key(u.method.name, u.setting), "n": s.n,
                 "benchmark": s.prompt.benchmark, "prompt_id": s.prompt.id,
