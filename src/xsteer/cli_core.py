@@ -25,7 +25,9 @@ def estimate_cmd(
     out: Annotated[Path, Opt("--out", help="directory to write the direction set to")],
     pairs: Annotated[Path | None, Opt("--pairs", help="pairs JSONL "
                                          '{"category","unsafe","safe"}; default: shipped')] = None,
-    layer: Annotated[str, Opt("--layer", help="hidden-state layer N, or 'auto'")] = "auto",
+    layer: Annotated[str | None, Opt("--layer", help="hidden-state layer N, or 'auto' (best pair "
+                                     "separation); default: the encoder's default layer, the "
+                                     "same rule `align` uses")] = None,
     pooling: Annotated[str | None, Opt("--pooling", help="mean or last")] = None,
     method: Annotated[str, Opt("--method", help="mean-diff, pca or probe")] = "mean-diff",
     native: Annotated[bool, Opt("--native", help="mark as a target-side yardstick "
@@ -54,7 +56,8 @@ def align_cmd(
                                           "default: shipped anchors")] = None,
     method: Annotated[str, Opt("--method", help=MAP_HELP)] = "ridge",
     source_layer: Annotated[str | None, Opt("--source-layer", help="N or 'auto' (a benign-only "
-                            "criterion)")] = None,
+                            "criterion); default: the encoder's default layer, the same rule "
+                            "`estimate` uses")] = None,
     target_layer: Annotated[int | None, Opt("--target-layer")] = None,
     like: Annotated[Path | None, Opt("--like", help="take the source layer from this "
                                         "direction artifact")] = None,

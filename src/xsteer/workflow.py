@@ -39,7 +39,13 @@ def parse_site(site: str | Site) -> tuple[int, str]:
 def resolve_layer(encoder: Encoder, layer: int | str | None, pairs: Sequence[Pair] | None = None,
                   benign: Sequence[str] | None = None) -> tuple[int, dict[int, float] | None]:
     """An explicit layer, the encoder default (None), or ``"auto"`` (pair separability when
-    pairs are given — the source side may use unsafe pairs — else a benign-only criterion)."""
+    pairs are given — the source side may use unsafe pairs — else a benign-only criterion).
+
+    None is THE default layer rule: `estimate` and `fit_alignment` both use it, so a direction
+    estimated without a layer and an alignment fitted without one read the same source layer
+    (``Encoder.default_layer``: the last layer of an encoder model, ``num_layers // 3`` of a
+    causal LM) and ``estimate -> align -> transport`` composes with no layer flags.
+    """
     if layer is None:
         return encoder.resolve_site(None, None)[0], None
     if isinstance(layer, str) and layer != "auto":
@@ -56,11 +62,13 @@ def resolve_layer(encoder: Encoder, layer: int | str | None, pairs: Sequence[Pai
     return encoder.resolve_site(int(layer), None)[0], None
 
 
-def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None = "auto",
+def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None = None,
              pooling: str | None = None, method: str = "mean-diff", native: bool = False,
              per_category: bool = True, pairs_name: str = "pairs") -> DirectionSet:
     """Estimate a global direction and one per category from safe/unsafe pairs.
 
+    ``layer=None`` is the default layer rule `fit_alignment` shares (`resolve_layer`); ``"auto"``
+    picks the layer that separates the pairs best (then pass the same layer to the alignment).
     ``native=True`` marks the result as a target-side yardstick (its pairs count as target-side
     unsafe data, so it can never be passed off as a benign-only transported direction).
     """
