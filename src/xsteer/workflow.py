@@ -119,7 +119,8 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                data_record(benign_name, benign, side="target", unsafe=False)]
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(target.model_id, target.site(t_layer)), data=records,
-                         holdout=holdout, seed=seed, **params)
+                         holdout=holdout, seed=seed, target_encoder=encoder_meta(target, t_layer),
+                         **params)
 
 
 def evaluation_data(target: Encoder, site: str, pairs: Sequence[Pair], benign: Sequence[str],

@@ -21,7 +21,9 @@ def generate_cmd(
     strength: Annotated[float, Opt("--strength")] = 1.0,
     mode: Annotated[str, Opt("--mode", help="additive, projection, clamp or gated")] = "additive",
     site: Annotated[str | None, Opt("--site", help="site to steer (default: the one the "
-                                    "direction names, else the family's default)")] = None,
+                                    "direction records; it must match)")] = None,
+    force: Annotated[bool, Opt("--force", help="steer even if the direction was made for "
+                               "another site or encoder (the manifest records it)")] = False,
     gate: Annotated[list[Path] | None, Opt("--gate", help="Gate artifact folder (repeat per "
                                            "category); needed by gated/clamp")] = None,
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
@@ -56,7 +58,7 @@ def generate_cmd(
     dirs = load_directions(direction)
     gates = {g.category: g for g in (Gate.from_pretrained(str(p)) for p in gate or [])}
     steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
-                      gates=gates or None, categories=category)
+                      gates=gates or None, categories=category, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames}
