@@ -180,3 +180,45 @@ def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequen
     result = evaluate_direction(d, data, mode=mode, native=native, strength=strength, **kw)
     result.calibration = calibrate
     return result
+
+
+def pipeline_site_features(pipe: Any, texts: Sequence[str], site: str, *, batch_size: int = 32,
+                           **call_kwargs: Any) -> torch.Tensor:
+    """Features ``(n, dim)`` of benign ``texts`` at a pipeline ``site``, as the pipeline reads
+    them and the gate pools them (`xsteer.pipelines.site_features`), in batches."""
+    from xsteer.pipelines import site_features
+
+    if not texts:
+        raise EmptyDataError("no texts to read at the pipeline site")
+    parts = [site_features(pipe, list(texts[i:i + batch_size]), [site], **call_kwargs)[site]
+             for i in range(0, len(texts), batch_size)]
+    return torch.cat(parts).float()
+
+
+def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign: Sequence[str], *,
+                           method: str = "ridge", source_layer: int | str | None = None,
+                           holdout: float = 0.2, seed: int = 0, benign_name: str = "benign",
+                           revision: str | None = None, call_kwargs: dict[str, Any] | None = None,
+                           **params: Any) -> Alignment:
+    """Fit a source→pipeline-site map on benign prompts: the target features are the pipeline's
+    own reading of the site (`pipeline_site_features`). The alignment, and every direction
+    transported through it, records the pipeline class, the site and the encoder's identity."""
+    from xsteer.pipelines.binding import site_identity
+    from xsteer.pipelines.sites import family_for
+
+    if not benign:
+        raise EmptyDataError("alignment needs benign prompts")
+    fam = family_for(pipe)
+    spec = fam.site(site or fam.default_site)
+    s_layer, _ = resolve_layer(source, source_layer, benign=benign)
+    X = source.encode(list(benign), s_layer)
+    Y = pipeline_site_features(pipe, benign, spec.name, **(call_kwargs or {}))
+    ident = site_identity(pipe, spec)
+    if revision is not None:
+        ident["revision"] = revision
+    ident["call_kwargs"] = dict(call_kwargs or {})
+    records = [data_record(benign_name, benign, side="source", unsafe=False),
+               data_record(benign_name, benign, side="target", unsafe=False)]
+    return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
+                         target=(ident["model_id"], spec.name), data=records, holdout=holdout,
+                         seed=seed, target_encoder=ident, **params)
