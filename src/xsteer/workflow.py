@@ -222,3 +222,36 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(ident["model_id"], spec.name), data=records, holdout=holdout,
                          seed=seed, target_encoder=ident, **params)
+
+
+def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: float,
+                   holdout: float = 0.2, seed: int = 0, side: Side = "target",
+                   benign_name: str = "benign", texts: Sequence[str] = (),
+                   benign_sha256: str | None = None, extra: dict[str, Any] | None = None) -> Any:
+    """A `Gate` on benign ``features`` ``(n, dim)`` (read where ``direction`` lives) whose
+    threshold is set on a seeded ``1 - holdout`` share and whose false-trigger rate is measured
+    on the held-out rest; both, the quantile and the benign set's sha256 go in ``gate.meta``."""
+    from xsteer.steer import Gate
+
+    n = int(features.shape[0])
+    if not 0.0 <= holdout < 1.0:
+        raise XSteerError(f"--holdout must be in [0, 1), got {holdout}")
+    n_hold = round(holdout * n)
+    if n - n_hold < 2:
+        raise EmptyDataError(f"gate calibration needs at least 2 benign prompts to set the "
+                             f"threshold on; got {n} with holdout {holdout}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    hold, fit = perm[:n_hold], perm[n_hold:]
+    rec = data_record(benign_name, [texts[int(i)] for i in fit] if texts else [], side=side,
+                      unsafe=False)
+    gate = Gate.calibrate(features[fit], direction.vector, quantile=quantile,
+                          category=direction.category, data=rec)
+    ftr = float(gate.fires(features[hold]).float().mean()) if n_hold else None
+    gate.meta.update({
+        "quantile": quantile, "benign_sha256": benign_sha256, "benign_name": benign_name,
+        "n_calibration": int(fit.numel()), "n_heldout": n_hold, "holdout_seed": seed,
+        "heldout_false_trigger_rate": ftr, "side": side,
+        "direction": {"model_id": direction.model_id, "site": direction.site,
+                      "category": direction.category, "origin": direction.origin},
+        **(extra or {})})
+    return gate

@@ -24,8 +24,9 @@ def generate_cmd(
                                     "direction records; it must match)")] = None,
     force: Annotated[bool, Opt("--force", help="steer even if the direction was made for "
                                "another site or encoder (the manifest records it)")] = False,
-    gate: Annotated[list[Path] | None, Opt("--gate", help="Gate artifact folder (repeat per "
-                                           "category); needed by gated/clamp")] = None,
+    gate: Annotated[list[Path] | None, Opt("--gate", help="gate folder from `xsteer gate "
+                                           "calibrate` (one gate, or one per category; "
+                                           "repeatable); needed by gated/clamp")] = None,
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
                                               "of a DirectionSet")] = None,
     branch: Annotated[str, Opt("--branch", help="conditional (prompt_embeds path) or both "
@@ -50,13 +51,18 @@ def generate_cmd(
     from xsteer.errors import XSteerError
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
     from xsteer.pipelines.steerer import Steerer
-    from xsteer.steer import Gate
+    from xsteer.steer import load_gates
 
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
     dirs = load_directions(direction)
-    gates = {g.category: g for g in (Gate.from_pretrained(str(p)) for p in gate or [])}
+    gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
+    source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
+    if source_side:
+        raise XSteerError(f"gate(s) {source_side} were calibrated in the source model; steering "
+                          "scores prompts at the pipeline's site: calibrate with "
+                          "--target-pipeline")
     steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
                       gates=gates or None, categories=category, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
