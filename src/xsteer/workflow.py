@@ -204,7 +204,7 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     own reading of the site (`pipeline_site_features`). The alignment, and every direction
     transported through it, records the pipeline class, the site and the encoder's identity."""
     from xsteer.pipelines.binding import site_identity
-    from xsteer.pipelines.sites import family_for
+    from xsteer.pipelines.generic import family_for
 
     if not benign:
         raise EmptyDataError("alignment needs benign prompts")

@@ -10,9 +10,8 @@ import torch
 
 from tests.pipelines import tiny
 from xsteer.directions import Direction
-from xsteer.pipelines import Steerer
+from xsteer.pipelines import Steerer, family_for
 from xsteer.pipelines.binding import SiteBindingError, layer_read, site_identity
-from xsteer.pipelines.sites import family_for
 
 
 def _d(dim: int, site: str, encoder: dict | None = None) -> Direction:

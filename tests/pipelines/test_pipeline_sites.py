@@ -43,8 +43,12 @@ def _img2img() -> object:
 
 def test_unknown_pipeline_is_named_and_hand_written_sites_steer_it() -> None:
     pipe = _img2img()
-    with pytest.raises(UnknownPipelineError, match="StableDiffusionImg2ImgPipeline"):
-        family_for(pipe)
+    bare = type("BarePipeline", (), {})()
+    with pytest.raises(UnknownPipelineError, match=r"BarePipeline.*no encode_prompt"):
+        family_for(bare)
+    generic = family_for(pipe)  # not in the table: the generic adapter finds its site
+    assert generic.name == "generic:StableDiffusionImg2ImgPipeline"
+    assert [(s.name, s.output) for s in generic.sites] == [("text_encoder", "last_hidden_state")]
     d = _d(32, "clip")
     site = SiteSpec("clip", "text_encoder", "last_hidden_state", "tokens")
     steerer = Steerer({"clip": d}, strength=0.5, sites=[site])

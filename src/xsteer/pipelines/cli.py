@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -77,6 +77,33 @@ def generate_cmd(
                f"{branch}, mode {mode}, strength {strength})")
 
 
+def sites_cmd(
+    pipeline: Annotated[str | None, Opt("--pipeline", help="a pipeline (Hub id or folder): "
+                                        "load its text encoders and list its sites")] = None,
+) -> None:
+    """List the site-table families and their sites, or the sites of one pipeline."""
+    from xsteer.pipelines.sites import FAMILIES
+
+    def show(name: str, classes: tuple[str, ...], sites: list[Any], default: str) -> None:
+        typer.echo(f"{name} ({', '.join(classes)}); default site: {default}")
+        for s in sites:
+            typer.echo(f"  {s.name:<24} {s.component}.{s.output} ({s.kind})")
+
+    if pipeline is None:
+        for fam in FAMILIES.values():
+            show(fam.name, fam.classes, list(fam.sites), fam.default_site)
+        typer.echo("other pipelines with encode_prompt + prompt_embeds: the generic adapter "
+                   "(xsteer sites --pipeline ID shows what it finds)")
+        return
+    from xsteer.pipelines.components import load_text_side
+    from xsteer.pipelines.generic import family_for
+
+    pipe = load_text_side(pipeline, echo=typer.echo)
+    fam = family_for(pipe)
+    show(fam.name, fam.classes, list(fam.sites), fam.default_site)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``generate`` to the ``xsteer`` app."""
+    """Add ``generate`` and ``sites`` to the ``xsteer`` app."""
     app.command("generate")(generate_cmd)
+    app.command("sites")(sites_cmd)

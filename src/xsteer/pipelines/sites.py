@@ -314,8 +314,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 
 
-def family_for(pipe: Any) -> Family:
-    """The table entry for ``pipe``'s class (or the nearest base class the table knows)."""
+def table_family(pipe: Any) -> Family:
+    """The table entry for ``pipe``'s class (or the nearest base class the table knows); use
+    `xsteer.pipelines.family_for`, which falls back to the generic adapter."""
     for cls in type(pipe).__mro__:
         for fam in FAMILIES.values():
             if cls.__name__ in fam.classes:

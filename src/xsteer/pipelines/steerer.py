@@ -30,6 +30,7 @@ import torch
 from xsteer.directions import Direction, DirectionSet
 from xsteer.errors import DimensionMismatchError, XSteerError
 from xsteer.pipelines.binding import Binding, bind_site
+from xsteer.pipelines.generic import family_for
 from xsteer.pipelines.hooks import (
     CallRecord,
     capture_hook,
@@ -42,7 +43,7 @@ from xsteer.pipelines.sites import (
     SiteSpec,
     UnknownPipelineError,
     custom_family,
-    family_for,
+    table_family,
 )
 from xsteer.steer import Gate, Steering
 
@@ -174,8 +175,8 @@ class Steerer:
             fam = family_for(pipe)
             return fam if self.encode_fn is None else Family(
                 fam.name, fam.classes, fam.sites, fam.default_site, fam.video, self.encode_fn)
-        try:
-            known = family_for(pipe).encode
+        try:  # hand-written sites take the table's adapter, or the one passed
+            known = table_family(pipe).encode
         except UnknownPipelineError:
             known = None
         return custom_family(pipe, self.sites, self.encode_fn or known)
