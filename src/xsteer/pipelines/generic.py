@@ -60,10 +60,10 @@ def encode_generic(pipe: Any, prompts: list[str],
     args: dict[str, Any] = {"prompt": prompts} if "prompt" in sig else {}
     if "device" in sig:
         args["device"] = pipe._execution_device
-    for name, value in (("do_classifier_free_guidance", False), ("num_images_per_prompt", 1),
+    for flag, value in (("do_classifier_free_guidance", False), ("num_images_per_prompt", 1),
                         ("num_videos_per_prompt", 1)):
-        if name in sig:
-            args[name] = value
+        if flag in sig:
+            args[flag] = value
     if "max_sequence_length" in sig:
         n = call_default(pipe, "max_sequence_length", kw)
         if n is not None:
