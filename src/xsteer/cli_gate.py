@@ -25,8 +25,9 @@ gate_app = typer.Typer(help="Benign-calibrated gates (steer only prompts that sc
 @gate_app.command("calibrate")
 def calibrate_cmd(
     direction: Annotated[Path, Opt("--direction", help="Direction or DirectionSet artifact")],
-    benign: Annotated[Path, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl): BENIGN ONLY")],
     out: Annotated[Path, Opt("--out", help="gate folder (with --per-category: a folder of them)")],
+    benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl): "
+                                       "BENIGN ONLY; default: the shipped anchors")] = None,
     target_pipeline: Annotated[str | None, Opt("--target-pipeline", help="diffusers pipeline "
                                "(Hub id or folder); loads its text encoders only")] = None,
     site: Annotated[str | None, Opt("--site", help="pipeline site (default: the one the "
@@ -60,14 +61,17 @@ def calibrate_cmd(
     if site is not None and target_pipeline is None:
         raise XSteerError("--site needs --target-pipeline")
     dirs = load_directions(direction)
-    texts = load_benign(benign)
-    sha = sha256_bytes(benign.read_bytes())
+    texts = load_benign(benign) if benign is not None else load_benign(kind="anchors")
+    # a user file: its bytes; the shipped set: its prompts joined by newlines
+    sha = sha256_bytes(benign.read_bytes() if benign is not None else
+                       "\n".join(texts).encode("utf-8"))
+    benign_name = benign.name if benign is not None else "xsteer:anchors"
     members = dict(dirs.items()) if isinstance(dirs, DirectionSet) else {dirs.category: dirs}
     if not per_category:
         key = "global" if "global" in members else next(iter(members))
         members = {key: members[key]}
     first = next(iter(members.values()))
-    extra: dict[str, object] = {"benign_file": str(benign)}
+    extra: dict[str, object] = {"benign_file": str(benign) if benign else benign_name}
     if target_pipeline is not None:
         from xsteer.pipelines import Steerer
         from xsteer.pipelines.components import load_text_side
@@ -91,7 +95,7 @@ def calibrate_cmd(
     written = []
     for cat, d in members.items():
         gate = calibrate_gate(feats, d, quantile=quantile, holdout=holdout, seed=seed,
-                              side=side, benign_name=benign.name, texts=texts, benign_sha256=sha,
+                              side=side, benign_name=benign_name, texts=texts, benign_sha256=sha,
                               extra=extra)
         folder = out / cat if per_category else out
         gate.save_pretrained(folder)

@@ -38,6 +38,8 @@ def generate_cmd(
     height: Annotated[int | None, Opt("--height")] = None,
     width: Annotated[int | None, Opt("--width")] = None,
     num_frames: Annotated[int | None, Opt("--num-frames", help="video pipelines only")] = None,
+    max_sequence_length: Annotated[int | None, Opt("--max-sequence-length", help="T5/UMT5/LLM "
+                                   "encoders: the length align and gate calibrate used")] = None,
     fps: Annotated[int, Opt("--fps")] = 8,
     compare: Annotated[bool, Opt("--compare", help="also write the unsteered output (same "
                                  "seed) and a side-by-side grid")] = False,
@@ -67,7 +69,8 @@ def generate_cmd(
                       gates=gates or None, categories=category, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
-             "width": width, "num_frames": num_frames}
+             "width": width, "num_frames": num_frames,
+             "max_sequence_length": max_sequence_length}
     call_kwargs = {k: v for k, v in extra.items() if v is not None}
     manifests = generate_samples(pipe, steerer, texts, out, seed=seed, steps=steps,
                                  compare=compare, branch=branch, call_kwargs=call_kwargs,
