@@ -60,9 +60,10 @@ def test_pipeline_alignment_equals_one_built_from_site_features_by_hand(work: Pa
     from xsteer.data import data_record
 
     recs = [data_record("a", texts, side=s, unsafe=False) for s in ("source", "target")]
-    by_hand = Alignment.fit(X, Y, "ridge", source=("s", "x"), target=("t", "y"), data=recs)
     src = load_directions(work / "src")
-    want = by_hand.transport(src["global"], strict=False)
+    by_hand = Alignment.fit(X, Y, "ridge", source=(src.model_id, src.site), target=("t", "y"),
+                            data=recs)
+    want = by_hand.transport(src["global"])
     got = load_directions(work / "moved")["global"]
     assert torch.allclose(got.vector, want.vector, rtol=1e-4, atol=1e-5)
     enc = got.meta["encoder"]
