@@ -40,6 +40,7 @@ def _register() -> typer.Typer:
     from xsteer import cli_core
 
     cli_core.register(app)
+    __import__("xsteer.cli_gate", fromlist=["register"]).register(app)
     __import__("xsteer.evaluate.harness.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
     __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)

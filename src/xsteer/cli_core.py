@@ -29,8 +29,10 @@ def estimate_cmd(
     out: Annotated[Path, Opt("--out", help="directory to write the direction set to")],
     pairs: Annotated[Path | None, Opt("--pairs", help="pairs JSONL "
                                          '{"category","unsafe","safe"}; default: shipped')] = None,
-    layer: Annotated[str, Opt("--layer", callback=check.layer, help="hidden-state layer N "
-                              "(negative counts from the end, -1 = last), or 'auto'")] = "auto",
+    layer: Annotated[str | None, Opt("--layer", callback=check.layer, help="hidden-state "
+                                     "layer N (negative counts from the end, -1 = last), or "
+                                     "'auto' (best pair separation); default: the encoder's "
+                                     "default layer, the same rule `align` uses")] = None,
     pooling: Annotated[str | None, Opt("--pooling", callback=check.choice(("mean", "last")),
                                        help="mean or last")] = None,
     method: Annotated[str, Opt("--method", callback=check.choice(ESTIMATORS),
@@ -56,15 +58,23 @@ def estimate_cmd(
 
 def align_cmd(
     source: Annotated[str, Opt("--source", help="source model (alias, HF id or folder)")],
-    target: Annotated[str, Opt("--target", help="target model (alias, HF id or folder)")],
     out: Annotated[Path, Opt("--out", help="directory to write the alignment to")],
+    target: Annotated[str | None, Opt("--target", help="target model (alias, HF id or folder)")]
+        = None,
+    target_pipeline: Annotated[str | None, Opt("--target-pipeline", help="diffusers pipeline "
+                               "(Hub id or folder): read the target at one of its sites, "
+                               "exactly as the pipeline does; loads its text encoders only")]
+        = None,
+    site: Annotated[str | None, Opt("--site", help="with --target-pipeline: the site "
+                                    "(`xsteer sites`); default: the family's default site")] = None,
     benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl); "
                                           "default: shipped anchors")] = None,
     method: Annotated[str, Opt("--method", callback=check.choice(MAPS), help=MAP_HELP)] = "ridge",
     source_layer: Annotated[str | None, Opt("--source-layer", callback=check.layer,
-                            help="N or 'auto' (a benign-only criterion)")] = None,
-    target_layer: Annotated[int | None, Opt("--target-layer", help="N (negative counts from "
-                                               "the end)")] = None,
+                            help="N or 'auto' (a benign-only criterion); default: the "
+                            "encoder's default layer, the same rule `estimate` uses")] = None,
+    target_layer: Annotated[int | None, Opt("--target-layer", help="with --target only: N "
+                                               "(negative counts from the end)")] = None,
     like: Annotated[Path | None, Opt("--like", help="take the source layer from this "
                                         "direction artifact")] = None,
     holdout: Annotated[float, Opt("--holdout", callback=check.fraction,
@@ -73,21 +83,45 @@ def align_cmd(
     allow_flagged: Annotated[bool, Opt("--allow-flagged", help="fit even if the unsafe screen "
                                        "flags some benign prompts (the count is recorded)")]
         = False,
+    max_sequence_length: Annotated[int | None, Opt("--max-sequence-length", help="with "
+                                   "--target-pipeline: the value generation will use")] = None,
+    revision: Annotated[str | None, Opt("--revision", help="pipeline revision (Hub)")] = None,
+    dtype: Annotated[str, Opt("--dtype", help="text encoder dtype with --target-pipeline")] =
+        "float32",
+    device: Annotated[str, Opt("--device")] = "cpu",
 ) -> None:
     """Fit a source→target map on benign prompts only (both models read the same texts)."""
     from xsteer.data import load_benign
     from xsteer.directions import load_directions
     from xsteer.encoders import get_encoder
-    from xsteer.workflow import fit_alignment, parse_site
+    from xsteer.errors import XSteerError
+    from xsteer.workflow import fit_alignment, fit_pipeline_alignment, parse_site
 
+    if (target is None) == (target_pipeline is None):
+        raise XSteerError("give exactly one of --target (a model) or --target-pipeline "
+                          "(a diffusers pipeline)")
+    if site is not None and target_pipeline is None:
+        raise XSteerError("--site needs --target-pipeline")
     texts = load_benign(benign, kind="anchors") if benign is None else load_benign(benign)
     layer: str | int | None = source_layer
     if like is not None:
         layer = parse_site(load_directions(like).site)[0]
-    al = fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
-                       source_layer=layer, target_layer=target_layer, holdout=holdout, seed=seed,
-                       benign_name=benign.name if benign else "xsteer:anchors",
-                       allow_flagged=allow_flagged)
+    name = benign.name if benign else "xsteer:anchors"
+    if target_pipeline is not None:
+        from xsteer.pipelines.components import load_text_side
+
+        pipe = load_text_side(target_pipeline, revision=revision, dtype=dtype, device=device,
+                              echo=typer.echo)
+        kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
+        al = fit_pipeline_alignment(get_encoder(source), pipe, site, texts, method=method,
+                                    source_layer=layer, holdout=holdout, seed=seed,
+                                    benign_name=name, revision=revision, call_kwargs=kw,
+                                    allow_flagged=allow_flagged)
+    else:
+        assert target is not None
+        al = fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
+                           source_layer=layer, target_layer=target_layer, holdout=holdout,
+                           seed=seed, benign_name=name, allow_flagged=allow_flagged)
     al.save_pretrained(out)
     fs = al.fit_stats
     typer.echo(f"wrote {out}: {method} {al.source_model}:{al.source_site} -> "

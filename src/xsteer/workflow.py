@@ -40,7 +40,13 @@ def parse_site(site: str | Site) -> tuple[int, str]:
 def resolve_layer(encoder: Encoder, layer: int | str | None, pairs: Sequence[Pair] | None = None,
                   benign: Sequence[str] | None = None) -> tuple[int, dict[int, float] | None]:
     """An explicit layer, the encoder default (None), or ``"auto"`` (pair separability when
-    pairs are given — the source side may use unsafe pairs — else a benign-only criterion)."""
+    pairs are given — the source side may use unsafe pairs — else a benign-only criterion).
+
+    None is THE default layer rule: `estimate` and `fit_alignment` both use it, so a direction
+    estimated without a layer and an alignment fitted without one read the same source layer
+    (``Encoder.default_layer``: the last layer of an encoder model, ``num_layers // 3`` of a
+    causal LM) and ``estimate -> align -> transport`` composes with no layer flags.
+    """
     if layer is None:
         return encoder.resolve_site(None, None)[0], None
     if isinstance(layer, str) and layer != "auto":
@@ -57,11 +63,13 @@ def resolve_layer(encoder: Encoder, layer: int | str | None, pairs: Sequence[Pai
     return encoder.resolve_site(int(layer), None)[0], None
 
 
-def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None = "auto",
+def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None = None,
              pooling: str | None = None, method: str = "mean-diff", native: bool = False,
              per_category: bool = True, pairs_name: str = "pairs") -> DirectionSet:
     """Estimate a global direction and one per category from safe/unsafe pairs.
 
+    ``layer=None`` is the default layer rule `fit_alignment` shares (`resolve_layer`); ``"auto"``
+    picks the layer that separates the pairs best (then pass the same layer to the alignment).
     ``native=True`` marks the result as a target-side yardstick (its pairs count as target-side
     unsafe data, so it can never be passed off as a benign-only transported direction).
     """
@@ -127,7 +135,8 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                data_record(benign_name, benign, side="target", unsafe=False, flagged=flagged)]
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(target.model_id, target.site(t_layer)), data=records,
-                         holdout=holdout, seed=seed, **params)
+                         holdout=holdout, seed=seed, target_encoder=encoder_meta(target, t_layer),
+                         **params)
 
 
 def evaluation_data(target: Encoder, site: str, pairs: Sequence[Pair], benign: Sequence[str],
@@ -192,3 +201,81 @@ def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequen
     result.calibration = calibrate
     result.calibration_flagged = flagged
     return result
+
+
+def pipeline_site_features(pipe: Any, texts: Sequence[str], site: str, *, batch_size: int = 32,
+                           **call_kwargs: Any) -> torch.Tensor:
+    """Features ``(n, dim)`` of benign ``texts`` at a pipeline ``site``, as the pipeline reads
+    them and the gate pools them (`xsteer.pipelines.site_features`), in batches."""
+    from xsteer.pipelines import site_features
+
+    if not texts:
+        raise EmptyDataError("no texts to read at the pipeline site")
+    parts = [site_features(pipe, list(texts[i:i + batch_size]), [site], **call_kwargs)[site]
+             for i in range(0, len(texts), batch_size)]
+    return torch.cat(parts).float()
+
+
+def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign: Sequence[str], *,
+                           method: str = "ridge", source_layer: int | str | None = None,
+                           holdout: float = 0.2, seed: int = 0, benign_name: str = "benign",
+                           revision: str | None = None, call_kwargs: dict[str, Any] | None = None,
+                           allow_flagged: bool = False, **params: Any) -> Alignment:
+    """Fit a source→pipeline-site map on benign prompts: the target features are the pipeline's
+    own reading of the site (`pipeline_site_features`). The alignment, and every direction
+    transported through it, records the pipeline class, the site and the encoder's identity.
+    The prompts are screened first, as in `fit_alignment`."""
+    from xsteer.data.screen import screen
+    from xsteer.pipelines.binding import site_identity
+    from xsteer.pipelines.generic import family_for
+
+    if not benign:
+        raise EmptyDataError("alignment needs benign prompts")
+    flagged = screen(benign, benign_name, "alignment", allow_flagged)
+    fam = family_for(pipe)
+    spec = fam.site(site or fam.default_site)
+    s_layer, _ = resolve_layer(source, source_layer, benign=benign)
+    X = source.encode(list(benign), s_layer)
+    Y = pipeline_site_features(pipe, benign, spec.name, **(call_kwargs or {}))
+    ident = site_identity(pipe, spec)
+    if revision is not None:
+        ident["revision"] = revision
+    ident["call_kwargs"] = dict(call_kwargs or {})
+    records = [data_record(benign_name, benign, side="source", unsafe=False),
+               data_record(benign_name, benign, side="target", unsafe=False, flagged=flagged)]
+    return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
+                         target=(ident["model_id"], spec.name), data=records, holdout=holdout,
+                         seed=seed, target_encoder=ident, **params)
+
+
+def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: float,
+                   holdout: float = 0.2, seed: int = 0, side: Side = "target",
+                   benign_name: str = "benign", texts: Sequence[str] = (),
+                   benign_sha256: str | None = None, extra: dict[str, Any] | None = None) -> Any:
+    """A `Gate` on benign ``features`` ``(n, dim)`` (read where ``direction`` lives) whose
+    threshold is set on a seeded ``1 - holdout`` share and whose false-trigger rate is measured
+    on the held-out rest; both, the quantile and the benign set's sha256 go in ``gate.meta``."""
+    from xsteer.steer import Gate
+
+    n = int(features.shape[0])
+    if not 0.0 <= holdout < 1.0:
+        raise XSteerError(f"--holdout must be in [0, 1), got {holdout}")
+    n_hold = round(holdout * n)
+    if n - n_hold < 2:
+        raise EmptyDataError(f"gate calibration needs at least 2 benign prompts to set the "
+                             f"threshold on; got {n} with holdout {holdout}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    hold, fit = perm[:n_hold], perm[n_hold:]
+    rec = data_record(benign_name, [texts[int(i)] for i in fit] if texts else [], side=side,
+                      unsafe=False)
+    gate = Gate.calibrate(features[fit], direction.vector, quantile=quantile,
+                          category=direction.category, data=rec)
+    ftr = float(gate.fires(features[hold]).float().mean()) if n_hold else None
+    gate.meta.update({
+        "quantile": quantile, "benign_sha256": benign_sha256, "benign_name": benign_name,
+        "n_calibration": int(fit.numel()), "n_heldout": n_hold, "holdout_seed": seed,
+        "heldout_false_trigger_rate": ftr, "side": side,
+        "direction": {"model_id": direction.model_id, "site": direction.site,
+                      "category": direction.category, "origin": direction.origin},
+        **(extra or {})})
+    return gate

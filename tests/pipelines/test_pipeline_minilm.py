@@ -34,7 +34,7 @@ def _kw(seed: int = 0) -> dict[str, Any]:
 
 def test_real_encoder_site_and_masked_reference(pipe: Any) -> None:
     d = Direction(torch.randn(384, generator=torch.Generator().manual_seed(0)), "minilm",
-                  "last_hidden_state")
+                  "text_encoder")
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def grab(mod: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
@@ -58,7 +58,7 @@ def test_real_encoder_steering_changes_image_and_gate_keeps_benign_identical(pip
     assert feats.shape == (len(BENIGN), 384)
     g = torch.Generator().manual_seed(1)
     d = Direction(torch.randn(384, generator=g) * feats.norm(dim=1).mean() / 384 ** 0.5,
-                  "minilm", "last_hidden_state")
+                  "minilm", "text_encoder")
     gate = Gate.calibrate(feats, d.vector, quantile=0.9)
     below = BENIGN[int(gate.scores(feats).argmin())]
 

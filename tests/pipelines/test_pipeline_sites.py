@@ -11,8 +11,8 @@ from xsteer.errors import XSteerError
 from xsteer.pipelines import FAMILIES, SiteSpec, Steerer, UnknownPipelineError, family_for
 
 
-def _d(dim: int) -> Direction:
-    return Direction(torch.randn(dim, generator=torch.Generator().manual_seed(0)), "t", "x")
+def _d(dim: int, site: str = "text_encoder") -> Direction:
+    return Direction(torch.randn(dim, generator=torch.Generator().manual_seed(0)), "t", site)
 
 
 @pytest.mark.parametrize("family", list(tiny.FAMILIES))
@@ -43,9 +43,13 @@ def _img2img() -> object:
 
 def test_unknown_pipeline_is_named_and_hand_written_sites_steer_it() -> None:
     pipe = _img2img()
-    with pytest.raises(UnknownPipelineError, match="StableDiffusionImg2ImgPipeline"):
-        family_for(pipe)
-    d = _d(32)
+    bare = type("BarePipeline", (), {})()
+    with pytest.raises(UnknownPipelineError, match=r"BarePipeline.*no encode_prompt"):
+        family_for(bare)
+    generic = family_for(pipe)  # not in the table: the generic adapter finds its site
+    assert generic.name == "generic:StableDiffusionImg2ImgPipeline"
+    assert [(s.name, s.output) for s in generic.sites] == [("text_encoder", "last_hidden_state")]
+    d = _d(32, "clip")
     site = SiteSpec("clip", "text_encoder", "last_hidden_state", "tokens")
     steerer = Steerer({"clip": d}, strength=0.5, sites=[site])
     with pytest.raises(XSteerError, match="encode adapter"):
@@ -74,7 +78,7 @@ def test_a_site_the_pipeline_does_not_compute_fails_clearly() -> None:
     pipe = tiny.shared("flux")  # FLUX calls CLIP with output_hidden_states=False
     bad = SiteSpec("clip", "text_encoder", "hidden_states[-2]", "tokens")
     with pytest.raises(XSteerError, match=r"no 'hidden_states\[-2\]'"):
-        Steerer({"clip": _d(32)}, sites=[bad]).encode(pipe, "a cat", max_sequence_length=16)
+        Steerer({"clip": _d(32, "clip")}, sites=[bad]).encode(pipe, "a cat", max_sequence_length=16)
 
 
 def test_site_spec_validation() -> None:
@@ -83,7 +87,7 @@ def test_site_spec_validation() -> None:
     with pytest.raises(XSteerError, match="output field"):
         SiteSpec("s", "text_encoder", output="hidden_states[-2")
     with pytest.raises(XSteerError, match="no site 'nope'"):
-        Steerer({"nope": _d(32)}).bind(tiny.shared("sd"))
+        Steerer({"nope": _d(32, "nope")}).bind(tiny.shared("sd"))
 
 
 def test_package_exports_are_lazy_and_complete() -> None:

@@ -14,7 +14,8 @@ PROMPT = "a cat runs"
 
 
 def _dir(dim: int) -> Direction:
-    return Direction(torch.randn(dim, generator=torch.Generator().manual_seed(3)), "test", "x")
+    return Direction(torch.randn(dim, generator=torch.Generator().manual_seed(3)), "test",
+                     "text_encoder")
 
 
 def _capture_kwarg(module: torch.nn.Module, run: Any) -> list[torch.Tensor]:

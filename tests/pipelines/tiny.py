@@ -174,6 +174,46 @@ def tiny_qwenimage(seed: int = 0) -> Any:
                              text_encoder=te, tokenizer=clip_tokenizer(1024), transformer=tr)
 
 
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+
+def tiny_zimage(seed: int = 0) -> Any:
+    """Z-Image layout: a Qwen3 LLM (hidden 16), penultimate hidden state, chat template."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(seed + 2)
+    tr = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=4,
+                                  dim=32, n_layers=1, n_refiner_layers=1, n_heads=2, n_kv_heads=2,
+                                  cap_feat_dim=16, axes_dims=[4, 6, 6], axes_lens=[256, 32, 32])
+    torch.manual_seed(seed + 1)
+    te = Qwen3Model(Qwen3Config(vocab_size=VOCAB, hidden_size=16, intermediate_size=37,
+                                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                head_dim=8, max_position_embeddings=512)).eval()
+    tok = clip_tokenizer(32)
+    tok.chat_template = CHAT_TEMPLATE
+    vae = _vae(seed, latent_channels=4, blocks=(4,), use_quant_conv=False,
+               use_post_quant_conv=False, shift_factor=0.06, scaling_factor=1.5)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=te,
+                          tokenizer=tok, transformer=tr)
+
+
+def tiny_wan22(seed: int = 0) -> Any:
+    """Wan 2.2 A14B layout: two experts (high and low noise) over one UMT5 site."""
+    import copy
+
+    pipe = tiny_wan(seed)
+    torch.manual_seed(seed + 5)
+    second = copy.deepcopy(pipe.transformer)
+    for p in second.parameters():
+        p.data.add_(0.01 * torch.randn_like(p))
+    from diffusers import WanPipeline
+
+    return WanPipeline(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
+                       scheduler=pipe.scheduler, transformer=pipe.transformer,
+                       transformer_2=second, boundary_ratio=0.5)
+
+
 def tiny_t2v(seed: int = 0) -> Any:
     """ModelScope/ZeroScope layout (`TextToVideoSDPipeline`): CLIP (32) + a tiny 3D UNet."""
     from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
@@ -283,6 +323,9 @@ FAMILIES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
                                          "max_sequence_length": 16,
                                          "prompt_template": {"template": "{}", "crop_start": 0}}),
     "wan": (tiny_wan, {"height": 16, "width": 16, "num_frames": 5, "max_sequence_length": 16}),
+    "wan22": (tiny_wan22, {"height": 16, "width": 16, "num_frames": 5,
+                           "max_sequence_length": 16}),
+    "zimage": (tiny_zimage, {"height": 32, "width": 32, "max_sequence_length": 32}),
 }
 
 

@@ -62,6 +62,10 @@ class Alignment(HubMixin):
         provenance: data records of the benign prompts it was fitted on (never target-side unsafe).
         benign_stats: `benign_stats` of the target features (for magnitude calibration).
         fit_stats: held-out R² / retrieval top-1, row counts, timings, the map's learned scalars.
+        target_encoder: what identifies the target encoder (model id, revision, architecture
+            digest, and for a pipeline site its class, site and weight probe); every direction
+            transported through the alignment carries it as ``meta["encoder"]``, and
+            `xsteer.pipelines.Steerer` compares it with the pipeline it binds to.
     """
 
     map: AlignmentMap
@@ -74,6 +78,7 @@ class Alignment(HubMixin):
     provenance: Provenance = field(default_factory=Provenance)
     benign_stats: dict[str, torch.Tensor] = field(default_factory=dict)
     fit_stats: dict[str, Any] = field(default_factory=dict)
+    target_encoder: dict[str, Any] = field(default_factory=dict)
 
     _artifact_name = "alignment"
 
@@ -100,7 +105,8 @@ class Alignment(HubMixin):
     @classmethod
     def fit(cls, X_src: Any, Y_tgt: Any, method: str | AlignmentMap = "ridge", *,
             source: tuple[str, str], target: tuple[str, str], data: Sequence[DataRecord],
-            holdout: float = 0.2, seed: int = 0, **map_params: Any) -> Alignment:
+            holdout: float = 0.2, seed: int = 0, target_encoder: dict[str, Any] | None = None,
+            **map_params: Any) -> Alignment:
         """Fit a map on benign features ``X_src`` ``(n, ds)`` → ``Y_tgt`` ``(n, dt)``.
 
         ``source``/``target`` are ``(model_id, site)``; ``data`` are the records of the benign
@@ -145,7 +151,8 @@ class Alignment(HubMixin):
         return cls(map=fitted, source_model=source[0], source_site=source[1],
                    source_dim=X.shape[1], target_model=target[0], target_site=target[1],
                    target_dim=Y.shape[1], provenance=Provenance(records),
-                   benign_stats=compute_benign_stats(Y), fit_stats=stats)
+                   benign_stats=compute_benign_stats(Y), fit_stats=stats,
+                   target_encoder=dict(target_encoder or {}))
 
     # -- use -------------------------------------------------------------------------------------
     def transform(self, X: Any) -> torch.Tensor:
@@ -205,6 +212,8 @@ class Alignment(HubMixin):
             "calibration": calibrate, "norm_before_calibration": float(raw.norm()),
             "alignment_fit": {k: self.fit_stats.get(k) for k in ("heldout_r2", "heldout_top1", "n_fit")},
         }
+        if self.target_encoder:
+            meta["encoder"] = dict(self.target_encoder)
         return Direction(vector=vec, model_id=self.target_model, site=self.target_site,
                          category=direction.category, origin="transported",
                          method=f"transported:{self.map.name}", provenance=provenance, meta=meta)
@@ -218,7 +227,7 @@ class Alignment(HubMixin):
             "source": {"model_id": self.source_model, "site": self.source_site,
                        "dim": self.source_dim},
             "target": {"model_id": self.target_model, "site": self.target_site,
-                       "dim": self.target_dim},
+                       "dim": self.target_dim, "encoder": self.target_encoder},
             "data": self.provenance.to_list(), "saw_unsafe": self.provenance.summary(),
             "fit_stats": self.fit_stats,
         }
@@ -261,7 +270,8 @@ class Alignment(HubMixin):
         return cls(map=m, source_model=source[0], source_site=source[1], source_dim=source[2],
                    target_model=target[0], target_site=target[1], target_dim=target[2],
                    provenance=Provenance.from_list(meta.get("data")), benign_stats=stats,
-                   fit_stats=dict(meta.get("fit_stats") or {}))
+                   fit_stats=dict(meta.get("fit_stats") or {}),
+                   target_encoder=dict(tgt.get("encoder") or {}))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Alignment:

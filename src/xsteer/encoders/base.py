@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from xsteer.encoders.cache import EmbeddingCache
+from xsteer.encoders.identity import config_digest
 from xsteer.encoders.pooling import check_pooling
 from xsteer.errors import XSteerError
 from xsteer.site import Site
@@ -154,5 +155,6 @@ def encoder_meta(encoder: Encoder, layer: int | None = None,
         "drop_bos": encoder.drop_bos,
         "dim": encoder.dim,
         "num_layers": encoder.num_layers,
+        "config_sha": config_digest(getattr(encoder, "config", None)),
         **encoder.cache_settings(),
     }

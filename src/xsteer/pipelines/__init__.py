@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CallRecord": "hooks",
     "FAMILIES": "sites", "Family": "sites", "SiteSpec": "sites", "UnknownPipelineError": "sites",
-    "family_for": "sites",
+    "family_for": "generic",
     "BRANCHES": "steerer", "DEFAULT_BRANCH": "steerer", "GenerationResult": "steerer",
     "Steerer": "steerer", "SteeringHandle": "steerer", "site_features": "steerer",
     "generate_samples": "generate", "load_pipeline": "generate", "read_prompts": "generate",
@@ -46,13 +46,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
+    from xsteer.pipelines.generic import family_for
     from xsteer.pipelines.hooks import CallRecord
     from xsteer.pipelines.sites import (
         FAMILIES,
         Family,
         SiteSpec,
         UnknownPipelineError,
-        family_for,
     )
     from xsteer.pipelines.steerer import (
         BRANCHES,

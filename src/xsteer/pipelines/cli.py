@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,9 +23,12 @@ def generate_cmd(
     allow_negative: Annotated[bool, Opt("--allow-negative", help="allow a negative strength "
                                         "(steers toward unsafe)")] = False,
     site: Annotated[str | None, Opt("--site", help="site to steer (default: the one the "
-                                    "direction names, else the family's default)")] = None,
-    gate: Annotated[list[Path] | None, Opt("--gate", help="Gate artifact folder (repeat per "
-                                           "category); needed by gated/clamp")] = None,
+                                    "direction records; it must match)")] = None,
+    force: Annotated[bool, Opt("--force", help="steer even if the direction was made for "
+                               "another site or encoder (the manifest records it)")] = False,
+    gate: Annotated[list[Path] | None, Opt("--gate", help="gate folder from `xsteer gate "
+                                           "calibrate` (one gate, or one per category; "
+                                           "repeatable); needed by gated/clamp")] = None,
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
                                               "of a DirectionSet")] = None,
     branch: Annotated[str, Opt("--branch", help="conditional (prompt_embeds path) or both "
@@ -37,6 +40,8 @@ def generate_cmd(
     height: Annotated[int | None, Opt("--height")] = None,
     width: Annotated[int | None, Opt("--width")] = None,
     num_frames: Annotated[int | None, Opt("--num-frames", help="video pipelines only")] = None,
+    max_sequence_length: Annotated[int | None, Opt("--max-sequence-length", help="T5/UMT5/LLM "
+                                   "encoders: the length align and gate calibrate used")] = None,
     fps: Annotated[int, Opt("--fps")] = 8,
     compare: Annotated[bool, Opt("--compare", help="also write the unsteered output (same "
                                  "seed) and a side-by-side grid")] = False,
@@ -51,19 +56,25 @@ def generate_cmd(
     from xsteer.errors import XSteerError
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
     from xsteer.pipelines.steerer import Steerer
-    from xsteer.steer import Gate
+    from xsteer.steer import load_gates
 
     check_strength(strength, allow_negative)
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
     dirs = load_directions(direction)
-    gates = {g.category: g for g in (Gate.from_pretrained(str(p)) for p in gate or [])}
+    gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
+    source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
+    if source_side:
+        raise XSteerError(f"gate(s) {source_side} were calibrated in the source model; steering "
+                          "scores prompts at the pipeline's site: calibrate with "
+                          "--target-pipeline")
     steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
-                      gates=gates or None, categories=category)
+                      gates=gates or None, categories=category, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
-             "width": width, "num_frames": num_frames}
+             "width": width, "num_frames": num_frames,
+             "max_sequence_length": max_sequence_length}
     call_kwargs = {k: v for k, v in extra.items() if v is not None}
     manifests = generate_samples(pipe, steerer, texts, out, seed=seed, steps=steps,
                                  compare=compare, branch=branch, call_kwargs=call_kwargs,
@@ -73,6 +84,33 @@ def generate_cmd(
                f"{branch}, mode {mode}, strength {strength})")
 
 
+def sites_cmd(
+    pipeline: Annotated[str | None, Opt("--pipeline", help="a pipeline (Hub id or folder): "
+                                        "load its text encoders and list its sites")] = None,
+) -> None:
+    """List the site-table families and their sites, or the sites of one pipeline."""
+    from xsteer.pipelines.sites import FAMILIES
+
+    def show(name: str, classes: tuple[str, ...], sites: list[Any], default: str) -> None:
+        typer.echo(f"{name} ({', '.join(classes)}); default site: {default}")
+        for s in sites:
+            typer.echo(f"  {s.name:<24} {s.component}.{s.output} ({s.kind})")
+
+    if pipeline is None:
+        for fam in FAMILIES.values():
+            show(fam.name, fam.classes, list(fam.sites), fam.default_site)
+        typer.echo("other pipelines with encode_prompt + prompt_embeds: the generic adapter "
+                   "(xsteer sites --pipeline ID shows what it finds)")
+        return
+    from xsteer.pipelines.components import load_text_side
+    from xsteer.pipelines.generic import family_for
+
+    pipe = load_text_side(pipeline, echo=typer.echo)
+    fam = family_for(pipe)
+    show(fam.name, fam.classes, list(fam.sites), fam.default_site)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``generate`` to the ``xsteer`` app."""
+    """Add ``generate`` and ``sites`` to the ``xsteer`` app."""
     app.command("generate")(generate_cmd)
+    app.command("sites")(sites_cmd)

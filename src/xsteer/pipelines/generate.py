@@ -123,7 +123,7 @@ def generate_samples(pipe: Any, steerer: Steerer, prompts: Sequence[str], out_di
     kw["output_type"] = "np"
     if steps is not None:
         kw["num_inference_steps"] = steps
-    bound = steerer.bind(pipe)
+    bound = steerer.binding(pipe)
     fam = steerer.family(pipe)
     manifests = []
     for i, prompt in enumerate(prompts):
@@ -154,12 +154,11 @@ def generate_samples(pipe: Any, steerer: Steerer, prompts: Sequence[str], out_di
             "pipeline_class": type(pipe).__name__, "family": fam.name, "video": video,
             "prompt": prompt, "seed": s, "steps": steps, "branch": branch,
             "mode": steerer.mode, "strength": steerer.strength,
-            "sites": {site.name: {"component": site.component, "output": site.output,
-                                  "kind": site.kind, "mode": st.mode, "strength": st.strength,
-                                  "direction_model": st.directions.model_id,
-                                  "direction_site": st.directions.site,
-                                  "categories": st.active_categories()}
-                      for site, st in bound},
+            "sites": {b.site.name: {"component": b.site.component, "output": b.site.output,
+                                    "kind": b.site.kind, "mode": b.steering.mode,
+                                    "strength": b.steering.strength,
+                                    "categories": b.steering.active_categories(), **b.check}
+                      for b in bound},
             "gate": gate, "steered": {site: any(c.values()) for site, c in gate.items()},
             "call_kwargs": _jsonable(kw), "timings": timings, "files": files,
         }

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
-from xsteer.pipelines.sites import SiteSpec
+from xsteer.pipelines.sites import SiteSpec, hooks_suspended
 from xsteer.steer import Steering
 from xsteer.tensors import masked_mean
 
@@ -109,6 +109,8 @@ def steering_hook(site: SiteSpec, steering: Steering, records: list[CallRecord],
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              output: Any) -> Any:
+        if hooks_suspended():
+            return None
         states = read_site(output, site)
         mask = token_mask(args, kwargs, states, prefix) if site.kind == "tokens" else None
         new, dec = steering.apply(states, mask)
@@ -126,6 +128,8 @@ def capture_hook(site: SiteSpec, store: list[torch.Tensor], prefix: int = 0) -> 
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              output: Any) -> None:
+        if hooks_suspended():
+            return
         states = read_site(output, site)
         mask = token_mask(args, kwargs, states, prefix) if site.kind == "tokens" else None
         store.append(masked_mean(states.detach(), mask).float().cpu())

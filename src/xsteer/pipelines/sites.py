@@ -18,9 +18,11 @@ path needs. Pipelines the table does not know can be steered by passing `SiteSpe
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +136,27 @@ class Family:
                           f"{[s.name for s in self.sites]}")
 
 
+# While set, steering and capture hooks pass outputs through untouched (per thread and task).
+_SUSPENDED: contextvars.ContextVar[bool] = contextvars.ContextVar("xsteer_unsteered",
+                                                                  default=False)
+
+
+@contextlib.contextmanager
+def unsteered() -> Iterator[None]:
+    """Inside, xsteer's hooks leave encoder outputs alone: for an adapter that must encode the
+    negative prompt itself (the pipeline refuses positive embeds without negative ones)."""
+    token = _SUSPENDED.set(True)
+    try:
+        yield
+    finally:
+        _SUSPENDED.reset(token)
+
+
+def hooks_suspended() -> bool:
+    """Whether `unsteered` is active here."""
+    return _SUSPENDED.get()
+
+
 # -- encode adapters: the pipeline's own encode_prompt, positive prompt only, no CFG --------------
 def call_default(pipe: Any, key: str, kw: dict[str, Any]) -> Any:
     """``kw[key]`` if the caller set it, else the pipeline ``__call__`` default for it."""
@@ -197,6 +220,24 @@ def _encode_hunyuan(pipe: Any, prompts: list[str],
             {"prompt_2"})
 
 
+def _encode_zimage(pipe: Any, prompts: list[str], kw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    # a list of (real tokens, dim) tensors, one per prompt: the pipeline drops the padding itself.
+    # With guidance on, Z-Image wants negative embeds next to positive ones: encode them here,
+    # unsteered
+    n = call_default(pipe, "max_sequence_length", kw)
+    pe, _ = pipe.encode_prompt(prompts, device=_device(pipe), do_classifier_free_guidance=False,
+                               max_sequence_length=n)
+    out: dict[str, Any] = {"prompt_embeds": pe}
+    if (call_default(pipe, "guidance_scale", kw) or 0) > 0:
+        neg = kw.get("negative_prompt") or ""
+        negs = [neg] * len(prompts) if isinstance(neg, str) else list(neg)
+        with unsteered():
+            out["negative_prompt_embeds"], _ = pipe.encode_prompt(
+                negs, device=_device(pipe), do_classifier_free_guidance=False,
+                max_sequence_length=n)
+    return out, {"negative_prompt"}
+
+
 def _encode_proving_ground(pipe: Any, prompts: list[str],
                            kw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     pe, mask = pipe.encode_prompt(prompts, _device(pipe))
@@ -227,6 +268,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
             SiteSpec("text_encoder_3", "text_encoder_3", "last_hidden_state", "tokens",
                      ("d_model",))),
            "text_encoder_3", encode=_encode_sd3),
+    # FLUX.1 dev and schnell (one class; schnell is the guidance-distilled 4-step model)
     Family("flux", ("FluxPipeline",),
            (SiteSpec("text_encoder.pooled", "text_encoder", "pooler_output", "pooled",
                      ("hidden_size",)),
@@ -258,14 +300,23 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            (SiteSpec("text_encoder", "text_encoder", "last_hidden_state", "tokens",
                      ("hidden_size",)),), "text_encoder", video=None,
            encode=_encode_proving_ground),
+    # Wan 2.1 and 2.2: one UMT5 site. Wan 2.2 A14B's two experts (transformer, transformer_2)
+    # and the 5B TI2V (expand_timesteps) all read the same prompt_embeds, so steering the site
+    # steers both experts at every step
     Family("wan", ("WanPipeline",),
            (SiteSpec("text_encoder", "text_encoder", "last_hidden_state", "tokens",
                      ("d_model",)),), "text_encoder", video=True, encode=_encode_t5_video),
+    # Z-Image (Turbo): a Qwen3 LLM read at its penultimate hidden state under a chat template,
+    # masked, the padding dropped per prompt
+    Family("zimage", ("ZImagePipeline",),
+           (SiteSpec("text_encoder", "text_encoder", "hidden_states[-2]", "tokens",
+                     ("hidden_size",)),), "text_encoder", encode=_encode_zimage),
 )}
 
 
-def family_for(pipe: Any) -> Family:
-    """The table entry for ``pipe``'s class (or the nearest base class the table knows)."""
+def table_family(pipe: Any) -> Family:
+    """The table entry for ``pipe``'s class (or the nearest base class the table knows); use
+    `xsteer.pipelines.family_for`, which falls back to the generic adapter."""
     for cls in type(pipe).__mro__:
         for fam in FAMILIES.values():
             if cls.__name__ in fam.classes:

@@ -29,6 +29,8 @@ import torch
 
 from xsteer.directions import Direction, DirectionSet
 from xsteer.errors import DimensionMismatchError, XSteerError
+from xsteer.pipelines.binding import Binding, bind_site
+from xsteer.pipelines.generic import family_for
 from xsteer.pipelines.hooks import (
     CallRecord,
     capture_hook,
@@ -41,7 +43,7 @@ from xsteer.pipelines.sites import (
     SiteSpec,
     UnknownPipelineError,
     custom_family,
-    family_for,
+    table_family,
 )
 from xsteer.steer import Gate, Steering
 
@@ -111,8 +113,9 @@ class Steerer:
     """Steer a pipeline's text conditioning with a direction per text-encoder site.
 
     Args:
-        directions: a `Direction`/`DirectionSet` (steers the site it names, else the family's
-            default site), or a mapping ``{site name: Direction | DirectionSet | Steering}``.
+        directions: a `Direction`/`DirectionSet` (steers exactly the site it records, see
+            `xsteer.pipelines.binding`), or a mapping ``{site name: Direction | DirectionSet |
+            Steering}`` (each direction must be for that site).
         mode, strength, categories, inner: passed to `xsteer.steer.Steering` for every site not
             given as a ready `Steering`.
         gates: for ``mode="gated"``: a `Gate`, ``{category: Gate}`` (same for every site), or
@@ -126,8 +129,10 @@ class Steerer:
     def __init__(self, directions: SiteValue | Mapping[str, SiteValue], *,
                  mode: str = "additive", strength: float = 1.0, gates: GateSpec = None,
                  categories: list[str] | None = None, inner: str = "additive",
-                 sites: Sequence[SiteSpec] | None = None, encode: EncodeFn | None = None) -> None:
+                 sites: Sequence[SiteSpec] | None = None, encode: EncodeFn | None = None,
+                 force: bool = False) -> None:
         self.mode, self.strength, self.inner = mode, float(strength), inner
+        self.force = bool(force)
         self.sites = list(sites) if sites is not None else None
         self.encode_fn = encode
         items = dict(directions) if _is_site_map(directions) else {None: directions}  # type: ignore[arg-type]
@@ -170,23 +175,20 @@ class Steerer:
             fam = family_for(pipe)
             return fam if self.encode_fn is None else Family(
                 fam.name, fam.classes, fam.sites, fam.default_site, fam.video, self.encode_fn)
-        try:
-            known = family_for(pipe).encode
+        try:  # hand-written sites take the table's adapter, or the one passed
+            known = table_family(pipe).encode
         except UnknownPipelineError:
             known = None
         return custom_family(pipe, self.sites, self.encode_fn or known)
 
-    def bind(self, pipe: Any) -> list[tuple[SiteSpec, Steering]]:
-        """Match each direction to a site of ``pipe`` and check hidden sizes."""
+    def binding(self, pipe: Any) -> list[Binding]:
+        """Bind each direction to the exact site it records (`bind_site`; a mismatch of site or
+        encoder raises `SiteBindingError` unless ``force``) and check hidden sizes."""
         fam = self.family(pipe)
-        bound: list[tuple[SiteSpec, Steering]] = []
+        bound: list[Binding] = []
         for key, steering in self._items.items():
-            if key is None:
-                named = steering.directions.site
-                site = fam.site(named if named in {s.name for s in fam.sites}
-                                else fam.default_site)
-            else:
-                site = fam.site(key)
+            b = bind_site(fam, pipe, key, steering, force=self.force)
+            site = b.site
             dim = site.dim(pipe)
             if steering.dim != dim:
                 same = [s.name for s in fam.sites if _safe_dim(s, pipe) == steering.dim]
@@ -196,8 +198,12 @@ class Steerer:
                     f"direction for site {site.name!r} ({steering.directions.model_id})",
                     steering.dim, f"{type(pipe).__name__} site {site.name!r} "
                     f"({site.component}.{site.output}) hidden size", dim, hint=hint)
-            bound.append((site, steering))
+            bound.append(b)
         return bound
+
+    def bind(self, pipe: Any) -> list[tuple[SiteSpec, Steering]]:
+        """``(site, steering)`` per direction, as `binding` resolves them."""
+        return [(b.site, b.steering) for b in self.binding(pipe)]
 
     # -- hook path --------------------------------------------------------------------------------
     def patch(self, pipe: Any) -> SteeringHandle:

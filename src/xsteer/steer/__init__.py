@@ -4,7 +4,7 @@ What does not live here: hooking a diffusers pipeline (`xsteer.pipelines.Steerer
 source-side gate that the transport study measures (``experiments/source_gate.py``), and
 `masked_mean`, which is re-exported here from `xsteer.tensors`."""
 
-from xsteer.steer.gate import Gate
+from xsteer.steer.gate import Gate, empirical_quantile, load_gates
 from xsteer.steer.operators import (
     additive,
     clamp_along,
@@ -21,7 +21,9 @@ __all__ = [
     "Steering",
     "additive",
     "clamp_along",
+    "empirical_quantile",
     "harm_score",
+    "load_gates",
     "masked_mean",
     "project_out",
     "project_out_subspace",

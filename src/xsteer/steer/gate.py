@@ -12,6 +12,7 @@ benign prompts trigger it; prompts under it keep their embeddings bit-identical.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ from xsteer.hub import HubMixin
 from xsteer.io import load_artifact, save_artifact
 from xsteer.provenance import DataRecord, Provenance, require_benign
 from xsteer.steer.operators import harm_score
+
+
+def empirical_quantile(scores: torch.Tensor, quantile: float) -> float:
+    """THE threshold rule: the plain empirical ``quantile`` of benign scores (linear
+    interpolation). One function, so a finite-sample (conformal) rule can replace it."""
+    return float(torch.quantile(torch.as_tensor(scores).double(), quantile))
+
+
+ThresholdFn = Callable[[torch.Tensor, float], float]
 
 
 @dataclass(eq=False)  # holds tensors: == compares identity instead of raising
@@ -51,8 +61,10 @@ class Gate(HubMixin):
     @classmethod
     def calibrate(cls, benign: torch.Tensor, direction: torch.Tensor, quantile: float = 0.99,
                   center: torch.Tensor | None = None, category: str = "global",
-                  data: DataRecord | None = None) -> Gate:
-        """Fit the threshold on benign pooled embeddings ``(n, dim)`` only."""
+                  data: DataRecord | None = None,
+                  threshold_fn: ThresholdFn = empirical_quantile) -> Gate:
+        """Fit the threshold on benign pooled embeddings ``(n, dim)`` only
+        (``threshold_fn(scores, quantile)``, by default `empirical_quantile`)."""
         if data is not None:
             require_benign("gate calibration", data)
         B = torch.as_tensor(benign).detach().float()
@@ -68,11 +80,13 @@ class Gate(HubMixin):
                                          B.shape[1])
         c = B.mean(0) if center is None else torch.as_tensor(center).float()
         scores = harm_score(B, d, c)
-        tau = float(torch.quantile(scores.double(), quantile))
+        tau = float(threshold_fn(scores, quantile))
         prov = Provenance([data] if data is not None else [])
         return cls(direction=d, center=c, threshold=tau, quantile=quantile, category=category,
                    provenance=prov, meta={"benign_n": int(B.shape[0]),
-                                          "benign_score_std": float(scores.std())})
+                                          "benign_score_std": float(scores.std()),
+                                          "threshold_rule": getattr(threshold_fn, "__name__",
+                                                                    str(threshold_fn))})
 
     def scores(self, pooled: torch.Tensor) -> torch.Tensor:
         return harm_score(torch.as_tensor(pooled).float(), self.direction, self.center)
@@ -99,3 +113,17 @@ class Gate(HubMixin):
             raise ArtifactError(f"{directory}: gate artifact lacks {exc}") from exc
         require_benign("gate calibration", g.provenance)
         return g
+
+
+def load_gates(path: str | os.PathLike[str]) -> dict[str, Gate]:
+    """``{category: Gate}`` from one gate folder or a folder of per-category gate folders
+    (what ``xsteer gate calibrate --per-category`` writes)."""
+    p = Path(path).expanduser()
+    if (p / "gate.json").is_file():
+        g = Gate.from_pretrained(str(p))
+        return {g.category: g}
+    subs = sorted(q for q in p.iterdir() if (q / "gate.json").is_file()) if p.is_dir() else []
+    if not subs:
+        raise ArtifactError(f"{p}: neither a gate folder (gate.json) nor a folder of gate folders")
+    gates = [Gate.from_pretrained(str(q)) for q in subs]
+    return {g.category: g for g in gates}

