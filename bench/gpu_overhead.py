@@ -25,11 +25,10 @@ variant over the unsteered call. ``--tiny`` runs the same code with tiny configs
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -87,16 +86,13 @@ TINY_CALLS = {"flux": dict(height=16, width=16, num_inference_steps=2, guidance_
                             guidance_scale=4.0, max_sequence_length=16)}
 
 
-@contextlib.contextmanager
-def _building(device: str, dtype: torch.dtype) -> Iterator[None]:
-    """Create parameters directly on ``device`` in ``dtype`` (no fp32 copy on the host)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            yield
-    finally:
-        torch.set_default_dtype(old)
+def _make(factory: Callable[[], Any], device: str, dtype: torch.dtype) -> Any:
+    """Create a model's parameters directly on ``device`` (float32, the dtype every init supports;
+    rotary tables and complex buffers need it), then cast to ``dtype`` before the next model is
+    built, so the float32 copy of only one model exists at a time."""
+    with torch.device(device):
+        model = factory()
+    return model.to(dtype)
 
 
 def build_flux(tiny: bool, device: str, dtype: torch.dtype) -> Any:
@@ -111,11 +107,11 @@ def build_flux(tiny: bool, device: str, dtype: torch.dtype) -> Any:
     from xsteer.pipelines.tiny import tiny_tokenizer
 
     t = TINY if tiny else {}
-    with _building(device, dtype):
-        tr = FluxTransformer2DModel(**t.get("flux_transformer", FLUX_TRANSFORMER))
-        vae = AutoencoderKL(**t.get("flux_vae", FLUX_VAE))
-        clip = CLIPTextModel(CLIPTextConfig(**t.get("clip", CLIP_L)))
-        t5 = T5EncoderModel(T5Config(**t.get("t5", T5_XXL)))
+    tr = _make(lambda: FluxTransformer2DModel(**t.get("flux_transformer", FLUX_TRANSFORMER)),
+               device, dtype)
+    vae = _make(lambda: AutoencoderKL(**t.get("flux_vae", FLUX_VAE)), device, dtype)
+    clip = _make(lambda: CLIPTextModel(CLIPTextConfig(**t.get("clip", CLIP_L))), device, dtype)
+    t5 = _make(lambda: T5EncoderModel(T5Config(**t.get("t5", T5_XXL))), device, dtype)
     n = (TINY_CALLS if tiny else REAL_CALLS)["flux"]["max_sequence_length"]
     return FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=clip,
                         tokenizer=tiny_tokenizer(77), text_encoder_2=t5,
@@ -134,11 +130,12 @@ def build_wan22(tiny: bool, device: str, dtype: torch.dtype) -> Any:
     from xsteer.pipelines.tiny import tiny_tokenizer
 
     t = TINY if tiny else {}
-    with _building(device, dtype):
-        high = WanTransformer3DModel(**t.get("wan_transformer", WAN22_TRANSFORMER))
-        low = WanTransformer3DModel(**t.get("wan_transformer", WAN22_TRANSFORMER))
-        vae = AutoencoderKLWan(**t.get("wan_vae", WAN_VAE))
-        umt5 = UMT5EncoderModel(UMT5Config(**t.get("t5", UMT5_XXL)))
+    def expert() -> Any:
+        return WanTransformer3DModel(**t.get("wan_transformer", WAN22_TRANSFORMER))
+
+    high, low = _make(expert, device, dtype), _make(expert, device, dtype)
+    vae = _make(lambda: AutoencoderKLWan(**t.get("wan_vae", WAN_VAE)), device, dtype)
+    umt5 = _make(lambda: UMT5EncoderModel(UMT5Config(**t.get("t5", UMT5_XXL))), device, dtype)
     n = (TINY_CALLS if tiny else REAL_CALLS)["wan22"]["max_sequence_length"]
     return WanPipeline(tokenizer=tiny_tokenizer(n), text_encoder=umt5, vae=vae,
                        scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), transformer=high,
