@@ -83,7 +83,7 @@ def main(run: Path, out: Path,
     """Write the grid PNG."""
     img = grid(run, rows, scale, n_benign)
     out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out, optimize=True)
+    img.quantize(256).save(out, optimize=True)  # a palette PNG: a fraction of the size
     typer.echo(f"wrote {out} ({img.size[0]}x{img.size[1]})")
 
 
