@@ -22,3 +22,30 @@ def test_sweep_configs_the_fuzzer_found(tmp_path: Path, extra: str, match: str) 
     code, err = run_cli("sweep", tmp_path / "s.yaml", "--out", tmp_path / "out")
     assert code == 2 and err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    from tests.fuzz_artifacts import save_pair
+
+    save_pair(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("which", "edit", "match"), [
+    ("align", lambda m: m["map_params"].update(alphas="layer:-1/mean"),
+     "alignment metadata is malformed: ValueError"),
+    ("dirs", lambda m: m.update(members=[{"a": 1}]),
+     "direction-set metadata is malformed: TypeError"),
+    ("dirs", lambda m: m["members"]["global"].update(dim="x"),
+     "direction-set metadata is malformed"),
+])
+def test_sealed_artifact_edits_the_fuzzer_found(saved: Path, which: str, edit, match: str) -> None:
+    from tests.artifacts import edit_json
+
+    name = {"dirs": "direction_set.json", "align": "alignment.json"}[which]
+    edit_json(saved / which / name, edit)
+    code, err = run_cli("transport", saved / "dirs", "--alignment", saved / "align", "--out",
+                        saved / "out")
+    assert code == 2 and err.count("\n") == 1 and match in err and "--debug" not in err, err
+    assert not (saved / "out").exists()
