@@ -9,6 +9,8 @@ xsteer.errors.DimensionMismatchError: dimension mismatch: direction has dim 640 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -75,3 +77,23 @@ def require(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtraError(module, extra) from exc
+
+
+@contextlib.contextmanager
+def malformed(where: str, what: str) -> Iterator[None]:
+    """Turn a stray ``KeyError``/``TypeError``/``ValueError`` ... raised while reading saved
+    metadata into an `ArtifactError` naming the file; xsteer's own errors pass through.
+
+    >>> with malformed("d/alignment.json", "alignment metadata"):
+    ...     float("l")
+    Traceback (most recent call last):
+    ...
+    xsteer.errors.ArtifactError: d/alignment.json: alignment metadata is malformed: ValueError: could not convert string to float: 'l'
+    """
+    try:
+        yield
+    except XSteerError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        raise ArtifactError(f"{where}: {what} is malformed: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from exc

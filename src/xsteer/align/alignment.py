@@ -35,7 +35,13 @@ from xsteer.align.calibration import benign_stats as compute_benign_stats
 from xsteer.align.calibration import calibrate as calibrate_vector
 from xsteer.align.registry import get_map_class, make_map
 from xsteer.directions.direction import Direction, DirectionSet
-from xsteer.errors import ArtifactError, DimensionMismatchError, ProvenanceError, XSteerError
+from xsteer.errors import (
+    ArtifactError,
+    DimensionMismatchError,
+    ProvenanceError,
+    XSteerError,
+    malformed,
+)
 from xsteer.formatting import finite_or_none as _finite_or_none
 from xsteer.hub import HubMixin
 from xsteer.io import load_artifact, save_artifact
@@ -254,24 +260,26 @@ class Alignment(HubMixin):
             map_cls = get_map_class(name)
         except LookupError as exc:
             raise ArtifactError(f"{where}: {exc}") from exc
-        m = map_cls.from_state(params, _strip(tensors, "map."))
-        if m.in_dim != source[2]:
-            raise ArtifactError(f"{where}: JSON says source dim {source[2]} but the map tensors "
-                                f"take dim {m.in_dim}")
-        if m.out_dim != target[2]:
-            raise ArtifactError(f"{where}: JSON says target dim {target[2]} but the map tensors "
-                                f"give dim {m.out_dim}")
-        stats = _strip(tensors, "stats.")
-        if stats:
-            try:
-                check_stats(stats, target[2])
-            except (DimensionMismatchError, ArtifactError) as exc:
-                raise ArtifactError(f"{where}: {exc}") from exc
-        return cls(map=m, source_model=source[0], source_site=source[1], source_dim=source[2],
-                   target_model=target[0], target_site=target[1], target_dim=target[2],
-                   provenance=Provenance.from_list(meta.get("data")), benign_stats=stats,
-                   fit_stats=dict(meta.get("fit_stats") or {}),
-                   target_encoder=dict(tgt.get("encoder") or {}))
+        # a sealed but hand-edited JSON can hold any value: every stray error names the file
+        with malformed(f"{where}/alignment.json", "alignment metadata"):
+            m = map_cls.from_state(params, _strip(tensors, "map."))
+            if m.in_dim != source[2]:
+                raise ArtifactError(f"{where}: JSON says source dim {source[2]} but the map tensors "
+                                    f"take dim {m.in_dim}")
+            if m.out_dim != target[2]:
+                raise ArtifactError(f"{where}: JSON says target dim {target[2]} but the map tensors "
+                                    f"give dim {m.out_dim}")
+            stats = _strip(tensors, "stats.")
+            if stats:
+                try:
+                    check_stats(stats, target[2])
+                except (DimensionMismatchError, ArtifactError) as exc:
+                    raise ArtifactError(f"{where}: {exc}") from exc
+            return cls(map=m, source_model=source[0], source_site=source[1], source_dim=source[2],
+                       target_model=target[0], target_site=target[1], target_dim=target[2],
+                       provenance=Provenance.from_list(meta.get("data")), benign_stats=stats,
+                       fit_stats=dict(meta.get("fit_stats") or {}),
+                       target_encoder=dict(tgt.get("encoder") or {}))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Alignment:

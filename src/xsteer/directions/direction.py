@@ -22,7 +22,13 @@ from typing import Any
 import torch
 
 from xsteer.categories import GLOBAL, normalize_category
-from xsteer.errors import ArtifactError, DimensionMismatchError, NonFiniteError, ProvenanceError
+from xsteer.errors import (
+    ArtifactError,
+    DimensionMismatchError,
+    NonFiniteError,
+    ProvenanceError,
+    malformed,
+)
 from xsteer.hub import HubMixin
 from xsteer.io import load_artifact, save_artifact
 from xsteer.provenance import Provenance
@@ -187,7 +193,8 @@ class Direction(HubMixin):
         tensors, meta = load_artifact(directory, "direction", kind="direction")
         if "vector" not in tensors:
             raise ArtifactError(f"{directory}: direction tensors lack 'vector'")
-        return cls.from_metadata(tensors["vector"], meta, where=str(directory))
+        with malformed(f"{directory}/direction.json", "direction metadata"):
+            return cls.from_metadata(tensors["vector"], meta, where=str(directory))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Direction:
@@ -286,16 +293,17 @@ class DirectionSet(HubMixin):
     @classmethod
     def _load_dir(cls, directory: Path) -> DirectionSet:
         tensors, meta = load_artifact(directory, "direction_set", kind="direction_set")
-        members = meta.get("members") or {}
-        if set(members) != set(tensors):
-            raise ArtifactError(f"{directory}: categories in JSON {sorted(members)} do not match "
-                                f"tensors {sorted(tensors)}")
-        order = meta.get("categories", list(members))
-        if not isinstance(order, list) or set(map(str, order)) != set(members):
-            raise ArtifactError(f"{directory}: 'categories' {order!r} do not match the members "
-                                f"{sorted(members)}")
-        return cls({k: Direction.from_metadata(tensors[k], members[k], where=f"{directory}[{k}]")
-                    for k in order})
+        with malformed(f"{directory}/direction_set.json", "direction-set metadata"):
+            members = meta.get("members") or {}
+            if set(members) != set(tensors):
+                raise ArtifactError(f"{directory}: categories in JSON {sorted(members)} do not match "
+                                    f"tensors {sorted(tensors)}")
+            order = meta.get("categories", list(members))
+            if not isinstance(order, list) or set(map(str, order)) != set(members):
+                raise ArtifactError(f"{directory}: 'categories' {order!r} do not match the members "
+                                    f"{sorted(members)}")
+            return cls({k: Direction.from_metadata(tensors[k], members[k],
+                                                   where=f"{directory}[{k}]") for k in order})
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> DirectionSet:

@@ -19,7 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "CallRecord": "hooks",
+    "CallRecord": "hooks", "encode_lock": "hooks",
     "FAMILIES": "sites", "Family": "sites", "SiteSpec": "sites", "UnknownPipelineError": "sites",
     "family_for": "generic",
     "BRANCHES": "steerer", "DEFAULT_BRANCH": "steerer", "GenerationResult": "steerer",
@@ -37,6 +37,7 @@ __all__ = [
     "Steerer",
     "SteeringHandle",
     "UnknownPipelineError",
+    "encode_lock",
     "family_for",
     "generate_samples",
     "load_pipeline",
@@ -47,7 +48,7 @@ __all__ = [
 if TYPE_CHECKING:
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
     from xsteer.pipelines.generic import family_for
-    from xsteer.pipelines.hooks import CallRecord
+    from xsteer.pipelines.hooks import CallRecord, encode_lock
     from xsteer.pipelines.sites import (
         FAMILIES,
         Family,

@@ -135,7 +135,10 @@ def generic_family(pipe: Any) -> Family:
     if not ok:
         raise UnknownPipelineError(f"no site table for {cls.__name__} and the generic adapter "
                                    f"cannot drive it ({why}); pass sites=[SiteSpec(...)] by hand")
-    sites = discover_sites(pipe)
+    from xsteer.pipelines.hooks import encode_lock
+
+    with encode_lock(pipe):  # discovery runs encode_prompt with temporary hooks: one at a time
+        sites = discover_sites(pipe)
     if not sites:
         raise UnknownPipelineError(
             f"{cls.__name__}: no text-encoder output equals the prompt_embeds its encode_prompt "

@@ -1,12 +1,21 @@
 """Reversible forward hooks on text encoders: read a site's states, steer them, write them back.
 
 A hook never touches weights or module attributes; it replaces one field of the encoder's output
-(a fresh object per call) and is removed through the `RemovableHandle` torch returns, so removing
-it restores the model exactly. Gate decisions are recorded per call so callers can report them.
+(a fresh object per call). Gate decisions are recorded per call so callers can report them.
+
+Hooks are scoped to the caller's context (its thread, or asyncio task): `activate` puts a hook in
+a `contextvars.ContextVar`, and one dispatcher hook per module, installed while any context has a
+hook active on it and removed with the last one, runs the hooks of the context that called the
+module. So threads sharing one pipeline never see each other's steering, and registering or
+removing a hook never mutates torch's hook dicts while another thread's forward reads them (the
+race a per-call ``register_forward_hook`` had).
 """
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,8 +146,97 @@ def capture_hook(site: SiteSpec, store: list[torch.Tensor], prefix: int = 0) -> 
     return hook
 
 
+@dataclass(eq=False)
+class _Entry:
+    module: torch.nn.Module
+    hook: Hook
+    alive: bool = True
+
+
+# The hooks active in this context, in activation order. A tuple, replaced (never mutated), so a
+# context copied into another thread or task holds a snapshot; `alive` turns off removed entries
+# in such copies too.
+_ACTIVE: contextvars.ContextVar[tuple[_Entry, ...]] = contextvars.ContextVar(
+    "xsteer_active_hooks", default=())
+_LOCK = threading.Lock()
+# module -> [torch handle of its dispatcher, number of live entries on it]
+_DISPATCHERS: weakref.WeakKeyDictionary[torch.nn.Module, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def _dispatch(module: torch.nn.Module, args: tuple[Any, ...], *rest: Any) -> Any:
+    entries = [e for e in _ACTIVE.get() if e.module is module and e.alive]
+    if not entries:
+        return None
+    # torch passes kwargs only while the hook is registered with_kwargs; a forward that read the
+    # hook dict just before the last user removed the dispatcher calls it without them
+    kwargs, output = rest if len(rest) == 2 else ({}, rest[-1])
+    changed = False
+    for e in entries:
+        res = e.hook(module, args, kwargs, output)
+        if res is not None:
+            output, changed = res, True
+    return output if changed else None
+
+
+class HookHandle:
+    """What `activate` returns: ``remove()`` turns the hook off (idempotent, from any thread)."""
+
+    def __init__(self, entry: _Entry) -> None:
+        self._entry = entry
+
+    def remove(self) -> None:
+        e = self._entry
+        with _LOCK:
+            if not e.alive:
+                return
+            e.alive = False
+            slot = _DISPATCHERS.get(e.module)
+            if slot is not None:
+                slot[1] -= 1
+                if slot[1] == 0:
+                    slot[0].remove()
+                    del _DISPATCHERS[e.module]
+        _ACTIVE.set(tuple(x for x in _ACTIVE.get() if x is not e))
+
+
+def activate(module: torch.nn.Module, hook: Hook) -> HookHandle:
+    """Run ``hook`` (a with-kwargs forward hook) on ``module``'s calls made in this context only.
+
+    The context is the calling thread (or asyncio task; `asyncio.to_thread` copies it along).
+    Calls of ``module`` from other threads do not see the hook. Undo with ``.remove()``.
+    """
+    entry = _Entry(module, hook)
+    with _LOCK:
+        slot = _DISPATCHERS.get(module)
+        if slot is None:
+            slot = [module.register_forward_hook(_dispatch, with_kwargs=True), 0]
+            _DISPATCHERS[module] = slot
+        slot[1] += 1
+    _ACTIVE.set((*_ACTIVE.get(), entry))
+    return HookHandle(entry)
+
+
 def prefix_of(pipe: Any, site: SiteSpec) -> int:
     """How many leading template tokens the pipeline drops for ``site`` (0 when none)."""
     if site.prefix_attr is None:
         return 0
     return int(getattr(pipe, site.prefix_attr, 0) or 0)
+
+
+_PIPE_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def encode_lock(pipe: Any) -> threading.RLock:
+    """The lock xsteer holds while it encodes prompts with ``pipe`` (one per pipeline, re-entrant).
+
+    A diffusers pipeline's tokenizers keep their padding/truncation settings in shared state that
+    each call rewrites, so two threads encoding with one pipeline at once can get each other's
+    padding (diffusers' own server example locks its tokenizers for this reason). `Steerer.encode`
+    and `site_features` hold this lock; a server that also encodes unsteered prompts with the same
+    pipeline should hold it too: ``with encode_lock(pipe): pipe.encode_prompt(...)``.
+    """
+    with _LOCK:
+        lock = _PIPE_LOCKS.get(pipe)
+        if lock is None:
+            lock = _PIPE_LOCKS[pipe] = threading.RLock()
+        return lock

@@ -33,7 +33,9 @@ from xsteer.pipelines.binding import Binding, bind_site
 from xsteer.pipelines.generic import family_for
 from xsteer.pipelines.hooks import (
     CallRecord,
+    activate,
     capture_hook,
+    encode_lock,
     prefix_of,
     steering_hook,
 )
@@ -207,14 +209,18 @@ class Steerer:
 
     # -- hook path --------------------------------------------------------------------------------
     def patch(self, pipe: Any) -> SteeringHandle:
-        """Register steering hooks on ``pipe``'s text encoders; call ``.remove()`` to undo."""
+        """Steer ``pipe``'s text encoders in this thread until ``.remove()``.
+
+        The hooks are scoped to the calling thread (or asyncio task): other threads calling the
+        same pipeline meanwhile are not steered (`xsteer.pipelines.hooks.activate`).
+        """
         fam = self.family(pipe)
         records: list[CallRecord] = []
         hooks: list[Any] = []
         try:
             for site, steering in self.bind(pipe):
                 hook = steering_hook(site, steering, records, prefix_of(pipe, site))
-                hooks.append(site.module(pipe).register_forward_hook(hook, with_kwargs=True))
+                hooks.append(activate(site.module(pipe), hook))
         except BaseException:
             for h in hooks:
                 h.remove()
@@ -244,7 +250,7 @@ class Steerer:
                               "branch cannot be steered alone; pass encode=... or use "
                               "branch='both' (hooks)")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        with self.apply(pipe) as handle, torch.no_grad():
+        with encode_lock(pipe), self.apply(pipe) as handle, torch.no_grad():
             embeds, consumed = fam.encode(pipe, prompts, dict(call_kwargs))
         return embeds, consumed, handle.records
 
@@ -287,13 +293,13 @@ def site_features(pipe: Any, prompts: Sequence[str], sites: Sequence[str] | None
         raise XSteerError(f"{type(pipe).__name__}: no encode adapter; pass encode=...")
     chosen = [fam.site(s) for s in sites] if sites is not None else list(fam.sites)
     stores: dict[str, list[torch.Tensor]] = {s.name: [] for s in chosen}
-    hooks = [s.module(pipe).register_forward_hook(capture_hook(s, stores[s.name],
-                                                               prefix_of(pipe, s)),
-                                                  with_kwargs=True) for s in chosen]
-    try:
-        with torch.no_grad():
-            enc(pipe, list(prompts), dict(call_kwargs))
-    finally:
-        for h in hooks:
-            h.remove()
+    with encode_lock(pipe):
+        hooks = [activate(s.module(pipe), capture_hook(s, stores[s.name], prefix_of(pipe, s)))
+                 for s in chosen]
+        try:
+            with torch.no_grad():
+                enc(pipe, list(prompts), dict(call_kwargs))
+        finally:
+            for h in hooks:
+                h.remove()
     return {name: torch.cat(v) for name, v in stores.items() if v}

@@ -64,8 +64,11 @@ def _check_types(cfg: SweepConfig) -> None:
         if not isinstance(getattr(cfg, key), str):
             raise ConfigError(f"{key} must be a string, got {getattr(cfg, key)!r}")
     for key in ("pipeline_kwargs", "generation", "call_kwargs", "metrics"):
-        if not isinstance(getattr(cfg, key) or {}, Mapping):
-            raise ConfigError(f"{key} must be a mapping, got {getattr(cfg, key)!r}")
+        value = getattr(cfg, key)
+        if value is None:  # `key:` with nothing after it in YAML
+            setattr(cfg, key, {})
+        elif not isinstance(value, Mapping):  # an empty list or string too, not only truthy ones
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
     for key in ("methods", "benchmarks", "judges", "prompt_settings"):
         if not isinstance(getattr(cfg, key), list):
             raise ConfigError(f"{key} must be a list, got {getattr(cfg, key)!r}")
