@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results proving-ground pg-directions pg-mmdit pg-mmdit-gemma clean
+.PHONY: install demo test test-fast lint bench results results-anchors proving-ground pg-directions pg-mmdit pg-mmdit-gemma clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: install
 
 results: install
 	$(PY) -m experiments.transport_study --out docs/results.md
+
+# The anchor learning curve to 20k (a cold cache encodes ~17.5k texts with Gemma: ~10 min idle).
+results-anchors: install
+	$(PY) -m experiments.anchor_scale --out docs/anchors_at_scale.md
 
 # The proving ground end to end (about 2 h on 2 CPU cores): judge, T2I, T2V (inflated from the
 # T2I), the three directions, and the experiment on both generators. Artifacts: $(PG).
