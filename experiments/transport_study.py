@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
+from experiments import heldout_study as hs
 from experiments import transport_experiment as ex
 from xsteer.encoders import get_encoder
 from xsteer.evaluate.metrics import auroc
@@ -172,6 +173,8 @@ def render(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "one here; the logistic judge's share is shown beside it).",
         "",
     ]
+    if meta.get("lead"):
+        out += hs.render_lead(meta["lead"])
     out += render_summary(results)
     for r in results:
         out += render_pair(r)
@@ -302,7 +305,7 @@ def parse_pairs(text: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def run(out: Path, json_path: Path | None, generic: int, jobs: int,
-        plan: Sequence[tuple[str, str]]) -> None:
+        plan: Sequence[tuple[str, str]], heldout: bool = True) -> None:
     """Run every pair in ``plan`` and write the page to ``out`` (and the raw numbers to
     ``json_path`` when given)."""
     # One thread: on a shared machine small BLAS calls stall badly under thread contention.
@@ -315,6 +318,7 @@ def run(out: Path, json_path: Path | None, generic: int, jobs: int,
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t = ex.Texts.build(n_generic=generic or None)
+    lead = hs.run_heldout(_log) if heldout else None
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -329,7 +333,7 @@ def run(out: Path, json_path: Path | None, generic: int, jobs: int,
             "load": f"{load:.1f}", "seconds": time.perf_counter() - t0,
             "n_generic": len(t.lists["generic"]), "n_train": len(t.train),
             "n_test": len(t.test), "n_nm_fit": len(t.nm_fit),
-            "n_nm_held": len(t.nm_held), "n_captions": len(t.lists["captions"])}
+            "n_nm_held": len(t.nm_held), "n_captions": len(t.lists["captions"]), "lead": lead}
     atomic_write_text(out, render(results, meta))
     if json_path:
         atomic_write_json(json_path, json.loads(json.dumps(
@@ -352,8 +356,10 @@ def cli(
                              "come from the cache)")] = min(2, os.cpu_count() or 1),
     pairs: Annotated[str | None, Opt("--pairs", help="comma list of source:target (default: the "
                                      "three shipped pairs)")] = None,
+    heldout: Annotated[bool, Opt("--heldout/--no-heldout", help="lead with both held-out sets "
+                                 "(gates, transport, intervals)")] = True,
 ) -> None:
-    run(out, json_path, generic, jobs, parse_pairs(pairs))
+    run(out, json_path, generic, jobs, parse_pairs(pairs), heldout)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -29,12 +29,14 @@ def test_cli_reads_the_options_run_needs(monkeypatch, tmp_path):
     monkeypatch.setattr(ts, "run", lambda *a: seen.update(args=a))
     with pytest.raises(SystemExit) as e:
         ts.main(["--out", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json"),
-                 "--generic", "5", "--jobs", "1", "--pairs", "a:b,c:d"])
+                 "--generic", "5", "--jobs", "1", "--pairs", "a:b,c:d", "--no-heldout"])
     assert e.value.code == 0
-    assert seen["args"] == (tmp_path / "r.md", tmp_path / "r.json", 5, 1, (("a", "b"), ("c", "d")))
+    assert seen["args"] == (tmp_path / "r.md", tmp_path / "r.json", 5, 1, (("a", "b"), ("c", "d")),
+                            False)
     with pytest.raises(SystemExit):
         ts.main([])
     assert seen["args"][0] == ts.Path("docs/results.md") and seen["args"][4] == ts.PAIRS
+    assert seen["args"][5] is True  # the page leads with both held-out sets by default
 
 
 def test_bad_pairs_are_refused():

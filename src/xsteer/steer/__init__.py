@@ -1,5 +1,9 @@
 """Steering: pure operators on token states, benign-calibrated gates, and the `Steering` spec.
 
+Also here, imported by module (they pull in scipy / scikit-learn): `xsteer.steer.conformal` (gate
+thresholds with a false-trigger guarantee) and `xsteer.steer.probe` (`SourceProbe`, the source-side
+per-category classifier).
+
 What does not live here: hooking a diffusers pipeline (`xsteer.pipelines.Steerer`), the
 source-side gate that the transport study measures (``experiments/source_gate.py``), and
 `masked_mean`, which is re-exported here from `xsteer.tensors`."""
