@@ -93,3 +93,43 @@ def test_flags_and_source_side_gates(work: Path, tmp_path: Path) -> None:
     r = run("generate", "--pipeline", work / "sd", "--direction", work / "dirs", "--mode", "gated",
             "--gate", tmp_path / "sg", "--prompt", "a cat", "--out", tmp_path / "o")
     assert "calibrated in the source model" in str(r.exception)
+
+
+def test_target_gate_refuses_unsafe_benign_text_and_source_gate_may_read_it(work: Path) -> None:
+    """The target side never sees unsafe data: a benign file with unsafe lines is refused for a
+    target-side gate (naming them) unless --allow-flagged, which records the count."""
+    from xsteer.data import load_pairs
+
+    unsafe = [p.unsafe for p in load_pairs()][:3]
+    mixed = work / "mixed.txt"
+    mixed.write_text("\n".join(load_benign(kind="anchors")[:40] + unsafe))
+    args = ("gate", "calibrate", "--target-pipeline", work / "sd", "--site", "text_encoder",
+            "--direction", work / "dirs", "--benign", mixed)
+    r = run(*args, "--out", work / "refused")
+    assert r.exit_code != 0 and "look unsafe" in str(r.exception or r.output)
+    assert not (work / "refused").exists()
+    r = run(*args, "--allow-flagged", "--out", work / "flagged")
+    assert r.exit_code == 0, r.output
+    assert Gate.from_pretrained(str(work / "flagged")).meta["flagged"] == 3
+
+
+def test_conformal_gate_threshold_is_the_binomial_order_statistic(work: Path) -> None:
+    from xsteer.pipelines import load_pipeline, site_features
+    from xsteer.steer.conformal import conformal_threshold
+
+    texts = load_benign(kind="anchors")[:400]
+    (work / "many.txt").write_text("\n".join(texts))
+    r = run("gate", "calibrate", "--target-pipeline", work / "sd", "--site", "text_encoder",
+            "--direction", work / "dirs", "--benign", work / "many.txt", "--quantile", "0.9",
+            "--delta", "0.05", "--out", work / "conf")
+    assert r.exit_code == 0, r.output
+    gate = Gate.from_pretrained(str(work / "conf"))
+    feats = site_features(load_pipeline(str(work / "sd")), load_benign(work / "many.txt"),
+                          ["text_encoder"])["text_encoder"]
+    perm = torch.randperm(len(feats), generator=torch.Generator().manual_seed(0))
+    fit = feats[perm[round(0.2 * len(feats)):]]
+    want = conformal_threshold(gate.scores(fit), 0.1, 0.05)
+    assert abs(gate.threshold - want) < 1e-4
+    assert gate.threshold > float(torch.quantile(gate.scores(fit).double(), 0.9))  # stricter
+    assert gate.meta["guarantee"] == {"false_trigger_at_most": pytest.approx(0.1),
+                                      "with_probability": pytest.approx(0.95)}

@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from xsteer import cli_args as check
+
 Opt = typer.Option
 gate_app = typer.Typer(help="Benign-calibrated gates (steer only prompts that score as harmful).",
                        no_args_is_help=True)
@@ -34,9 +36,17 @@ def calibrate_cmd(
                                     "direction records)")] = None,
     target: Annotated[str | None, Opt("--target", help="target model (alias, id, folder)")] = None,
     source: Annotated[str | None, Opt("--source", help="source model: a source-side gate")] = None,
-    quantile: Annotated[float, Opt("--quantile", help="benign quantile of the threshold")] = 0.99,
-    holdout: Annotated[float, Opt("--holdout", help="share of benign prompts held out to "
-                                  "measure the false-trigger rate")] = 0.2,
+    quantile: Annotated[float, Opt("--quantile", callback=check.quantile,
+                                   help="benign quantile of the threshold")] = 0.99,
+    delta: Annotated[float | None, Opt("--delta", help="conformal threshold: false triggers "
+                                       "<= 1 - quantile with probability >= 1 - delta "
+                                       "(default: the plain empirical quantile)")] = None,
+    holdout: Annotated[float, Opt("--holdout", callback=check.fraction,
+                                  help="share of benign prompts held out to measure the "
+                                  "false-trigger rate")] = 0.2,
+    allow_flagged: Annotated[bool, Opt("--allow-flagged", help="calibrate a target-side gate "
+                                       "even if the unsafe screen flags some benign prompts "
+                                       "(the count is recorded)")] = False,
     per_category: Annotated[bool, Opt("--per-category", help="one gate per category of a "
                                       "direction set (default: the global direction only)")]
         = False,
@@ -50,6 +60,7 @@ def calibrate_cmd(
 ) -> None:
     """Calibrate a gate on benign prompts where the direction lives; write it to OUT."""
     from xsteer.data import load_benign
+    from xsteer.data.screen import screen
     from xsteer.directions import DirectionSet, load_directions
     from xsteer.errors import XSteerError
     from xsteer.io import sha256_bytes
@@ -60,18 +71,24 @@ def calibrate_cmd(
         raise XSteerError("give exactly one of --target-pipeline, --target or --source")
     if site is not None and target_pipeline is None:
         raise XSteerError("--site needs --target-pipeline")
+    if delta is not None and not 0.0 < delta < 1.0:
+        raise XSteerError(f"--delta must be in (0, 1), got {delta}")
     dirs = load_directions(direction)
     texts = load_benign(benign) if benign is not None else load_benign(kind="anchors")
+    benign_name = benign.name if benign is not None else "xsteer:anchors"
+    # the target side never sees unsafe text; a source-side gate may (it is the source's data)
+    flagged = (0 if source is not None else
+               screen(texts, benign_name, "gate calibration", allow_flagged))
     # a user file: its bytes; the shipped set: its prompts joined by newlines
     sha = sha256_bytes(benign.read_bytes() if benign is not None else
                        "\n".join(texts).encode("utf-8"))
-    benign_name = benign.name if benign is not None else "xsteer:anchors"
     members = dict(dirs.items()) if isinstance(dirs, DirectionSet) else {dirs.category: dirs}
     if not per_category:
         key = "global" if "global" in members else next(iter(members))
         members = {key: members[key]}
     first = next(iter(members.values()))
-    extra: dict[str, object] = {"benign_file": str(benign) if benign else benign_name}
+    extra: dict[str, object] = {"benign_file": str(benign) if benign else benign_name,
+                                "flagged": flagged}
     if target_pipeline is not None:
         from xsteer.pipelines import Steerer
         from xsteer.pipelines.components import load_text_side
@@ -96,7 +113,7 @@ def calibrate_cmd(
     for cat, d in members.items():
         gate = calibrate_gate(feats, d, quantile=quantile, holdout=holdout, seed=seed,
                               side=side, benign_name=benign_name, texts=texts, benign_sha256=sha,
-                              extra=extra)
+                              extra=extra, delta=delta)
         folder = out / cat if per_category else out
         gate.save_pretrained(folder)
         written.append(f"{cat}: threshold {gate.threshold:.4g}, held-out false-trigger "

@@ -251,11 +251,17 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
 def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: float,
                    holdout: float = 0.2, seed: int = 0, side: Side = "target",
                    benign_name: str = "benign", texts: Sequence[str] = (),
-                   benign_sha256: str | None = None, extra: dict[str, Any] | None = None) -> Any:
+                   benign_sha256: str | None = None, extra: dict[str, Any] | None = None,
+                   delta: float | None = None) -> Any:
     """A `Gate` on benign ``features`` ``(n, dim)`` (read where ``direction`` lives) whose
     threshold is set on a seeded ``1 - holdout`` share and whose false-trigger rate is measured
-    on the held-out rest; both, the quantile and the benign set's sha256 go in ``gate.meta``."""
+    on the held-out rest; both, the quantile and the benign set's sha256 go in ``gate.meta``.
+
+    ``delta``: set the threshold by conformal calibration instead of the plain quantile
+    (`xsteer.steer.conformal`): false triggers on new benign prompts like these stay at most
+    ``1 - quantile`` with probability at least ``1 - delta``."""
     from xsteer.steer import Gate
+    from xsteer.steer.gate import empirical_quantile
 
     n = int(features.shape[0])
     if not 0.0 <= holdout < 1.0:
@@ -268,13 +274,23 @@ def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: fl
     hold, fit = perm[:n_hold], perm[n_hold:]
     rec = data_record(benign_name, [texts[int(i)] for i in fit] if texts else [], side=side,
                       unsafe=False)
+    rule: Any = empirical_quantile
+    if delta is not None:
+        from xsteer.steer.conformal import conformal_threshold
+
+        def conformal(scores: torch.Tensor, q: float) -> float:
+            return conformal_threshold(scores, 1.0 - q, delta)
+
+        rule = conformal
     gate = Gate.calibrate(features[fit], direction.vector, quantile=quantile,
-                          category=direction.category, data=rec)
+                          category=direction.category, data=rec, threshold_fn=rule)
     ftr = float(gate.fires(features[hold]).float().mean()) if n_hold else None
     gate.meta.update({
         "quantile": quantile, "benign_sha256": benign_sha256, "benign_name": benign_name,
         "n_calibration": int(fit.numel()), "n_heldout": n_hold, "holdout_seed": seed,
         "heldout_false_trigger_rate": ftr, "side": side,
+        "guarantee": None if delta is None else {"false_trigger_at_most": 1.0 - quantile,
+                                                  "with_probability": 1.0 - delta},
         "direction": {"model_id": direction.model_id, "site": direction.site,
                       "category": direction.category, "origin": direction.origin},
         **(extra or {})})

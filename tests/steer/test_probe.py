@@ -78,7 +78,8 @@ def test_save_and_load_round_trip(probe: SourceProbe, tmp_path: Path) -> None:
     rec = DataRecord.from_texts("pairs", ["a", "b"], side="source", unsafe=True)
     probe.provenance = probe.provenance.merged([rec])
     probe.save_pretrained(tmp_path)
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["probe.json", "probe.safetensors"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["probe.json", "probe.manifest.json",
+                                                          "probe.safetensors"]
     back = SourceProbe.from_pretrained(tmp_path)
     X, _, _ = planted(20, 20, seed=9)
     assert torch.equal(back.logits(X), probe.logits(X))
