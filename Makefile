@@ -124,12 +124,15 @@ pg-mmdit-gemma: pg-mmdit
 PGV ?= runs/pg-prompts-video210
 pg-wan: pg-directions
 	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
-	$(XS) proving-ground train --arch wan --image-steps 4000 --steps 1500 --schedule cosine \
+	$(XS) proving-ground train --arch wan --image-steps 4000 --steps 3000 --schedule cosine \
 	    --lr 6e-4 --threads 1 --fresh
 	$(XS) proving-ground prompts --video --out $(PGV) --n-per-category 30 --n-benign 64 --n-train 4000
 	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
-	    --gated --gated-strengths 4 --frames 4 --out runs/pg-wan
+	    --gated --gated-strengths 4 --frames 4 --out runs/pg-wan3000
+	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 --modes additive \
+	    --frames 4 --out runs/pg-wan3000-additive
 
 # The contrast: a UNet2DConditionModel (text only through cross-attention), same objective.
 pg-unet: pg-directions
