@@ -118,8 +118,6 @@ def steering_hook(site: SiteSpec, steering: Steering, records: list[CallRecord],
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              output: Any) -> Any:
-        if hooks_suspended():
-            return None
         states = read_site(output, site)
         mask = token_mask(args, kwargs, states, prefix) if site.kind == "tokens" else None
         new, dec = steering.apply(states, mask)
@@ -137,8 +135,6 @@ def capture_hook(site: SiteSpec, store: list[torch.Tensor], prefix: int = 0) -> 
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              output: Any) -> None:
-        if hooks_suspended():
-            return
         states = read_site(output, site)
         mask = token_mask(args, kwargs, states, prefix) if site.kind == "tokens" else None
         store.append(masked_mean(states.detach(), mask).float().cpu())
@@ -164,6 +160,8 @@ _DISPATCHERS: weakref.WeakKeyDictionary[torch.nn.Module, list[Any]] = weakref.We
 
 
 def _dispatch(module: torch.nn.Module, args: tuple[Any, ...], *rest: Any) -> Any:
+    if hooks_suspended():  # `sites.unsteered`: every xsteer hook passes outputs through
+        return None
     entries = [e for e in _ACTIVE.get() if e.module is module and e.alive]
     if not entries:
         return None
