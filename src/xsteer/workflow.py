@@ -109,6 +109,18 @@ def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None
     return DirectionSet(out)
 
 
+def _alignment_records(benign: Sequence[str], name: str, allow_flagged: bool) -> list[Any]:
+    """The provenance of an alignment's anchors (both sides read them), after the screen: flagged
+    prompts raise `UnsafeDataError` unless ``allow_flagged``; their count goes on the target side."""
+    from xsteer.data.screen import screen
+
+    if not benign:
+        raise EmptyDataError("alignment needs benign prompts")
+    flagged = screen(benign, name, "alignment", allow_flagged)
+    return [data_record(name, benign, side="source", unsafe=False),
+            data_record(name, benign, side="target", unsafe=False, flagged=flagged)]
+
+
 def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                   method: str = "ridge", source_layer: int | str | None = None,
                   target_layer: int | None = None, holdout: float = 0.2, seed: int = 0,
@@ -118,11 +130,7 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
 
     The prompts are screened first (`xsteer.data.screen`): flagged ones raise `UnsafeDataError`
     unless ``allow_flagged``, and their count goes into the target-side provenance record."""
-    from xsteer.data.screen import screen
-
-    if not benign:
-        raise EmptyDataError("alignment needs benign prompts")
-    flagged = screen(benign, benign_name, "alignment", allow_flagged)
+    records = _alignment_records(benign, benign_name, allow_flagged)
     s_layer, _ = resolve_layer(source, source_layer, benign=benign)
     t_layer = target.resolve_site(target_layer, None)[0]
     if (source.model_id, source.site(s_layer)) == (target.model_id, target.site(t_layer)):
@@ -131,8 +139,6 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                       "one", stacklevel=2)
     X = source.encode(list(benign), s_layer)
     Y = target.encode(list(benign), t_layer)
-    records = [data_record(benign_name, benign, side="source", unsafe=False),
-               data_record(benign_name, benign, side="target", unsafe=False, flagged=flagged)]
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(target.model_id, target.site(t_layer)), data=records,
                          holdout=holdout, seed=seed, target_encoder=encoder_meta(target, t_layer),
@@ -225,13 +231,10 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     own reading of the site (`pipeline_site_features`). The alignment, and every direction
     transported through it, records the pipeline class, the site and the encoder's identity.
     The prompts are screened first, as in `fit_alignment`."""
-    from xsteer.data.screen import screen
     from xsteer.pipelines.binding import site_identity
     from xsteer.pipelines.generic import family_for
 
-    if not benign:
-        raise EmptyDataError("alignment needs benign prompts")
-    flagged = screen(benign, benign_name, "alignment", allow_flagged)
+    records = _alignment_records(benign, benign_name, allow_flagged)
     fam = family_for(pipe)
     spec = fam.site(site or fam.default_site)
     s_layer, _ = resolve_layer(source, source_layer, benign=benign)
@@ -241,8 +244,6 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     if revision is not None:
         ident["revision"] = revision
     ident["call_kwargs"] = dict(call_kwargs or {})
-    records = [data_record(benign_name, benign, side="source", unsafe=False),
-               data_record(benign_name, benign, side="target", unsafe=False, flagged=flagged)]
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(ident["model_id"], spec.name), data=records, holdout=holdout,
                          seed=seed, target_encoder=ident, **params)
