@@ -4,8 +4,10 @@ The gate reads benign prompts where its direction lives: at a pipeline site exac
 pipeline reads it (``--target-pipeline ID --site NAME``, text encoders only), in a target model
 (``--target MODEL``), or in the source model (``--source MODEL``: a source-side gate, for
 measurements; steering reads the target). The threshold is the ``--quantile`` of benign scores
-on a seeded share of the benign file; the artifact records the quantile, the file's sha256 and
-the false-trigger rate on the held-out rest. ``--per-category`` writes one gate per member of a
+on a seeded share of the benign file (with ``--delta``, the conformal threshold that keeps false
+triggers at most ``1 - quantile`` with probability ``1 - delta``); the artifact records the
+quantile, the file's sha256 and the false-trigger rate on the held-out rest. A target-side gate's
+benign file is screened for unsafe text first (``--allow-flagged`` records what was flagged). ``--per-category`` writes one gate per member of a
 direction set (``OUT/<category>/``); ``xsteer generate --gate OUT`` and sweep configs
 (``gates: OUT``) take either form.
 """
