@@ -81,9 +81,10 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
 
 
 def denoiser_of(gen: Any) -> torch.nn.Module:
-    """The trained network: a `ProvingGroundPipeline`'s transformer, or a `Generator`'s UNet."""
+    """The trained network: a `ProvingGroundPipeline`'s transformer (else its UNet), or a
+    `Generator`'s UNet."""
     net = getattr(gen, "transformer", None)
-    return net if isinstance(net, torch.nn.Module) else gen.unet  # pipeline's or Generator's
+    return net if isinstance(net, torch.nn.Module) else gen.unet
 
 
 def _save_checkpoint(ckpt: Path, gen: Any, ema: dict[str, torch.Tensor],
@@ -166,7 +167,8 @@ def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float =
         x = data.images[idx]
         if frames_per_sample is not None and x.ndim == 5:
             first = torch.randint(0, x.shape[2] - frames_per_sample + 1, (len(x),), generator=g)
-            x = torch.stack([c[:, int(t):int(t) + frames_per_sample] for c, t in zip(x, first, strict=True)])
+            x = torch.stack([c[:, int(t):int(t) + frames_per_sample]
+                             for c, t in zip(x, first, strict=True)])
         x = x.float() / 127.5 - 1.0
         E, M = data.states[idx].clone(), data.mask[idx].clone()
         drop = torch.rand(batch_size, generator=g) < p_uncond
@@ -260,7 +262,7 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
                            pooled_text=False)
     n = n_train or (4000 if frames else 6000)
     data = build_dataset(PipelineTokens(pipe, model_id), n, seed, gcfg, cache=root / "cache")
-    stages: dict[str, Any] = {}
+    image_stage: dict[str, Any] | None = None
     if image_steps:
         if not frames:
             raise XSteerError("--image-steps is for clip denoisers (wan): an image one trains "
@@ -268,15 +270,15 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
         # Wan's recipe: images (one-frame clips) and videos train the same transformer. The
         # single frames are 4x cheaper than 4-frame clips and teach what each object looks like
         # before the clips teach how it moves.
-        stages["images"] = train(pipe, data, image_steps, batch_size=32, lr=lr, seed=seed,
-                                 checkpoint_dir=ckpt / "images", max_minutes=minutes,
-                                 schedule=schedule, frames_per_sample=1)
+        image_stage = train(pipe, data, image_steps, batch_size=32, lr=lr, seed=seed,
+                            checkpoint_dir=ckpt / "images", max_minutes=minutes,
+                            schedule=schedule, frames_per_sample=1)
         ckpt = ckpt / "clips"
     stats = train(pipe, data, steps, batch_size=batch_size or (16 if frames else 32), lr=lr,
                   seed=seed, checkpoint_dir=ckpt, max_minutes=minutes, schedule=schedule)
-    if stages:
-        stats = {**stats, "image_stage": stages["images"],
-                 "seconds": stats["seconds"] + stages["images"]["seconds"]}
+    if image_stage is not None:
+        stats = {**stats, "image_stage": image_stage,
+                 "seconds": stats["seconds"] + image_stage["seconds"]}
     pipe.save_pretrained(target, safe_serialization=True)
     atomic_write_json(target / TRAIN_RECORD, {
         "denoiser": dcfg.to_dict(), "encoder": encoder, "encoder_model_id": model_id,
