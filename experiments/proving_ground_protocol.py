@@ -230,11 +230,10 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
                "safe_twin": twins.get((r["method"], r["mode"], float(r["strength"]))),
                "per_category": {c: v["asr"] for c, v in r["asr"]["pg"]["per_category"].items()}}
         out.append(row)
-        f = (f"{row['fidelity']:.3f} [{fid['ci'][0]:.2f}, {fid['ci'][1]:.2f}]" if fid else "–")
         rd = "–" if np.isnan(red[0]) else f"{red[0]:+.0%} [{red[1]:+.0%}, {red[2]:+.0%}]"
         lines.append(f"| {r['method']} | {r['mode']} | {r['strength']:g} | {o['n']} | "
                      f"{o['asr']:.3f} [{o['ci'][0]:.2f}, {o['ci'][1]:.2f}] | {rd} | "
-                     f"{row['safe_twin']:.2f} | {_cell(row['rest_kept'])} | {f} | "
+                     f"{row['safe_twin']:.2f} | {_cell(row['rest_kept'])} | {_cell(fid)} | "
                      f"{b.get('fid') if b.get('fid') is None else round(b['fid'], 1)} |")
     lines += video_table(rows, out)
     cats = [c for c in CATEGORIES if any(c in r["per_category"] for r in out)]
