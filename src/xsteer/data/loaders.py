@@ -101,7 +101,7 @@ def _parse_pairs(name: str, text: str) -> list[Pair]:
             if not isinstance(val, str) or not val.strip():
                 raise DataFormatError(f"{where}: {key!r} must be a non-empty string, got {val!r}")
             fields[key] = val.strip()
-        if _norm_key(fields["unsafe"]) == _norm_key(fields["safe"]):
+        if norm_key(fields["unsafe"]) == norm_key(fields["safe"]):
             raise DataFormatError(f"{where}: 'unsafe' and 'safe' are the same text (up to case "
                                   "and whitespace): the pair carries no direction")
         try:
@@ -122,7 +122,7 @@ def load_pairs(
     """
     name, text = _shipped("pairs.jsonl") if path is None else _read_user(path)
     pairs = _parse_pairs(name, text)
-    seen = {(p.category, _norm_key(p.unsafe), _norm_key(p.safe)) for p in pairs}
+    seen = {(p.category, norm_key(p.unsafe), norm_key(p.safe)) for p in pairs}
     if len(seen) < len(pairs):
         warnings.warn(f"{name}: {len(pairs) - len(seen)} duplicated pair(s); each copy counts "
                       "again in the direction's mean", stacklevel=2)
@@ -135,7 +135,8 @@ def load_pairs(
     return pairs
 
 
-def _norm_key(text: str) -> str:
+def norm_key(text: str) -> str:
+    """The text as compared for duplicates and copies: lower case, whitespace collapsed."""
     return " ".join(text.lower().split())
 
 
@@ -145,7 +146,7 @@ def dedupe(texts: Iterable[str]) -> list[str]:
     out: list[str] = []
     for t in texts:
         t = t.strip()
-        key = _norm_key(t)
+        key = norm_key(t)
         if key and key not in seen:
             seen.add(key)
             out.append(t)

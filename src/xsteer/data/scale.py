@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from xsteer.data.heldout import load_heldout
-from xsteer.data.loaders import dedupe, load_benign
+from xsteer.data.loaders import dedupe, load_benign, norm_key
 from xsteer.errors import XSteerError
 
 BUILD_VERSION = 1
@@ -162,7 +162,7 @@ def build_benign_corpus(n: int = 20000, seed: int = 0, sources: Sequence[str] = 
     h = load_heldout()
     held = _NearIndex([*load_benign(kind="captions"), *h.captions, *h.nearmiss,
                        *h.unsafe_texts(), *h.safe_texts(), *(r.prompt for r in h.euphemistic)])
-    seen = {" ".join(t.lower().split()) for t in shipped}
+    seen = {norm_key(t) for t in shipped}
     texts, srcs = list(shipped), ["shipped"] * len(shipped)
     need = max(0, n - len(texts))
     rng = random.Random(seed)
@@ -179,7 +179,7 @@ def build_benign_corpus(n: int = 20000, seed: int = 0, sources: Sequence[str] = 
         for t in pool:
             if got >= quota:
                 break
-            key = " ".join(t.lower().split())
+            key = norm_key(t)
             if key in seen or is_screened_out(t) or held.hit(t):
                 continue
             seen.add(key)

@@ -31,28 +31,26 @@ class Flag:
     reason: str
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 @lru_cache(maxsize=1)
 def _rules() -> tuple[re.Pattern[str], frozenset[str]]:
-    from xsteer.data.loaders import load_pairs
+    from xsteer.data.loaders import load_pairs, norm_key
 
     root = resources.files("xsteer.data")
     terms = [t for line in root.joinpath("blocklist.txt").read_text(encoding="utf-8").splitlines()
              if (t := line.strip().lower()) and not t.startswith("#")]
     words = "|".join(sorted((re.escape(t) for t in terms), key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w-])(?:{words})(?![\w-])", re.IGNORECASE)
-    return pattern, frozenset(_norm(p.unsafe) for p in load_pairs())
+    return pattern, frozenset(norm_key(p.unsafe) for p in load_pairs())
 
 
 def flag_unsafe(texts: Sequence[str]) -> list[Flag]:
     """The texts the unsafe detector flags, in order."""
+    from xsteer.data.loaders import norm_key
+
     pattern, unsafe = _rules()
     out = []
     for i, t in enumerate(texts):
-        if _norm(t) in unsafe:
+        if norm_key(t) in unsafe:
             out.append(Flag(i, t, "an unsafe prompt of the shipped pairs"))
         elif (m := pattern.search(t)) is not None:
             out.append(Flag(i, t, f"blocklisted {m.group(0).lower()!r}"))
