@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from xsteer.errors import require
 from xsteer.pipelines.generic import generic_support
-from xsteer.pipelines.sites import FAMILIES
+from xsteer.pipelines.sites import class_family
 
 # Inputs that make a pipeline image-, video- or control-conditioned rather than text-to-X.
 VISUAL_INPUTS = frozenset({
@@ -42,14 +42,6 @@ class Coverage:
     task: str
     status: str
     detail: str
-
-
-def _table_family(cls: type) -> str | None:
-    for base in cls.__mro__:
-        for fam in FAMILIES.values():
-            if base.__name__ in fam.classes:
-                return fam.name
-    return None
 
 
 def text_to_visual_classes() -> list[type]:
@@ -80,9 +72,9 @@ def text_to_visual_classes() -> list[type]:
 def classify(cls: type) -> Coverage:
     """Table, generic or unsupported (with the reason) for one pipeline class."""
     task = "t2v" if "num_frames" in inspect.signature(cls.__call__).parameters else "t2i"
-    fam = _table_family(cls)
+    fam = class_family(cls)
     if fam is not None:
-        return Coverage(cls.__name__, task, "table", fam)
+        return Coverage(cls.__name__, task, "table", fam.name)
     ok, why = generic_support(cls)
     return Coverage(cls.__name__, task, "generic" if ok else "unsupported", why)
 

@@ -314,13 +314,21 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 
 
+def class_family(cls: type) -> Family | None:
+    """The table entry for pipeline class ``cls`` or its nearest base class the table knows."""
+    for base in cls.__mro__:
+        for fam in FAMILIES.values():
+            if base.__name__ in fam.classes:
+                return fam
+    return None
+
+
 def table_family(pipe: Any) -> Family:
     """The table entry for ``pipe``'s class (or the nearest base class the table knows); use
     `xsteer.pipelines.family_for`, which falls back to the generic adapter."""
-    for cls in type(pipe).__mro__:
-        for fam in FAMILIES.values():
-            if cls.__name__ in fam.classes:
-                return fam
+    fam = class_family(type(pipe))
+    if fam is not None:
+        return fam
     known = "; ".join(f"{f.name}: " + ", ".join(f.classes) for f in FAMILIES.values())
     raise UnknownPipelineError(
         f"no site table for {type(pipe).__name__} (known: {known}). Pass sites=[SiteSpec(...)] "
