@@ -27,8 +27,15 @@ def generate_cmd(
     force: Annotated[bool, Opt("--force", help="steer even if the direction was made for "
                                "another site or encoder (the manifest records it)")] = False,
     gate: Annotated[list[Path] | None, Opt("--gate", help="gate folder from `xsteer gate "
-                                           "calibrate` (one gate, or one per category; "
+                                           "calibrate`: a source-side probe (--source), or "
+                                           "target gates (one, or one per category; "
                                            "repeatable); needed by gated/clamp")] = None,
+    combine: Annotated[str | None, Opt("--combine", help="with a source-side gate: source "
+                                       "(default), or or/and with target gates")] = None,
+    source_device: Annotated[str, Opt("--source-device", help="device of the source model a "
+                                      "source-side gate loads")] = "cpu",
+    source_dtype: Annotated[str, Opt("--source-dtype", help="dtype of that source "
+                                     "model")] = "float32",
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
                                               "of a DirectionSet")] = None,
     branch: Annotated[str, Opt("--branch", help="conditional (prompt_embeds path) or both "
@@ -62,15 +69,24 @@ def generate_cmd(
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
+    from xsteer.steer.source_gate import SourceGate, is_source_gate_dir
+
     dirs = load_directions(direction)
-    gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
+    probes = [p for p in gate or [] if is_source_gate_dir(p)]
+    if len(probes) > 1:
+        raise XSteerError(f"give one source-side gate, got {len(probes)}: {probes}")
+    gates = {c: g for p in gate or [] if p not in probes for c, g in load_gates(p).items()}
     source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
     if source_side:
-        raise XSteerError(f"gate(s) {source_side} were calibrated in the source model; steering "
-                          "scores prompts at the pipeline's site: calibrate with "
-                          "--target-pipeline")
+        raise XSteerError(f"gate(s) {source_side} are projection gates read in the source "
+                          "model, which steering cannot use: fit the source-side probe with "
+                          "xsteer gate calibrate --source MODEL")
+    # the source model loads (and its identity is checked) before any pipeline weights
+    source_gate = (SourceGate.from_pretrained(probes[0], device=source_device,
+                                              dtype=source_dtype) if probes else None)
     steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
-                      gates=gates or None, categories=category, force=force)
+                      gates=gates or None, categories=category, force=force,
+                      source_gate=source_gate, combine=combine)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames,

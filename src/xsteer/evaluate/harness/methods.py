@@ -18,6 +18,7 @@ Kinds:
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -85,10 +86,15 @@ class DirectionMethod(Method):
                  modes: Sequence[str] = ("additive",), gates: Any = None,
                  categories: list[str] | None = None, inner: str = "additive",
                  path: str | None = None, calibrate: str | None = None,
-                 benign: str | None = None) -> None:
+                 benign: str | None = None, combine: str | None = None) -> None:
         super().__init__(name, strengths, modes)
         self.directions = directions
-        self.gates = gates
+        # ``gates:`` may name a source-side gate (a SourceGate) instead of target gates
+        from xsteer.steer.source_gate import SourceGate
+
+        self.source_gate = gates if isinstance(gates, SourceGate) else None
+        self.gates = None if self.source_gate is not None else gates
+        self.combine = combine
         self.categories = categories
         self.inner = inner
         self.path = path
@@ -129,8 +135,11 @@ class DirectionMethod(Method):
         if self.directions is None:
             raise XSteerError(f"method {self.name!r}: no direction (was setup() called?)")
         mode, strength = setting
+        gated = mode == "gated"
         steerer = Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
-                          categories=self.categories, inner=self.inner)
+                          categories=self.categories, inner=self.inner,
+                          source_gate=self.source_gate if gated else None,
+                          combine=self.combine if gated else None)
         embeds, _, records = steerer.encode(gen.pipe, list(prompts), **gen.call_kwargs)
         info: dict[str, Any] = {}
         decisions = records[0].decisions if records else {}
@@ -277,15 +286,26 @@ class Safree(Method):
 
 
 def _load_gates(spec: Any, base: Path) -> Any:
-    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
-    category) or ``{category: folder}``."""
+    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a source-side probe, a
+    gate, or one gate per category) or ``{category: folder}``."""
     from xsteer.steer import Gate, load_gates
+    from xsteer.steer.source_gate import is_source_gate_dir
 
     if spec is None:
         return None
     if isinstance(spec, Mapping):
         return {k: Gate.from_pretrained(str(base / v)) for k, v in spec.items()}
+    if is_source_gate_dir(base / spec):
+        return _source_gate(str((base / spec).resolve()))
     return load_gates(base / spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _source_gate(path: str) -> Any:
+    """One loaded source model per probe folder, shared by the methods of a sweep."""
+    from xsteer.steer.source_gate import SourceGate
+
+    return SourceGate.from_pretrained(path)
 
 
 METHOD_KINDS = ("none", "direction", "native", "random", "negative-prompt", "safree")
@@ -312,6 +332,7 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
                           gates=_load_gates(spec.pop("gates", None), base),
                           categories=spec.pop("categories", None),
                           inner=spec.pop("inner", "additive"),
+                          combine=spec.pop("combine", None),
                           calibrate=spec.pop("calibrate", None),
                           benign=str(base / spec.pop("benign")) if "benign" in spec else None)
             if kind == "direction":
