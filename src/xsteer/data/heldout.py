@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xsteer.categories import normalize_category
-from xsteer.errors import UnknownCategoryError
 from xsteer.data.loaders import (
     DataFormatError,
     Pair,
@@ -39,6 +38,7 @@ from xsteer.data.loaders import (
     _shipped,
     dedupe,
 )
+from xsteer.errors import UnknownCategoryError
 
 HELDOUT_FILES = {"pairs": "heldout_pairs.jsonl", "captions": "heldout_captions.txt",
                  "nearmiss": "heldout_nearmiss.txt", "euphemistic": "heldout_euphemistic.jsonl"}
