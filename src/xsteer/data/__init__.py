@@ -1,6 +1,7 @@
 """Shipped prompt sets (safe/unsafe pairs, benign anchors, held-out captions) and their loaders.
 
-Also: `xsteer.data.heldout` (the second held-out set, written apart; evaluation only) and
+Also: `xsteer.data.heldout` (the second held-out set and the lexica-style third, written apart;
+evaluation only) and
 `xsteer.data.scale` (a deterministic 20k benign-anchor build from packaged sources).
 
 What does not live here: benchmark files for the sweep harness (`xsteer.evaluate.harness`)."""
