@@ -1,13 +1,16 @@
 """Leak checks: no training file shares a prompt, or a near copy of one, with either held-out set.
 
-Training files: the pairs (both sides) and the anchors (``benign.txt``, ``benign_nearmiss.txt``).
+Training files: the pairs (both sides), the anchors (``benign.txt``, ``benign_nearmiss.txt``) and
+the source-side probe corpus (``probe_unsafe.jsonl``, ``probe_benign.jsonl``,
+``probe_benign_flagged.jsonl``).
 Held-out sets: the second set written apart (``heldout_*`` in the package) and the proving-ground set
 written outside this repository (``experiments/data/pg_written_apart*.jsonl``); the in-distribution
 ``captions_heldout.txt`` is also kept apart from the second set, so that set stays independent.
 
 "Near copy": same text after lower-casing and dropping punctuation, or content-word Jaccard
 ≥ `NEAR` (function words and framing words such as "alt text" or "stock photo" dropped first, so
-a prefix cannot hide a copy).
+a prefix cannot hide a copy). A failure names only the training lines to rewrite, so that fixing a
+leak never shows anyone the held-out prompt.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tests.data.test_data import _BLOCK_RE
 from xsteer.categories import CATEGORIES
 from xsteer.data import load_benign, load_pairs
 from xsteer.data.heldout import TECHNIQUES, HeldOutSet, load_heldout
+from xsteer.data.probe_corpus import load_probe_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_FILES = sorted((ROOT / "experiments" / "data").glob("pg_written_apart*.jsonl"))
@@ -75,9 +79,13 @@ def heldout() -> HeldOutSet:
 @pytest.fixture(scope="module")
 def training() -> dict[str, list[str]]:
     pairs = load_pairs()
+    probe = load_probe_corpus()
     return {"pairs.jsonl": [p.unsafe for p in pairs] + [p.safe for p in pairs],
             "benign.txt": load_benign(kind="generic"),
-            "benign_nearmiss.txt": load_benign(kind="nearmiss")}
+            "benign_nearmiss.txt": load_benign(kind="nearmiss"),
+            "probe_unsafe.jsonl": probe.unsafe_texts(),
+            "probe_benign.jsonl": probe.benign_texts(include_flagged=False),
+            "probe_benign_flagged.jsonl": [t for _, t in probe.benign_flagged]}
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +95,38 @@ def pg_texts() -> list[str]:
             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("train_file", ["pairs.jsonl", "benign.txt", "benign_nearmiss.txt"])
+TRAINING_FILES = ["pairs.jsonl", "benign.txt", "benign_nearmiss.txt", "probe_unsafe.jsonl",
+                  "probe_benign.jsonl", "probe_benign_flagged.jsonl"]
+
+
+def _refuse(hits: list[tuple[str, str, float]], train_file: str, against: str) -> None:
+    """Fail naming the training lines to rewrite (and their Jaccard), never the held-out line
+    (``pytest.fail``, not ``assert``: assertion rewriting would print the held-out side too)."""
+    if hits:
+        pytest.fail(f"{len(hits)} lines of {train_file} copy {against}: "
+                    f"{[(train, round(j, 2)) for _, train, j in hits]}")
+
+
+@pytest.mark.parametrize("train_file", TRAINING_FILES)
 def test_no_training_file_leaks_into_the_second_heldout_set(
         train_file: str, training: dict[str, list[str]], heldout: HeldOutSet) -> None:
-    hits = near_copies(_heldout_texts(heldout), training[train_file])
-    assert not hits, f"{len(hits)} held-out prompts copy {train_file}: {hits[:5]}"
+    _refuse(near_copies(_heldout_texts(heldout), training[train_file]), train_file,
+            "the second held-out set")
 
 
-@pytest.mark.parametrize("train_file", ["pairs.jsonl", "benign.txt", "benign_nearmiss.txt"])
+# The anchors and the in-distribution captions were written together (a few near copies by
+# design); the probe corpus was written apart from them too.
+@pytest.mark.parametrize("train_file", [f for f in TRAINING_FILES if f.startswith("probe_")])
+def test_the_probe_corpus_leaks_into_no_shipped_heldout_caption(
+        train_file: str, training: dict[str, list[str]]) -> None:
+    _refuse(near_copies(load_benign(kind="captions"), training[train_file]), train_file,
+            "the held-out captions")
+
+
+@pytest.mark.parametrize("train_file", TRAINING_FILES)
 def test_no_training_file_leaks_into_the_set_written_outside(
         train_file: str, training: dict[str, list[str]], pg_texts: list[str]) -> None:
-    hits = near_copies(pg_texts, training[train_file])
-    assert not hits, f"{len(hits)} outside prompts copy {train_file}: {hits[:5]}"
+    _refuse(near_copies(pg_texts, training[train_file]), train_file, "the set written outside")
 
 
 def test_the_two_heldout_sets_and_the_shipped_captions_stay_apart(
