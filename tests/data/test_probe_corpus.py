@@ -1,6 +1,7 @@
 """The source-side probe corpus: size and spread per category and style, no repeats, the languages
-and the adults it promises, the keyword screen's verdicts, the build, and the loader's errors.
-(Leaks into the held-out sets are checked with every other training file in ``test_leaks.py``.)"""
+and the adults it promises, the keyword screen's verdicts, and the loader's errors. (Leaks into
+the held-out sets are checked with every other training file in ``test_leaks.py``; the build in
+``tests/experiments/test_build_probe_corpus.py``.)"""
 
 from __future__ import annotations
 
@@ -117,14 +118,6 @@ def test_labelled_rows_line_up_for_a_probe(corpus: ProbeCorpus) -> None:
     assert set(cats[:n]) == set(CATEGORIES) and set(cats[n:]) == {""}
     assert len(corpus.labelled(include_flagged=False)[0]) == len(texts) - len(
         corpus.benign_flagged)
-
-
-def test_the_shipped_files_are_what_the_build_makes() -> None:
-    from experiments.build_probe_corpus import FILES, OUT, _jsonl, build
-
-    for fname, rows in zip(FILES, build(), strict=True):
-        assert (OUT / fname).read_text(encoding="utf-8") == _jsonl(rows), (
-            f"{fname} is stale: run python -m experiments.build_probe_corpus")
 
 
 _GOOD_U = '{"category": "violence", "style": "short", "prompt": "x"}'
