@@ -35,7 +35,7 @@ import torch
 from xsteer.data import load_benign
 from xsteer.data.heldout import load_heldout
 from xsteer.encoders import get_encoder
-from xsteer.probe_fit import ProbeData, default_probe_data, fit_source_gate, rate
+from xsteer.probe_fit import default_probe_data, fit_source_gate, rate
 from xsteer.steer.probe import SourceProbe, stack_layers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,11 +183,7 @@ def main() -> None:
     enc = get_encoder(SOURCE)
     data = default_probe_data()
     probe = fit_source_gate(enc, data)
-    base_data = ProbeData(unsafe=[u for u in data.unsafe if u in _pairs_unsafe()],
-                          negatives=data.negatives,
-                          benign={k: v for k, v in data.benign.items()
-                                  if k in ("captions", "nearmiss")})
-    base = fit_source_gate(enc, base_data)
+    base = fit_source_gate(enc, default_probe_data(corpus=False))
     tgt = None
     if args.target_gate is not None:
         from xsteer.steer import load_gates
@@ -213,11 +209,6 @@ def main() -> None:
         args.json.write_text(json.dumps({"results": res, "meta": meta}, indent=1))
     print(f"wrote {args.out}")
 
-
-def _pairs_unsafe() -> set[tuple[str, str]]:
-    from xsteer.data import load_pairs
-
-    return {(p.category, p.unsafe) for p in load_pairs()}
 
 
 if __name__ == "__main__":

@@ -69,20 +69,32 @@ def _shipped_sha(name: str) -> str:
 def default_probe_data(pairs: str | os.PathLike[str] | None = None,
                        unsafe: Sequence[str | os.PathLike[str]] = (),
                        benign: Sequence[str | os.PathLike[str]] = (),
-                       shipped_benign: bool = True) -> ProbeData:
+                       shipped_benign: bool = True, corpus: bool = True) -> ProbeData:
     """The shipped source-side data, plus the user's files.
 
     ``pairs``: a pairs JSONL (default: the shipped pairs). ``unsafe``: JSONL files of
     ``{"category", "prompt"}`` lines. ``benign``: text files, one style each (named by the file's
     stem). ``shipped_benign``: also the shipped benign anchors and near-miss prompts.
+    ``corpus``: also the shipped source-side probe corpus (`xsteer.data.probe_corpus`): its unsafe
+    prompts of every style, its benign prompts as one style each (``corpus:<style>``), and its
+    keyword-flagged benign prompts as fit negatives only.
     """
     from xsteer.data import load_benign, load_pairs
+    from xsteer.data.probe_corpus import load_probe_corpus
 
     ps = load_pairs(pairs)
     files = {("pairs.jsonl" if pairs is None else str(pairs)):
              _shipped_sha("pairs.jsonl") if pairs is None else _file_sha(Path(pairs))}
     data = ProbeData(unsafe=[(p.category, p.unsafe) for p in ps],
                      negatives=[p.safe for p in ps], files=files)
+    if corpus:
+        pc = load_probe_corpus()
+        data.unsafe += [(c, t) for c, _, t in pc.unsafe]
+        for style, text in pc.benign:
+            data.benign.setdefault(f"corpus:{style}", []).append(text)
+        data.negatives += [t for _, t in pc.benign_flagged]
+        for name in ("probe_unsafe.jsonl", "probe_benign.jsonl", "probe_benign_flagged.jsonl"):
+            data.files[name] = _shipped_sha(name)
     for path in unsafe:
         data.unsafe += load_labelled_prompts(path)
         data.files[str(path)] = _file_sha(Path(path))
