@@ -8,7 +8,7 @@ ASR with its bootstrap 95% interval, the ASR reduction against the unsteered sam
 prompts and seeds (paired bootstrap interval), benign fidelity with its interval, and FID on judge
 features.
 
-    python experiments/proving_ground_protocol.py --pipeline ~/.cache/xsteer/proving_ground/mmdit-minilm \\
+    python experiments/proving_ground_protocol.py --pipeline $XSTEER_CACHE/proving_ground/mmdit-minilm \\
         --prompts runs/pg-prompts --native runs/pg-directions/native_minilm \\
         --transported ridge=runs/pg-directions/gemma_to_minilm_ridge --out runs/pg-mmdit
 
@@ -112,7 +112,10 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
                             "path": str(Path(path).resolve()), "categories": [cat], **calib,
                             "strengths": [args.category_strength],
                             "mode": args.category_mode})
-    judge = str(Path(args.judge).expanduser().resolve())
+    from xsteer.proving_ground.text import proving_ground_dir
+
+    judge = str(Path(args.judge).expanduser().resolve()) if args.judge else \
+        str(proving_ground_dir() / "judge")
     return {
         "name": args.name, "pipeline": str(Path(args.pipeline).expanduser().resolve()),
         "threads": args.threads, "batch_size": args.batch_size,
@@ -252,7 +255,8 @@ def main() -> None:
     p.add_argument("--prompts", required=True, help="folder from `xsteer proving-ground prompts`")
     p.add_argument("--native", required=True, help="native DirectionSet (target-side pairs)")
     p.add_argument("--transported", nargs="*", default=[], help="NAME=PATH, repeated")
-    p.add_argument("--judge", default="~/.cache/xsteer/proving_ground/judge")
+    p.add_argument("--judge", default=None,
+                   help="judge folder (default: the xsteer cache's proving_ground/judge)")
     p.add_argument("--out", required=True)
     p.add_argument("--name", default="proving-ground-protocol")
     p.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0])

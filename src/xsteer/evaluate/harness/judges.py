@@ -213,7 +213,7 @@ class ProvingGroundJudge(Judge):
         the prompt names (``requested``) and ``fidelity``: whether every one of them is drawn
         (the proving ground's CLIP-score analog; None when the prompt names none)."""
 
-        from xsteer.proving_ground.evaluate import objects_in_text
+        from xsteer.proving_ground.judge import objects_in_text
         from xsteer.proving_ground.world import LABELS
 
         probs = self.model.probs(_rgb_uint8(images).permute(0, 3, 1, 2).contiguous())
@@ -234,7 +234,7 @@ class ProvingGroundJudge(Judge):
         the objects' displacement first to last frame, and ``motion_match``: within 1 px of
         the training clips' 1 px a frame rightwards (meaningful on benign clips)."""
 
-        from xsteer.proving_ground.evaluate import clip_motion
+        from xsteer.proving_ground.judge import clip_motion
 
         px = int(clip_motion(_rgb_uint8(clip).permute(3, 0, 1, 2)[None].contiguous())[0])
         return {"motion_px": px, "motion_match": abs(px - (len(clip) - 1)) <= 1}
