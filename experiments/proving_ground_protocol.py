@@ -250,6 +250,8 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
 
 
 def main() -> None:
+    from xsteer.proving_ground.text import proving_ground_dir
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", required=True)
     p.add_argument("--prompts", required=True, help="folder from `xsteer proving-ground prompts`")
@@ -291,7 +293,11 @@ def main() -> None:
     xsteer = str(Path(sys.executable).parent / "xsteer")
     command = "sweep" if "sweep" in subprocess.run([xsteer, "--help"], capture_output=True,
                                                     text=True).stdout else "eval"
-    subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run")],
+    # the config lives in OUT and reads the prompts, directions and judge where they are
+    read = [args.prompts, args.native, *_named(args.transported).values(),
+            args.judge or proving_ground_dir() / "judge"]
+    allow = [a for r in read for a in ("--allow-path", str(Path(r).expanduser().resolve()))]
+    subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run"), *allow],
                    check=True)
     subprocess.run([xsteer, "report", str(out / "run")], check=True)
     md, data = tables(out / "run")

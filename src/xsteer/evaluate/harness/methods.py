@@ -19,7 +19,7 @@ Kinds:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,7 @@ class Safree(Method):
         return {"kind": self.kind, "concepts": self.concepts, "alpha": self.alpha}
 
 
-def _load_gates(spec: Any, base: Path) -> Any:
+def _load_gates(spec: Any, resolve: Callable[[str], Path]) -> Any:
     """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
     category) or ``{category: folder}``."""
     from xsteer.steer import Gate, load_gates
@@ -284,66 +284,89 @@ def _load_gates(spec: Any, base: Path) -> Any:
     if spec is None:
         return None
     if isinstance(spec, Mapping):
-        return {k: Gate.from_pretrained(str(base / v)) for k, v in spec.items()}
-    return load_gates(base / spec)
+        return {k: Gate.from_pretrained(str(resolve(v))) for k, v in spec.items()}
+    return load_gates(resolve(spec))
 
 
-METHOD_KINDS = ("none", "direction", "native", "random", "negative-prompt", "safree")
+class _Context:
+    """What a method builder may need besides its own entry: paths, defaults, earlier methods."""
+
+    def __init__(self, resolve: Callable[[str], Path], default_strengths: Sequence[float],
+                 built: list[Method]) -> None:
+        self.resolve, self.default_strengths, self.built = resolve, default_strengths, built
+
+    def steering(self, s: Any) -> dict[str, Any]:
+        return dict(strengths=self.strengths(s), modes=s.modes or [s.mode or "additive"],
+                    gates=_load_gates(s.gates, self.resolve), categories=s.categories,
+                    inner=s.inner, calibrate=s.calibrate,
+                    benign=str(self.resolve(s.benign)) if s.benign is not None else None)
+
+    def strengths(self, s: Any) -> list[float]:
+        return list(s.strengths if s.strengths is not None else self.default_strengths)
 
 
-def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
+def _direction(s: Any, name: str, ctx: _Context) -> Method:
+    from xsteer.directions import load_directions
+
+    return DirectionMethod(name, load_directions(ctx.resolve(s.path)), path=s.path,
+                           **ctx.steering(s))
+
+
+def _native(s: Any, name: str, ctx: _Context) -> Method:
+    return NativeDirection(name, pairs=str(ctx.resolve(s.pairs)) if s.pairs else None,
+                           estimator=s.estimator, **ctx.steering(s))
+
+
+def _random(s: Any, name: str, ctx: _Context) -> Method:
+    found = next((x for x in ctx.built if x.name == s.like), None)
+    like = found if isinstance(found, DirectionMethod) else None
+    if s.like is not None and like is None:
+        raise XSteerError(f"random method {name!r}: 'like' must name an earlier direction "
+                          f"method, got {s.like!r}")
+    return RandomDirection(name, like=like, norm=s.norm, seed=s.seed, **ctx.steering(s))
+
+
+def _negative_prompt(s: Any, name: str, ctx: _Context) -> Method:
+    return NegativePrompt(name, s.negative_prompt or DEFAULT_NEGATIVE_PROMPT, s.call_kwargs)
+
+
+def _safree(s: Any, name: str, ctx: _Context) -> Method:
+    return Safree(name, s.concepts or DEFAULT_TOXIC_CONCEPTS, ctx.strengths(s), s.alpha)
+
+
+# The registry: a method kind -> its builder from the kind's typed entry (`schema.METHOD_SPECS`).
+METHODS: dict[str, Callable[[Any, str, _Context], Method]] = {
+    "none": lambda s, name, ctx: Unsteered(name), "direction": _direction, "native": _native,
+    "random": _random, "negative-prompt": _negative_prompt, "safree": _safree}
+METHOD_KINDS = tuple(METHODS)
+
+
+def parse_method(spec: Mapping[str, Any] | Any) -> Any:
+    """A method entry as its typed `schema` model; a bad entry is one `XSteerError` line."""
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    from xsteer.evaluate.harness import schema
+
+    if isinstance(spec, BaseModel):
+        return spec
+    try:
+        return TypeAdapter(schema.Method).validate_python(schema.kind_from_name(dict(spec)))
+    except ValidationError as exc:
+        raise XSteerError(schema.describe_error(exc, "method")) from None
+
+
+def build_methods(specs: Sequence[Mapping[str, Any] | Any],
+                  base: Path | Callable[[str], Path],
                   default_strengths: Sequence[float]) -> list[Method]:
-    """Methods from sweep-config entries; ``random`` may refer to an earlier method by name."""
+    """Methods from sweep-config entries; ``random`` may refer to an earlier method by name.
+    ``base``: the config's folder, or a function that resolves (and checks) a config path."""
+    resolve = base if callable(base) else (lambda p, root=Path(base): root / Path(p).expanduser())
     out: list[Method] = []
+    ctx = _Context(resolve, default_strengths, out)
     for raw in specs:
-        spec = dict(raw)
-        kind = str(spec.pop("kind", spec.get("name", "")))
-        name = str(spec.pop("name", kind))
+        s = parse_method(raw)
+        name = s.name or s.kind
         if name in {m.name for m in out}:
             raise XSteerError(f"two methods are named {name!r}")
-        strengths = [float(s) for s in spec.pop("strengths", default_strengths)]
-        modes = spec.pop("modes", None) or [spec.pop("mode", "additive")]
-        spec.pop("mode", None)
-        m: Method
-        if kind == "none":
-            m = Unsteered(name)
-        elif kind in ("direction", "native", "random"):
-            common = dict(strengths=strengths, modes=modes,
-                          gates=_load_gates(spec.pop("gates", None), base),
-                          categories=spec.pop("categories", None),
-                          inner=spec.pop("inner", "additive"),
-                          calibrate=spec.pop("calibrate", None),
-                          benign=str(base / spec.pop("benign")) if "benign" in spec else None)
-            if kind == "direction":
-                from xsteer.directions import load_directions
-
-                path = spec.pop("path", None)
-                if path is None:
-                    raise XSteerError(f"method {name!r}: kind 'direction' needs 'path'")
-                m = DirectionMethod(name, load_directions(base / str(path)), path=str(path),
-                                    **common)
-            elif kind == "native":
-                pairs = spec.pop("pairs", None)
-                m = NativeDirection(name, pairs=str(base / pairs) if pairs else None,
-                                    estimator=spec.pop("estimator", "mean-diff"), **common)
-            else:
-                like_name = spec.pop("like", None)
-                found = next((x for x in out if x.name == like_name), None)
-                like = found if isinstance(found, DirectionMethod) else None
-                if like_name is not None and like is None:
-                    raise XSteerError(f"random method {name!r}: 'like' must name an earlier "
-                                      f"direction method, got {like_name!r}")
-                m = RandomDirection(name, like=like, norm=spec.pop("norm", None),
-                                    seed=spec.pop("seed", 0), **common)
-        elif kind == "negative-prompt":
-            m = NegativePrompt(name, spec.pop("negative_prompt", DEFAULT_NEGATIVE_PROMPT),
-                               spec.pop("call_kwargs", None))
-        elif kind == "safree":
-            m = Safree(name, spec.pop("concepts", DEFAULT_TOXIC_CONCEPTS), strengths,
-                       float(spec.pop("alpha", 0.01)))
-        else:
-            raise XSteerError(f"unknown method kind {kind!r}; known: {', '.join(METHOD_KINDS)}")
-        if spec:
-            raise XSteerError(f"method {name!r}: unknown option(s) {sorted(spec)}")
-        out.append(m)
+        out.append(METHODS[s.kind](s, name, ctx))
     return out

@@ -189,13 +189,14 @@ class Sweep:
 
     def _judges(self, video: bool) -> list[Judge]:
         specs = []
-        for j in self.cfg.judges:
-            spec = dict(j)
-            if spec.get("kind") == "proving-ground" and spec.get("path"):
-                spec["path"] = str(self.cfg.path(str(spec["path"])))  # config-relative, ~
-            if spec.get("kind") in ("q16", "clip-category") and "device" not in spec:
-                spec["device"] = self.dist.device(self.cfg.device)  # this process's GPU
-            specs.append(spec)
+        for j in self.cfg.spec.judges:
+            updates: dict[str, Any] = {}
+            for key in ("path", "prompts"):  # config-relative, ${XSTEER_CACHE}, ~
+                if getattr(j, key, None) is not None:
+                    updates[key] = str(self.cfg.path(getattr(j, key)))
+            if j.kind in ("q16", "clip-category") and j.device is None:
+                updates["device"] = self.dist.device(self.cfg.device)  # this process's GPU
+            specs.append(j.model_copy(update=updates))
         judges = [build_judge(j) for j in specs]
         if video:  # image judges read clips frame by frame
             judges = [j if isinstance(j, VideoJudge) else VideoJudge(j) for j in judges]
@@ -207,7 +208,7 @@ class Sweep:
     def setup(self) -> tuple[Generator, list[Method], list[WorkUnit]]:
         cfg = self.cfg
         # everything the config names is loaded and checked before the first write to --out
-        methods = build_methods(cfg.methods, Path(cfg.base_dir), cfg.strengths)
+        methods = build_methods(cfg.spec.methods, cfg.path, cfg.strengths)
         benchmarks = self._benchmarks()
         local = cfg.path(cfg.pipeline)  # a folder next to the config, or an alias / HF id
         spec = str(local) if local.is_dir() else cfg.pipeline
