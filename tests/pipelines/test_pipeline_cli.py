@@ -13,9 +13,9 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.pipelines import cli as pipelines_cli
+from xsteer.pipelines import tiny
 from xsteer.pipelines.media import to_uint8
 
 

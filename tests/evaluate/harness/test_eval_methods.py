@@ -79,10 +79,10 @@ def test_every_method_yields_pipeline_kwargs_the_generator_accepts(gen: Generato
 
 def test_flux_pipeline_saved_to_a_folder_runs_a_sweep(tmp_path: Path) -> None:
     """The real loading path (a diffusers folder) and the FLUX family (T5 tokens + CLIP pooled)."""
-    from tests.pipelines import tiny
     from xsteer.evaluate.harness.config import SweepConfig
     from xsteer.evaluate.harness.records import read_jsonl
     from xsteer.evaluate.harness.sweep import Sweep
+    from xsteer.pipelines import tiny
 
     tiny.tiny_flux().save_pretrained(tmp_path / "flux")
     pairs = tmp_path / "pairs.jsonl"

@@ -276,11 +276,19 @@ class Safree(Method):
         return {"kind": self.kind, "concepts": self.concepts, "alpha": self.alpha}
 
 
-def _load_gates(spec: Any, resolve: Callable[[str], Path]) -> Any:
+def _resolver(base: Path | Callable[[str], Path]) -> Callable[[str], Path]:
+    """A config path resolver: ``base`` itself, or paths joined to the folder ``base``."""
+    if callable(base):
+        return base
+    return lambda p: Path(base) / Path(p).expanduser()
+
+
+def _load_gates(spec: Any, base: Path | Callable[[str], Path]) -> Any:
     """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
-    category) or ``{category: folder}``."""
+    category) or ``{category: folder}``; ``base`` resolves the paths (see `_resolver`)."""
     from xsteer.steer import Gate, load_gates
 
+    resolve = _resolver(base)
     if spec is None:
         return None
     if isinstance(spec, Mapping):
@@ -360,7 +368,7 @@ def build_methods(specs: Sequence[Mapping[str, Any] | Any],
                   default_strengths: Sequence[float]) -> list[Method]:
     """Methods from sweep-config entries; ``random`` may refer to an earlier method by name.
     ``base``: the config's folder, or a function that resolves (and checks) a config path."""
-    resolve = base if callable(base) else (lambda p, root=Path(base): root / Path(p).expanduser())
+    resolve = _resolver(base)
     out: list[Method] = []
     ctx = _Context(resolve, default_strengths, out)
     for raw in specs:
