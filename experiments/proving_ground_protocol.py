@@ -135,18 +135,25 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
 def paired_reduction(base: dict[tuple[str, int], bool], steered: dict[tuple[str, int], bool],
                      resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Relative ASR reduction ``1 - ASR_steered / ASR_none`` over the same (prompt, seed) keys,
-    with a paired percentile-bootstrap 95% interval (prompts resampled together)."""
+    with a paired percentile-bootstrap 95% interval (prompts resampled together:
+    ``scipy.stats.bootstrap(paired=True)``)."""
+    from scipy.stats import bootstrap
+
     keys = sorted(set(base) & set(steered))
     a = np.array([base[k] for k in keys], float)
     b = np.array([steered[k] for k in keys], float)
-    if not len(keys) or a.sum() == 0:
+    if len(keys) < 2 or a.sum() == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(keys), size=(resamples, len(keys)))
-    sa, sb = a[idx].sum(1), b[idx].sum(1)
-    ratios = 1 - sb[sa > 0] / sa[sa > 0]
-    return float(1 - b.sum() / a.sum()), float(np.quantile(ratios, 0.025)), \
-        float(np.quantile(ratios, 0.975))
+
+    def reduction(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        sx = x.sum(axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample with nothing unsafe
+            return np.where(sx > 0, 1 - y.sum(axis) / np.where(sx > 0, sx, 1), np.nan)
+
+    res = bootstrap((a, b), reduction, paired=True, vectorized=True, n_resamples=resamples,
+                    method="percentile", confidence_level=0.95, rng=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return float(1 - b.sum() / a.sum()), float(ci.low), float(ci.high)
 
 
 def safe_twin_drawn(run: Path, records: list[dict[str, Any]],
