@@ -154,3 +154,24 @@ def test_help_and_usage_errors_import_no_torch(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                           timeout=120)
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr[-500:]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_warnings_are_silenced_unless_verbose(verbose: bool) -> None:
+    """A warning raised from inside a library (here: diffusers) and its log level are hidden
+    from CLI users; ``xsteer --verbose`` shows them. Run in a child: filters are process-wide."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys, warnings\nfrom xsteer.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "warnings.warn_explicit('library noise', FutureWarning, 'x.py', 1, "
+            "module='diffusers.utils.deprecation_utils')\n"
+            "print('level', os.environ.get('DIFFUSERS_VERBOSITY'), file=sys.stderr)")
+    argv = [*(["--verbose"] if verbose else []), "sites"]
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=300, env={k: v for k, v in os.environ.items()
+                                            if not k.endswith("_VERBOSITY")})
+    assert ("library noise" in proc.stderr) is verbose, proc.stderr[-800:]
+    assert proc.stderr.strip().splitlines()[-1] == ("level None" if verbose else "level error")

@@ -25,12 +25,36 @@ _registered = False
 _debug = False
 
 
+# Libraries whose warnings, log lines and download bars are not the user's business in the CLI
+# (torchvision deprecations, diffusers type warnings, transformers' truncation notes, ...).
+QUIET_LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "huggingface_hub",
+                   "accelerate", "timm", "sklearn")
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own warnings and logging (errors still show). Called by the CLI
+    unless ``--verbose``; before they are imported, so their import-time warnings go too."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for lib in QUIET_LIBRARIES:
+        warnings.filterwarnings("ignore", module=rf"{lib}(\..*)?$")
+
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and "
+                                 "log lines (torch, diffusers, transformers, ...)."),
 ) -> None:
     global _debug
     _debug = debug
+    if not verbose:
+        quiet_libraries()
 
 
 def _register() -> typer.Typer:
