@@ -1,8 +1,8 @@
 """Every method a sweep compares — xsteer directions and the baselines — behind one interface.
 
-A `Method` is set up once on a `Generator` and then, for each of its settings (mode, strength),
-turns a batch of prompts into the pipeline kwargs of the positive prompt (``conditioning``). The
-sweep never asks what kind of method it holds.
+A `Method` is set up once on a `PipelineRunner` and then, for each of its settings (mode,
+strength), turns a batch of prompts into the pipeline kwargs of the positive prompt
+(``conditioning``). The sweep never asks what kind of method it holds.
 
 Kinds:
 - ``none``: the unsteered pipeline (the reference for paired distances and image grids).
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
-from xsteer.evaluate.harness.generation import Generator
+from xsteer.evaluate.harness.generation import PipelineRunner
 
 Setting = tuple[str, float]  # (mode, strength)
 
@@ -49,7 +49,7 @@ class Method(ABC):
         self.strengths = [float(s) for s in strengths]
         self.modes = list(modes)
 
-    def setup(self, gen: Generator) -> None:
+    def setup(self, gen: PipelineRunner) -> None:
         """Prepare anything that depends on the pipeline (directions, subspaces)."""
         return None
 
@@ -57,7 +57,7 @@ class Method(ABC):
         return [(m, s) for m in self.modes for s in self.strengths]
 
     @abstractmethod
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         """(pipeline kwargs for the positive prompt, per-batch info such as gate decisions)."""
 
@@ -71,7 +71,7 @@ class Unsteered(Method):
     def __init__(self, name: str = "none") -> None:
         super().__init__(name, strengths=[0.0], modes=["none"])
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         return gen.encode(prompts), {}
 
@@ -94,16 +94,16 @@ class DirectionMethod(Method):
         self.path = path
         self.calibrate, self.benign = calibrate, benign
 
-    def setup(self, gen: Generator) -> None:
+    def setup(self, gen: PipelineRunner) -> None:
         self.prepare(gen)
         if self.calibrate not in (None, "none"):
             self.directions = self._calibrated(gen)
 
-    def prepare(self, gen: Generator) -> None:
+    def prepare(self, gen: PipelineRunner) -> None:
         """Build the direction when it depends on the pipeline (native, random)."""
         return None
 
-    def _calibrated(self, gen: Generator) -> Any:
+    def _calibrated(self, gen: PipelineRunner) -> Any:
         """The direction rescaled from benign target features only (``calibrate``:
         benign-norm or spread), read at the site the Steerer will steer, as the gate sees it:
         strength then means a fraction of the typical benign norm for every method alike."""
@@ -122,7 +122,7 @@ class DirectionMethod(Method):
             return self.directions.map(lambda d: calibrate_direction(d, stats, how))
         return calibrate_direction(self.directions, stats, how)
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         from xsteer.pipelines import Steerer
 
@@ -170,7 +170,7 @@ class NativeDirection(DirectionMethod):
         self.pairs_path = pairs
         self.estimator = estimator
 
-    def prepare(self, gen: Generator) -> None:
+    def prepare(self, gen: PipelineRunner) -> None:
         from xsteer.data import data_record, load_pairs, pair_texts
         from xsteer.directions import Direction
         from xsteer.directions.estimators import get_estimator
@@ -205,7 +205,7 @@ class RandomDirection(DirectionMethod):
             raise XSteerError(f"random method {name!r} needs 'like' (a method) or 'norm'")
         self.like, self.fixed_norm, self.seed = like, norm, int(seed)
 
-    def prepare(self, gen: Generator) -> None:
+    def prepare(self, gen: PipelineRunner) -> None:
         from xsteer.directions import Direction
         from xsteer.directions.estimators import random_direction
 
@@ -230,7 +230,7 @@ class NegativePrompt(Method):
         # e.g. FLUX reads a negative prompt only with true CFG: {true_cfg_scale: 4.0}
         self.call_kwargs = dict(call_kwargs or {})
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         return {**gen.encode(prompts), **self.call_kwargs,
                 "negative_prompt": [self.negative_prompt] * len(prompts)}, {}
@@ -252,14 +252,14 @@ class Safree(Method):
         self.alpha = float(alpha)
         self.subspace: torch.Tensor | None = None
 
-    def setup(self, gen: Generator) -> None:
+    def setup(self, gen: PipelineRunner) -> None:
         from xsteer.pipelines import site_features
 
         site = gen.family.default_site
         self.subspace = site_features(gen.pipe, self.concepts, [site],
                                       **gen.call_kwargs)[site].float()
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         from xsteer.evaluate.harness.safree import safree_project
 

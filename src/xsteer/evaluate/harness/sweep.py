@@ -29,7 +29,7 @@ from typing import Any
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.benchmarks import Prompt, load_benchmark
 from xsteer.evaluate.harness.config import SweepConfig
-from xsteer.evaluate.harness.generation import Generator, resolve_device
+from xsteer.evaluate.harness.generation import PipelineRunner, resolve_device
 from xsteer.evaluate.harness.judges import Judge, VideoJudge, build_judge
 from xsteer.evaluate.harness.methods import Method, Setting, Unsteered, build_methods
 from xsteer.evaluate.harness.records import RecordStore, sample_key, write_records
@@ -205,7 +205,7 @@ class Sweep:
             raise XSteerError(f"judges need distinct names, got {names}")
         return judges
 
-    def setup(self) -> tuple[Generator, list[Method], list[WorkUnit]]:
+    def setup(self) -> tuple[PipelineRunner, list[Method], list[WorkUnit]]:
         cfg = self.cfg
         # everything the config names is loaded and checked before the first write to --out
         methods = build_methods(cfg.spec.methods, cfg.path, cfg.strengths)
@@ -215,7 +215,7 @@ class Sweep:
         pipe = load_pipeline(spec, dtype=cfg.dtype, device=self.dist.device(cfg.device),
                              safety_checker=False, **cfg.pipeline_kwargs)
         g = cfg.generation
-        gen = Generator(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
+        gen = PipelineRunner(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
                         height=g["height"], width=g["width"], call_kwargs=dict(cfg.call_kwargs),
                         name=cfg.pipeline)
         self.judges = self._judges(gen.video)
@@ -230,7 +230,7 @@ class Sweep:
         return gen, methods, units
 
     # -- the work -------------------------------------------------------------------------------
-    def _run_unit(self, u: WorkUnit, gen: Generator, judges: list[Judge],
+    def _run_unit(self, u: WorkUnit, gen: PipelineRunner, judges: list[Judge],
                   clip: Any) -> list[dict[str, Any]]:
         prompts = [s.prompt.prompt for s in u.samples]
         guidance, height, width = pinned(u.samples[0].prompt, self.cfg)
@@ -313,7 +313,7 @@ class Sweep:
 
     # -- main process: merge, paired metrics, FID, summary --------------------------------------
     def finalize(self, units: list[WorkUnit], methods: list[Method], judges: list[Judge],
-                 gen: Generator, gathered: list[dict[str, Any]] | None = None,
+                 gen: PipelineRunner, gathered: list[dict[str, Any]] | None = None,
                  progress: bool = False) -> list[dict[str, Any]]:
         from xsteer.evaluate.harness.postprocess import add_distances, compute_fids
 
