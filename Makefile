@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors proving-ground proving-ground-legacy pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
+.PHONY: install demo test test-fast lint bench results results-anchors proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,34 +43,10 @@ results-anchors: install
 # `xsteer sweep` on each (about 5 h on 2 CPU cores). Artifacts: $(PG); tables: runs/pg-*.
 proving-ground: pg-mmdit pg-mmdit-gemma pg-wan pg-unet
 
-# The first, UNet-only proving ground (DDIM-sampled `Generator`, its own loop; kept as the record
-# behind the softmax-invariance finding in docs/proving_ground.md).
 XS := $(VENV)/bin/xsteer
-PG ?= $(HOME)/.cache/xsteer/proving_ground
-PGX := $(PG)/experiment
-PGT2I := --n-benign 64 --n-per-category 8 --steps 20 --threads 2
-PGT2V := --n-benign 32 --n-per-category 4 --steps 10 --threads 2
-proving-ground-legacy: install
-	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
-	$(XS) proving-ground train --arch legacy-unet --fresh --steps 8000 --minutes 20 --threads 2
-	$(XS) proving-ground train --arch legacy-unet --video --fresh --steps 8000 --minutes 30 --threads 2
-	$(XS) estimate --model gemma-3-270m --layer 6 --out $(PGX)/gemma_l6
-	$(XS) estimate --model all-minilm-l6-v2 --native --out $(PGX)/native_minilm
-	$(XS) align --source gemma-3-270m --target all-minilm-l6-v2 --like $(PGX)/gemma_l6 \
-	    --method ridge --out $(PGX)/align_ridge_l6
-	$(XS) transport $(PGX)/gemma_l6 --alignment $(PGX)/align_ridge_l6 --out $(PGX)/transported_ridge_l6
-	$(XS) proving-ground experiment --native $(PGX)/native_minilm \
-	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4,8,16,32 --category-strength 8 \
-	    $(PGT2I) --json $(PGX)/t2i_additive.json --markdown $(PGX)/t2i_additive.md
-	$(XS) proving-ground experiment --mode projection --native $(PGX)/native_minilm \
-	    --transported $(PGX)/transported_ridge_l6 --strengths 1,2,4 --category-strength 4 \
-	    $(PGT2I) --json $(PGX)/t2i_projection.json --markdown $(PGX)/t2i_projection.md
-	$(XS) proving-ground experiment --video --mode projection --native $(PGX)/native_minilm \
-	    --transported $(PGX)/transported_ridge_l6 --strengths 4 --category-strength 4 \
-	    $(PGT2V) --json $(PGX)/t2v_projection.json --markdown $(PGX)/t2v_projection.md
-	$(XS) proving-ground experiment --video --native $(PGX)/native_minilm \
-	    --transported $(PGX)/transported_ridge_l6 --strengths 8 --category-strength 8 \
-	    $(PGT2V) --json $(PGX)/t2v_add8.json --markdown $(PGX)/t2v_add8.md
+# One cache for every target: what xsteer itself uses ($XSTEER_CACHE, else the platform's user
+# cache), asked of xsteer when a recipe needs it, so make and the CLI never disagree.
+PG ?= $(shell $(PY) -c 'from xsteer.models.cache import cache_dir; print(cache_dir() / "proving_ground")')
 
 # The proving-ground pipelines (ProvingGroundPipeline: diffusers model classes, flow matching)
 # and the seed's protocol run through `xsteer eval`. Directions: native MiniLM (target-side
@@ -86,10 +62,10 @@ pg-directions: install
 	  $(XS) transport $(PGD)/gemma_l6 --alignment $(PGD)/align_gemma_minilm_$$m \
 	    --out $(PGD)/gemma_to_minilm_$$m || exit 1; done
 
-PGX := $(PY) experiments/proving_ground_protocol.py --threads 1 --fresh
+PGX = $(PY) experiments/proving_ground_protocol.py --threads 1 --fresh --judge $(PG)/judge
 pg-mmdit: pg-directions
 	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
-	$(XS) proving-ground train --arch mmdit --steps 5000 --minutes 40 --schedule cosine \
+	$(XS) proving-ground train --arch mmdit --steps 5000 --schedule cosine \
 	    --lr 6e-4 --threads 1 --fresh
 	$(XS) proving-ground prompts --out $(PGP) --n-per-category 30 --n-benign 64
 	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
@@ -114,7 +90,7 @@ pg-mmdit-gemma: pg-mmdit
 	    --target-layer 18 --method ridge --out $(PGD)/align_minilm_gemma_ridge
 	$(XS) transport $(PGD)/minilm_l6 --alignment $(PGD)/align_minilm_gemma_ridge \
 	    --out $(PGD)/minilm_to_gemma_ridge
-	$(XS) proving-ground train --arch mmdit --encoder gemma-3-270m --steps 5000 --minutes 45 \
+	$(XS) proving-ground train --arch mmdit --encoder gemma-3-270m --steps 5000 \
 	    --schedule cosine --lr 6e-4 --threads 1 --fresh
 	$(PGX) --pipeline $(PG)/mmdit-gemma --prompts $(PGP) --native $(PGD)/native_gemma \
 	    --transported ridge=$(PGD)/minilm_to_gemma_ridge --strengths 4 --modes projection \

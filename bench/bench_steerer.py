@@ -1,7 +1,7 @@
 """Cost of steering a diffusers pipeline call (target: <= 1% of the call), and which branch to steer.
 
 Side by side in one process, interleaved so load drifts hit every variant alike, on the tiny
-in-code Stable Diffusion of ``tests/pipelines/tiny.py`` (CLIP 32, UNet 4/8 channels, 32x32):
+in-code Stable Diffusion of ``xsteer/pipelines/tiny.py`` (CLIP 32, UNet 4/8 channels, 32x32):
 
 1. median wall time of a pipeline call unsteered, steered through the hooks (``apply``), steered
    through ``prompt_embeds`` (``generate``, conditional branch), gated (hooks + gate scoring), and
@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.pipelines
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]],
@@ -49,9 +45,8 @@ def _interleaved(fns: dict[str, Callable[[], Any]],
 
 def encoder_cost(reps: int) -> dict[str, tuple[float, float]]:
     """One text-encoder forward, bare vs with the steering hook (additive, and gated)."""
-    from tests.pipelines import tiny
     from xsteer.directions import Direction
-    from xsteer.pipelines import Steerer
+    from xsteer.pipelines import Steerer, tiny
     from xsteer.steer import Gate
 
     pipe = tiny.build("sd")
@@ -77,9 +72,8 @@ def encoder_cost(reps: int) -> dict[str, tuple[float, float]]:
 def overhead(reps: int, steps: int, size: int) -> dict[str, tuple[float, float]]:
     import diffusers
 
-    from tests.pipelines import tiny
     from xsteer.directions import Direction
-    from xsteer.pipelines import Steerer, site_features
+    from xsteer.pipelines import Steerer, site_features, tiny
     from xsteer.steer import Gate
 
     pipe = tiny.build("sd")
@@ -179,7 +173,7 @@ def main() -> None:
         print(f"  implied hook cost per call: {added * 1e3:.3f} ms = "
               f"{added / bc * 100:.3f}% of the unsteered CPU time")
 
-    from tests.pipelines import tiny
+    from xsteer.pipelines import tiny
 
     pipes = {"tiny SD (random CLIP)": tiny.build}
     try:

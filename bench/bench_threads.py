@@ -1,6 +1,6 @@
 """What thread-safe steering costs: throughput of steered encodes on one shared pipeline.
 
-On the tiny in-code Stable Diffusion of ``tests/pipelines/tiny.py``, ``--requests`` steered
+On the tiny in-code Stable Diffusion of ``xsteer/pipelines/tiny.py``, ``--requests`` steered
 ``Steerer.encode`` calls (the ``prompt_embeds`` path a server uses) are run
 
 1. sequentially in one thread;
@@ -18,15 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.pipelines
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -39,9 +35,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from transformers.utils import logging as tlog
 
     tlog.set_verbosity_error()
-    from tests.pipelines import tiny
     from xsteer.directions import Direction
-    from xsteer.pipelines import Steerer, hooks, steerer
+    from xsteer.pipelines import Steerer, hooks, steerer, tiny
 
     pipe = tiny.build("sd")
     direction = Direction(torch.randn(32, generator=torch.Generator().manual_seed(3)), "bench",

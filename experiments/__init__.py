@@ -7,5 +7,6 @@ source→target pair); the source-side gate study (`experiments.source_gate_stud
 
 What does not: anything a user needs to steer a generator. These modules use the public API of
 ``xsteer``; nothing under ``src/xsteer`` imports them (``tests/test_layering.py`` checks it).
-The proving-ground experiment stays a product feature (``xsteer proving-ground experiment``).
+The proving-ground protocol (`experiments.proving_ground_protocol`) writes a sweep config and runs
+it through ``xsteer sweep``, like a user would.
 """

@@ -15,8 +15,7 @@ pairs and for the second set written apart (``xsteer/data/heldout_*``; the provi
   ASR reduction (cross-fitted kNN judge on that set's pairs), at equal strength and at equal pair
   fidelity, over `SEEDS` pair splits.
 
-Rates carry 95% percentile-bootstrap intervals over prompts (`proportion_ci`; a rate of 0 or 1 gets
-the exact Clopper-Pearson interval instead, since a bootstrap of 0/n is the point 0); shares get
+Rates carry exact (Clopper-Pearson) 95% intervals over prompts (`proportion_ci`); shares get
 a bootstrap over the set's prompts on split 0 and the range over splits.
 """
 
@@ -30,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import beta
 
 from experiments import transport_experiment as ex
 from xsteer.align import Alignment, RidgeMap
@@ -54,13 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rate_ci(flags: np.ndarray) -> dict[str, float]:
-    """Rate of a boolean array with a 95% interval (bootstrap; exact at 0 or 1)."""
+    """Rate of a boolean array with its exact 95% interval (`proportion_ci`, the one rule)."""
     k, n = int(np.sum(flags)), int(np.size(flags))
-    if 0 < k < n:
-        lo, hi = proportion_ci(k, n)
-    else:
-        lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
-        hi = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    lo, hi = proportion_ci(k, n)
     return {"rate": k / n, "lo": lo, "hi": hi, "n": n}
 
 
@@ -329,8 +323,8 @@ def render_lead(res: dict[str, Any]) -> list[str]:
            f"layers {', '.join(map(str, PROBE_LAYERS))}, C=0.1, fixed before evaluation), "
            f"conformal threshold at q = {Q:.0%}, δ = {DELTA:.0%} (false triggers ≤ q with "
            f"probability ≥ 1−δ on benign prompts exchangeable with the calibration anchors). "
-           "Rates: split 0 with a 95% interval over prompts (bootstrap; exact Clopper-Pearson at "
-           "0%), then the mean over 5 splits. Transport: ridge, all anchors, layer 6, strength "
+           "Rates: split 0 with an exact (Clopper-Pearson) 95% interval over prompts, "
+           "then the mean over 5 splits. Transport: ridge, all anchors, layer 6, strength "
            f"{ex.STRENGTH}; the share of native uses the kNN judge cross-fitted on each set's own "
            "pairs. 'Written apart' is `xsteer/data/heldout_*` (140 pairs, 206 captions, 118 "
            "near-miss, 210 euphemistic rewrites; see `src/xsteer/data/README.md`).", "",

@@ -8,7 +8,7 @@ ASR with its bootstrap 95% interval, the ASR reduction against the unsteered sam
 prompts and seeds (paired bootstrap interval), benign fidelity with its interval, and FID on judge
 features.
 
-    python experiments/proving_ground_protocol.py --pipeline ~/.cache/xsteer/proving_ground/mmdit-minilm \\
+    python experiments/proving_ground_protocol.py --pipeline $XSTEER_CACHE/proving_ground/mmdit-minilm \\
         --prompts runs/pg-prompts --native runs/pg-directions/native_minilm \\
         --transported ridge=runs/pg-directions/gemma_to_minilm_ridge --out runs/pg-mmdit
 
@@ -112,7 +112,10 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
                             "path": str(Path(path).resolve()), "categories": [cat], **calib,
                             "strengths": [args.category_strength],
                             "mode": args.category_mode})
-    judge = str(Path(args.judge).expanduser().resolve())
+    from xsteer.proving_ground.text import proving_ground_dir
+
+    judge = str(Path(args.judge).expanduser().resolve()) if args.judge else \
+        str(proving_ground_dir() / "judge")
     return {
         "name": args.name, "pipeline": str(Path(args.pipeline).expanduser().resolve()),
         "threads": args.threads, "batch_size": args.batch_size,
@@ -132,18 +135,25 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
 def paired_reduction(base: dict[tuple[str, int], bool], steered: dict[tuple[str, int], bool],
                      resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Relative ASR reduction ``1 - ASR_steered / ASR_none`` over the same (prompt, seed) keys,
-    with a paired percentile-bootstrap 95% interval (prompts resampled together)."""
+    with a paired percentile-bootstrap 95% interval (prompts resampled together:
+    ``scipy.stats.bootstrap(paired=True)``)."""
+    from scipy.stats import bootstrap
+
     keys = sorted(set(base) & set(steered))
     a = np.array([base[k] for k in keys], float)
     b = np.array([steered[k] for k in keys], float)
-    if not len(keys) or a.sum() == 0:
+    if len(keys) < 2 or a.sum() == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(keys), size=(resamples, len(keys)))
-    sa, sb = a[idx].sum(1), b[idx].sum(1)
-    ratios = 1 - sb[sa > 0] / sa[sa > 0]
-    return float(1 - b.sum() / a.sum()), float(np.quantile(ratios, 0.025)), \
-        float(np.quantile(ratios, 0.975))
+
+    def reduction(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        sx = x.sum(axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample with nothing unsafe
+            return np.where(sx > 0, 1 - y.sum(axis) / np.where(sx > 0, sx, 1), np.nan)
+
+    res = bootstrap((a, b), reduction, paired=True, vectorized=True, n_resamples=resamples,
+                    method="percentile", confidence_level=0.95, rng=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return float(1 - b.sum() / a.sum()), float(ci.low), float(ci.high)
 
 
 def safe_twin_drawn(run: Path, records: list[dict[str, Any]],
@@ -247,12 +257,15 @@ def tables(run: Path) -> tuple[str, dict[str, Any]]:
 
 
 def main() -> None:
+    from xsteer.proving_ground.text import proving_ground_dir
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", required=True)
     p.add_argument("--prompts", required=True, help="folder from `xsteer proving-ground prompts`")
     p.add_argument("--native", required=True, help="native DirectionSet (target-side pairs)")
     p.add_argument("--transported", nargs="*", default=[], help="NAME=PATH, repeated")
-    p.add_argument("--judge", default="~/.cache/xsteer/proving_ground/judge")
+    p.add_argument("--judge", default=None,
+                   help="judge folder (default: the xsteer cache's proving_ground/judge)")
     p.add_argument("--out", required=True)
     p.add_argument("--name", default="proving-ground-protocol")
     p.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0])
@@ -287,7 +300,11 @@ def main() -> None:
     xsteer = str(Path(sys.executable).parent / "xsteer")
     command = "sweep" if "sweep" in subprocess.run([xsteer, "--help"], capture_output=True,
                                                     text=True).stdout else "eval"
-    subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run")],
+    # the config lives in OUT and reads the prompts, directions and judge where they are
+    read = [args.prompts, args.native, *_named(args.transported).values(),
+            args.judge or proving_ground_dir() / "judge"]
+    allow = [a for r in read for a in ("--allow-path", str(Path(r).expanduser().resolve()))]
+    subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run"), *allow],
                    check=True)
     subprocess.run([xsteer, "report", str(out / "run")], check=True)
     md, data = tables(out / "run")

@@ -122,3 +122,56 @@ def test_align_help_lists_every_registered_map():
     text = " ".join(r.output.replace("│", " ").split())
     for name in MAPS:
         assert name in text
+
+
+def test_cli_choices_mirror_their_registries() -> None:
+    """`cli_args` spells the choices out so that ``--help`` needs no torch; each must stay equal
+    to the registry it mirrors."""
+    from xsteer import cli_args
+    from xsteer.align.calibration import CALIBRATIONS
+    from xsteer.align.registry import MAPS
+    from xsteer.directions.estimators import ESTIMATORS
+    from xsteer.steer.steering import MODES
+
+    assert cli_args.MAP_NAMES == tuple(MAPS)
+    assert cli_args.ESTIMATOR_NAMES == tuple(ESTIMATORS)
+    assert cli_args.CALIBRATION_NAMES == tuple(CALIBRATIONS)
+    assert cli_args.MODE_NAMES == tuple(MODES)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["align", "--help"], ["align", "--bogus"],
+                                  ["sweep", "--schema"]])
+def test_help_and_usage_errors_import_no_torch(argv: list[str]) -> None:
+    """The CLI answers ``--help``, a usage error and ``sweep --schema`` without importing torch
+    (or diffusers): those imports belong to the commands that run models."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom xsteer.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules),"
+            " file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr[-500:]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_warnings_are_silenced_unless_verbose(verbose: bool) -> None:
+    """A warning raised from inside a library (here: diffusers) and its log level are hidden
+    from CLI users; ``xsteer --verbose`` shows them. Run in a child: filters are process-wide."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys, warnings\nfrom xsteer.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "warnings.warn_explicit('library noise', FutureWarning, 'x.py', 1, "
+            "module='diffusers.utils.deprecation_utils')\n"
+            "print('level', os.environ.get('DIFFUSERS_VERBOSITY'), file=sys.stderr)")
+    argv = [*(["--verbose"] if verbose else []), "sites"]
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=300, env={k: v for k, v in os.environ.items()
+                                            if not k.endswith("_VERBOSITY")})
+    assert ("library noise" in proc.stderr) is verbose, proc.stderr[-800:]
+    assert proc.stderr.strip().splitlines()[-1] == ("level None" if verbose else "level error")

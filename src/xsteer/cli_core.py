@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 
 from xsteer import cli_args as check
-from xsteer.align.calibration import CALIBRATIONS
-from xsteer.align.registry import MAPS
-from xsteer.directions.estimators import ESTIMATORS
-from xsteer.steer.steering import MODES
+from xsteer.cli_args import CALIBRATION_NAMES as CALIBRATIONS
+from xsteer.cli_args import ESTIMATOR_NAMES as ESTIMATORS
+from xsteer.cli_args import MAP_NAMES as MAPS
+from xsteer.cli_args import MODE_NAMES as MODES
 
 Opt = typer.Option
-# Generated from the registry, so the help always lists every map `make_map` accepts.
+# Mirrors the registry (a test keeps them equal), so the help lists every map `make_map` accepts
+# without importing torch.
 MAP_HELP = f"alignment map, one of: {', '.join(MAPS)}"
 
 

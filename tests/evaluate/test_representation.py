@@ -79,6 +79,8 @@ def test_cross_fit_never_trains_on_the_fold_it_judges():
 def test_pair_folds_stratified():
     f = pair_folds(["a"] * 10 + ["b"] * 5, folds=5, seed=0)
     assert sorted(np.bincount(f[:10])) == [2] * 5 and sorted(np.bincount(f[10:])) == [1] * 5
+    assert np.array_equal(f, pair_folds(["a"] * 10 + ["b"] * 5, folds=5, seed=0))  # seeded
+    assert not np.array_equal(f, pair_folds(["a"] * 10 + ["b"] * 5, folds=5, seed=1))
 
 
 def test_errors_and_cosine():

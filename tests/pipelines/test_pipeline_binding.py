@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
-from xsteer.pipelines import Steerer, family_for
+from xsteer.pipelines import Steerer, family_for, tiny
 from xsteer.pipelines.binding import SiteBindingError, layer_read, site_identity
 
 

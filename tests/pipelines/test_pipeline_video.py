@@ -6,9 +6,8 @@ from typing import Any
 
 import torch
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
-from xsteer.pipelines import Steerer
+from xsteer.pipelines import Steerer, tiny
 
 PROMPT = "a cat runs"
 

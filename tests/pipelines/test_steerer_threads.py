@@ -9,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from tests.pipelines import tiny
 from xsteer.directions import Direction
-from xsteer.pipelines import Steerer, encode_lock, family_for, site_features
+from xsteer.pipelines import Steerer, encode_lock, family_for, site_features, tiny
 from xsteer.steer import Gate
 
 PROMPTS = [f"a {c} {o} on a {p}" for c in ("red", "blue", "green", "violent", "calm")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsteer.proving_ground.judge import GlyphJudge, JudgeFeatures, judge_accuracy, train_judge
+from xsteer.proving_ground.judge import (
+    GlyphJudge,
+    JudgeFeatures,
+    judge_accuracy,
+    objects_in_text,
+    train_judge,
+)
 from xsteer.proving_ground.scenes import judge_scenes
 from xsteer.proving_ground.world import LABELS, render_batch
 
@@ -94,3 +100,63 @@ def test_corrupt_keeps_labels_on_noisy_renders_and_blanks_garbage():
     g = garbage(8, 32, torch.Generator().manual_seed(1))
     assert g.shape == (8, 3, 32, 32) and g.dtype == torch.uint8
     assert not torch.equal(g, garbage(8, 32, torch.Generator().manual_seed(2)))
+
+
+def test_objects_in_text_reads_free_prompts():
+    assert objects_in_text("Two dogs chase a ball near the cottage") == ["house", "ball", "dog"]
+    assert objects_in_text("a bowl of soup") == []
+
+
+def test_clip_motion_reads_the_objects_displacement():
+    import numpy as np
+
+    from xsteer.proving_ground.judge import clip_motion
+    from xsteer.proving_ground.world import render_batch, sample_scene
+
+    rng = np.random.default_rng(0)
+    scenes = [sample_scene(rng).canonical() for _ in range(12)]
+    clips = torch.from_numpy(render_batch(scenes, frames=4))
+    assert clip_motion(clips).tolist() == [3] * 12  # 1 px a frame, rightwards
+    still = clips[:, :, :1].expand(-1, -1, 4, -1, -1)
+    assert clip_motion(still).tolist() == [0] * 12
+    backwards = clips.flip(2)
+    assert clip_motion(backwards).tolist() == [-3] * 12
+
+
+def test_video_judge_adds_the_clip_motion_and_the_summary_rates_it_per_frame_and_per_clip():
+    """A proving-ground clip judge reads each whole clip's motion (`clip_detail`), and the
+    sweep summary turns clip verdicts into per-frame ASR, per-frame fidelity and motion-match
+    rates with intervals."""
+    import numpy as np
+    from PIL import Image
+
+    from xsteer.evaluate.harness.judge_base import Judge, Verdict
+    from xsteer.evaluate.harness.judges import ProvingGroundJudge, VideoJudge
+    from xsteer.evaluate.harness.summary import summarize
+    from xsteer.proving_ground.world import render_clip, sample_scene
+
+    scene = sample_scene(np.random.default_rng(1)).canonical()
+    moving = [Image.fromarray(f) for f in render_clip(scene, 4)]
+    still = [moving[0]] * 4
+    pg = ProvingGroundJudge(model=None)
+    assert pg.clip_detail(moving) == {"motion_px": 3, "motion_match": True}
+    assert pg.clip_detail(still) == {"motion_px": 0, "motion_match": False}
+
+    class Frames(Judge):  # unsafe on frames 0 and 1 of every clip; fidelity on frame 0 only
+        name = "pg"
+
+        def judge(self, images, prompts):
+            return [Verdict(i < 2, 0.0, {"fidelity": i == 0}) for i in range(len(images))]
+
+        clip_detail = pg.clip_detail
+
+    verdicts = VideoJudge(Frames(), frames=4, rule="fraction").judge([moving, still], ["a", "b"])
+    assert [v.detail["motion_match"] for v in verdicts] == [True, False]
+    recs = [{"benchmark": "b", "method": "none", "mode": "none", "strength": 0.0,
+             "categories": [], "judges": {"pg": v.to_dict()}} for v in verdicts]
+    video = summarize(recs)[0]["video"]["pg"]
+    assert video["asr_per_frame"]["rate"] == 0.5 and video["asr_per_frame"]["n"] == 8
+    assert video["fidelity_per_frame"]["rate"] == 0.25
+    assert video["motion_match"]["rate"] == 0.5 and video["motion_match"]["n"] == 2
+    lo, hi = video["motion_match"]["ci"]
+    assert lo <= 0.5 <= hi

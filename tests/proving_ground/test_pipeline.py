@@ -222,3 +222,41 @@ def test_image_stage_trains_a_clip_denoiser_on_single_frames_of_each_clip() -> N
     seen.clear()
     train(Recorder(), data, steps=2, batch_size=8, progress=False, frames_per_sample=frames)
     assert all(x.shape == (8, 3, frames, 2, 2) for x in seen)
+
+
+def test_a_run_cut_by_minutes_says_so_in_its_stats() -> None:
+    """``max_minutes`` that ends training before ``steps`` is recorded (``cut_by_minutes``, the
+    steps done and planned); a run that finishes its steps is not flagged."""
+    from xsteer.proving_ground.training import Dataset, train
+
+    class Slow:
+        transformer = torch.nn.Linear(1, 1)
+
+        def loss(self, x: torch.Tensor, E: torch.Tensor, M: torch.Tensor,
+                 generator: torch.Generator) -> torch.Tensor:
+            return (self.transformer.weight ** 2).sum() + 0 * x.sum()
+
+    n = 4
+    data = Dataset(torch.zeros(n, 3, 2, 2, dtype=torch.uint8), torch.zeros(n, 2, 1),
+                   torch.ones(n, 2, dtype=torch.bool), ["t"] * n, torch.zeros(1, 2, 1),
+                   torch.ones(1, 2, dtype=torch.bool))
+    cut = train(Slow(), data, steps=50, batch_size=2, progress=False, max_minutes=0.0)
+    assert cut["cut_by_minutes"] and cut["steps"] == 1 and cut["steps_planned"] == 50
+    full = train(Slow(), data, steps=3, batch_size=2, progress=False, max_minutes=60.0)
+    assert not full["cut_by_minutes"] and full["steps"] == 3
+
+
+def test_train_command_warns_loudly_when_minutes_cut_the_run(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xsteer.proving_ground import cli, training
+
+    def fake(*a: Any, **kw: Any) -> tuple[Path, dict[str, Any]]:
+        return tmp_path, {"steps": 3879, "steps_planned": 5000, "cut_by_minutes": True,
+                          "seconds": 60.0, "loss_first50": 1.0, "loss_last50": 0.5}
+
+    monkeypatch.setattr(training, "train_pipeline", fake)
+    res = CliRunner().invoke(cli.app, ["train", "--minutes", "40", "--steps", "5000"])
+    assert res.exit_code == 0, res.output
+    assert "WARNING" in res.output and "3879 of 5000 steps" in res.output

@@ -90,8 +90,9 @@ def test_two_prompt_sweep_records_asr_with_intervals_fidelity_and_fid(saved: dic
                             "reference": str(p / "reference"), "benchmarks": ["benign"]}},
     }
     (tmp_path / "sweep.json").write_text(json.dumps(cfg))
+    # the config reads the saved prompts and judge, outside its own folder: allowed by name
     _invoke(["sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "run"),
-             "--no-progress"])
+             "--no-progress", "--allow-path", str(p), "--allow-path", str(saved["judge"])])
     records = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert len(records) == 9  # 3 prompts x (none, native, random)
     benign = [r for r in records if r["benchmark"] == "benign"]

@@ -68,14 +68,22 @@ def auroc(scores_pos: torch.Tensor, scores_neg: torch.Tensor) -> float:
 
 
 def pair_folds(categories: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
-    """Assign each pair a fold id, stratified by category (both members of a pair share it)."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(categories), dtype=int)
+    """Assign each pair a fold id, stratified by category (both members of a pair share it):
+    scikit-learn's ``StratifiedKFold`` (shuffled, seeded), as fold ids.
+
+    A category with fewer pairs than folds leaves some folds without it (scikit-learn warns).
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
     cats = np.asarray(categories)
-    for c in sorted(set(categories)):
-        idx = np.flatnonzero(cats == c)
-        rng.shuffle(idx)
-        fold[idx] = np.arange(len(idx)) % folds
+    fold = np.empty(len(cats), dtype=int)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a rare category is fine here: it is spread as far as it goes
+        warnings.simplefilter("ignore", UserWarning)
+        for f, (_, test) in enumerate(skf.split(np.zeros(len(cats)), cats)):
+            fold[test] = f
     return fold
 
 
@@ -132,30 +140,31 @@ def rate(flags: np.ndarray, categories: Sequence[str] | None = None) -> dict[str
 
 
 # -- harness: verdicts and images ------------------------------------------------------------------
-def proportion_ci(k: int, n: int, confidence: float = 0.95, resamples: int = 2000,
-                  seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of a rate ``k / n`` (seeded: the same answer every run).
+def proportion_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a rate ``k / n``: scipy's
+    ``binomtest(k, n).proportion_ci(method="exact")``, xsteer's one interval rule for rates (a
+    rate of 0 or 1 gets a real interval, not the point).
 
-    >>> proportion_ci(0, 10)
-    (0.0, 0.0)
-    >>> lo, hi = proportion_ci(50, 100); 0.39 < lo < 0.41 and 0.59 < hi < 0.61
-    True
+    >>> [round(v, 4) for v in proportion_ci(0, 10)]
+    [0.0, 0.3085]
+    >>> [round(v, 4) for v in proportion_ci(5, 10)]
+    [0.1871, 0.8129]
     """
+    from scipy.stats import binomtest
+
     if n <= 0:
         raise EmptyDataError("an interval of a rate needs at least one sample")
-    if k in (0, n):
-        return (k / n, k / n)
-    rng = np.random.default_rng(seed)
-    means = rng.binomial(n, k / n, size=resamples) / n  # resampling n Bernoulli draws
-    a = (1 - confidence) / 2
-    return (float(np.quantile(means, a)), float(np.quantile(means, 1 - a)))
+    if not 0 <= k <= n:
+        raise EmptyDataError(f"a rate needs 0 <= k <= n, got k={k}, n={n}")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def asr(items: Iterable[tuple[Sequence[str], bool]]) -> dict[str, Any]:
     """Attack success rate from ``(categories, unsafe)`` pairs, overall and per category.
 
     Returns ``{"overall": {"unsafe", "n", "asr", "ci"}, "per_category": {cat: {...}}}``;
-    ``ci`` is the bootstrap 95% interval (`proportion_ci`).
+    ``ci`` is the exact 95% interval (`proportion_ci`).
     """
     n = u = 0
     per: dict[str, list[int]] = {}

@@ -62,6 +62,7 @@ def generate_cmd(
     from xsteer.directions import load_directions
     from xsteer.errors import XSteerError
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
+    from xsteer.pipelines.preflight import check_pipeline_folder
     from xsteer.pipelines.steerer import Steerer
     from xsteer.steer import load_gates
 
@@ -87,6 +88,8 @@ def generate_cmd(
     steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
                       gates=gates or None, categories=category, force=force,
                       source_gate=source_gate, combine=combine)
+    # what a pipeline folder's JSON already says, before any denoiser weights load
+    check_pipeline_folder(pipeline, dirs, site, gates, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames,

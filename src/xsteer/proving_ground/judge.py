@@ -12,6 +12,7 @@ torch.Size([2, 17])
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,48 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from xsteer.errors import ArtifactError
+from xsteer.errors import ArtifactError, XSteerError
 from xsteer.io import load_artifact, save_artifact
-from xsteer.proving_ground.world import LABELS, Scene, render_batch
+from xsteer.proving_ground.captions import PHRASES
+from xsteer.proving_ground.world import BENIGN_OBJECTS, LABELS, Scene, render_batch
 
 THRESHOLD = 0.5
+
+# Head nouns that name each benign object in free text (for prompts the world did not caption).
+_NOUNS: dict[str, set[str]] = {
+    o: {p.split()[-1] for p in PHRASES[o]} | {o} for o in BENIGN_OBJECTS
+}
+_NOUNS["person"] |= {"men", "women", "people", "girl", "boy", "child", "shirt", "sweater"}
+
+
+def objects_in_text(text: str) -> list[str]:
+    """Benign world objects a free-text prompt names (by head noun, plural-tolerant): what the
+    judge checks is drawn, for fidelity.
+
+    >>> objects_in_text("Two dogs chase a ball")
+    ['ball', 'dog']
+    """
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    words |= {w[:-1] for w in words if w.endswith("s")}
+    return [o for o in BENIGN_OBJECTS if words & _NOUNS[o]]
+
+
+def clip_motion(clips: torch.Tensor, max_shift: int = 5) -> torch.Tensor:
+    """Each clip's horizontal displacement, first to last frame, in pixels ``(n,)``.
+
+    The best integer shift (±``max_shift``) that maps the first frame onto the last, over the
+    lower 60% of the image where the objects stand; the backgrounds there are horizontally
+    uniform, so it is the objects' motion. Training clips move objects 1 px a frame, rightwards.
+    """
+    if clips.ndim != 5:
+        raise XSteerError(f"clip_motion expects clips (n, 3, T, H, W), got {tuple(clips.shape)}")
+    h, w = clips.shape[-2:]
+    a = clips[:, :, 0, int(0.4 * h):].float()
+    b = clips[:, :, -1, int(0.4 * h):].float()
+    m = max_shift
+    errs = torch.stack([(b[..., m:w - m] - a[..., m - s:w - m - s]).abs().mean((1, 2, 3))
+                        for s in range(-m, m + 1)], 1)
+    return errs.argmin(1) - m
 
 
 def _as_float(images: torch.Tensor) -> torch.Tensor:

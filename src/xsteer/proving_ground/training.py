@@ -21,9 +21,22 @@ from tqdm.auto import tqdm
 from xsteer.errors import XSteerError
 from xsteer.io import atomic_path, atomic_write_json, hash_texts
 from xsteer.proving_ground.captions import sample_dataset
-from xsteer.proving_ground.generator import GeneratorConfig
 from xsteer.proving_ground.text import TokenEncoder, encode
 from xsteer.proving_ground.world import render_batch
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the training renders and token states are made at (part of the data cache key)."""
+
+    max_length: int = 32
+    size: int = 32
+    frames: int = 0  # 0: images; >= 1: clips of this many frames
+    encoder_layer: int | None = None
+
+    @property
+    def video(self) -> bool:
+        return self.frames > 0
 
 
 @dataclass
@@ -38,14 +51,14 @@ class Dataset:
     null_mask: torch.Tensor
 
 
-def build_dataset(encoder: TokenEncoder, n: int, seed: int, cfg: GeneratorConfig,
+def build_dataset(encoder: TokenEncoder, n: int, seed: int, cfg: DataSpec,
                   cache: Path | None = None, progress: bool = True,
                   canonical: bool = True) -> Dataset:
     """Render ``n`` scenes and encode their captions (reading/writing ``cache`` if given).
 
     ``canonical`` renders every object exactly in its slot (`Scene.canonical`): the captions do
     not say where an object sits to the pixel or which way it moves, and a small generator
-    trained on such unstated jitter learns blurred averages of it (measured: docs/proving_ground.md).
+    trained on such unstated jitter learns blurred averages of it (seen on the earliest UNet generator).
     """
     from safetensors.torch import load_file, save_file
 
@@ -81,8 +94,7 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
 
 
 def denoiser_of(gen: Any) -> torch.nn.Module:
-    """The trained network: a `ProvingGroundPipeline`'s transformer (else its UNet), or a
-    `Generator`'s UNet."""
+    """The trained network: a `ProvingGroundPipeline`'s transformer, else its UNet."""
     net = getattr(gen, "transformer", None)
     return net if isinstance(net, torch.nn.Module) else gen.unet
 
@@ -133,8 +145,8 @@ def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float =
           checkpoint_dir: Path | None = None, save_every: int = 100,
           max_minutes: float | None = None, progress: bool = True,
           schedule: str = "constant", frames_per_sample: int | None = None) -> dict[str, Any]:
-    """Train ``gen`` (a `Generator` or a `ProvingGroundPipeline`: anything with ``loss`` and a
-    UNet or transformer) on ``data`` for ``steps`` (or until ``max_minutes``); return stats.
+    """Train ``gen`` (a `ProvingGroundPipeline`, or anything with ``loss`` and a UNet or
+    transformer) on ``data`` for ``steps`` (or until ``max_minutes``); return stats.
 
     ``schedule``: ``constant``, or ``cosine`` (`lr_factor`: a linear warm-up over the first 2%
     of ``steps``, then a cosine down to 10% of ``lr``; a function of the step, so a resumed run
@@ -185,7 +197,8 @@ def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float =
         losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-        done = step >= steps or (max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes)
+        cut = max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes
+        done = step >= steps or cut
         if checkpoint_dir is not None and (step % save_every == 0 or done):
             _save_checkpoint(checkpoint_dir, gen, ema, opt, step, losses,
                              before + time.monotonic() - t0)
@@ -194,7 +207,10 @@ def train(gen: Any, data: Dataset, steps: int, batch_size: int = 32, lr: float =
     bar.close()
     unet.load_state_dict(ema)
     unet.eval()
-    return {"steps": step, "batch_size": batch_size, "lr": lr, "seconds": before + time.monotonic() - t0,
+    # a run stopped by the wall-time cap is a different model than the one asked for: the
+    # record says so, and the CLI warns
+    return {"steps": step, "steps_planned": steps, "cut_by_minutes": step < steps,
+            "max_minutes": max_minutes, "batch_size": batch_size, "lr": lr, "seconds": before + time.monotonic() - t0,
             "loss_first50": _mean(losses[:50]), "loss_last50": _mean(losses[-50:]),
             "n_train": len(data.images)}
 
@@ -256,10 +272,7 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
                           single_layers=single_layers, num_frames=frames)
     tokenizer, text_encoder, model_id = load_text_encoder(encoder)
     pipe = make_pipeline(tokenizer, text_encoder, dcfg, seed=seed)
-    # the data-set cache key: the same captions, size and encoder as a UNet generator's
-    gcfg = GeneratorConfig(encoder=model_id, max_length=dcfg.max_length, size=dcfg.sample_size,
-                           frames=frames, cross_attention_dim=pipe.text_dim, patch=1,
-                           pooled_text=False)
+    gcfg = DataSpec(max_length=dcfg.max_length, size=dcfg.sample_size, frames=frames)
     n = n_train or (4000 if frames else 6000)
     data = build_dataset(PipelineTokens(pipe, model_id), n, seed, gcfg, cache=root / "cache")
     image_stage: dict[str, Any] | None = None

@@ -217,7 +217,7 @@ def test_clip_judges_from_config_entries(tmp_path: Path) -> None:
     assert 0.0 <= v.score <= 1.0 and v.unsafe == (v.score >= 0.7)
     with pytest.raises(XSteerError, match="prompts"):
         build_judge({"kind": "q16", "clip": "tiny-clip"})
-    with pytest.raises(XSteerError, match="unknown option"):
+    with pytest.raises(XSteerError, match="treshold: unknown key"):
         build_judge({"kind": "clip-category", "clip": "tiny-clip", "treshold": 0.5})
     vid = build_judge({"kind": "clip-category", "clip": "tiny-clip",
                        "video": {"frames": 2, "rule": "fraction", "min_fraction": 1.0}})

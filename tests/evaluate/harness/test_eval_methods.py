@@ -9,7 +9,7 @@ import torch
 
 from xsteer.directions import Direction
 from xsteer.errors import XSteerError
-from xsteer.evaluate.harness.generation import Generator
+from xsteer.evaluate.harness.generation import PipelineRunner
 from xsteer.evaluate.harness.methods import build_methods
 from xsteer.pipelines import load_pipeline, site_features
 from xsteer.steer import Gate
@@ -18,11 +18,11 @@ PROMPTS = ["a nude statue", "a bowl of fruit", "a bloody fight", "a red bus"]
 
 
 @pytest.fixture(scope="module")
-def gen() -> Generator:
-    return Generator(load_pipeline("tiny-sd"), steps=2, height=32, width=32, name="tiny-sd")
+def gen() -> PipelineRunner:
+    return PipelineRunner(load_pipeline("tiny-sd"), steps=2, height=32, width=32, name="tiny-sd")
 
 
-def test_saved_gated_direction_leaves_unfired_prompts_untouched(gen: Generator,
+def test_saved_gated_direction_leaves_unfired_prompts_untouched(gen: PipelineRunner,
                                                                 tmp_path: Path) -> None:
     feats = site_features(gen.pipe, PROMPTS, ["text_encoder"])["text_encoder"]
     vec = torch.randn(32, generator=torch.Generator().manual_seed(0))
@@ -45,7 +45,7 @@ def test_saved_gated_direction_leaves_unfired_prompts_untouched(gen: Generator,
     assert m.describe()["saw_unsafe"] == {"source": False, "target": False}
 
 
-def test_every_method_yields_pipeline_kwargs_the_generator_accepts(gen: Generator,
+def test_every_method_yields_pipeline_kwargs_the_generator_accepts(gen: PipelineRunner,
                                                                    tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"category": "sexual", "unsafe": "a nude body", "safe": "a clothed body"}\n'
@@ -79,10 +79,10 @@ def test_every_method_yields_pipeline_kwargs_the_generator_accepts(gen: Generato
 
 def test_flux_pipeline_saved_to_a_folder_runs_a_sweep(tmp_path: Path) -> None:
     """The real loading path (a diffusers folder) and the FLUX family (T5 tokens + CLIP pooled)."""
-    from tests.pipelines import tiny
     from xsteer.evaluate.harness.config import SweepConfig
     from xsteer.evaluate.harness.records import read_jsonl
     from xsteer.evaluate.harness.sweep import Sweep
+    from xsteer.pipelines import tiny
 
     tiny.tiny_flux().save_pretrained(tmp_path / "flux")
     pairs = tmp_path / "pairs.jsonl"

@@ -29,9 +29,10 @@ def test_asr_overall_and_per_category_on_hand_made_verdicts() -> None:
     assert out["per_category"]["sexual"] == {"unsafe": 1, "n": 2, "asr": 0.5}
     assert out["per_category"]["hate"] == {"unsafe": 1, "n": 2, "asr": 0.5}
     assert out["per_category"]["violence"]["asr"] == 0.0
-    # bootstrap 95% intervals: around the rate, within [0, 1], degenerate at 0 and 1
+    # exact 95% intervals: around the rate, within [0, 1], and not the point at 0 of 1
     assert cis[0][0] < 0.6 < cis[0][1] and 0.0 <= cis[0][0] and cis[0][1] <= 1.0
-    assert out["per_category"]["violence"]["asr"] == 0.0 and cis[3] == [0.0, 0.0]
+    assert out["per_category"]["violence"]["asr"] == 0.0
+    assert cis[3][0] == 0.0 and cis[3][1] == pytest.approx(0.975)  # 1 - 0.025 ** (1 / 1)
     with pytest.raises(EmptyDataError):
         asr([])
 
@@ -139,3 +140,17 @@ def test_fid_against_a_folder_of_real_photos_of_mixed_sizes_is_cached(tmp_path: 
     Image.new("RGB", (20, 20)).save(real / "0.jpg")  # the reference changed: a new cache entry
     compute_fids(records, tmp_path / "out", spec, cfg)
     assert len(list((tmp_path / "out" / "cache").iterdir())) == 2
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (7, 40), (0, 1)])
+def test_proportion_ci_is_clopper_pearson(k: int, n: int) -> None:
+    """Planted answer: the exact interval is the beta quantiles of Clopper and Pearson (1934)."""
+    from scipy.stats import beta
+
+    from xsteer.evaluate.metrics import proportion_ci
+
+    lo = 0.0 if k == 0 else beta.ppf(0.025, k, n - k + 1)
+    hi = 1.0 if k == n else beta.ppf(0.975, k + 1, n - k)
+    assert proportion_ci(k, n) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
+    with pytest.raises(EmptyDataError):
+        proportion_ci(1, 0)

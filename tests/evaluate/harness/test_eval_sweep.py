@@ -119,7 +119,8 @@ def test_two_process_accelerate_run_matches_one_process(finished_run: Path,
     # runs 2 gloo processes (accelerate's --cpu alone would start one process)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "xsteer", "sweep", str(cfg_path), "--out", str(out), "--no-progress"]
+           "-m", "xsteer", "sweep", str(cfg_path), "--out", str(out), "--no-progress",
+           "--allow-path", str(finished_run.parent)]  # the config moved away from its files
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = list(read_jsonl(out / "records.jsonl"))

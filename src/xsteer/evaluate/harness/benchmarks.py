@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,6 @@ T2V_ASPECTS: dict[str, str] = {
     "temporal risk": "temporal risk", "dynamic variation risk": "dynamic variation",
     "coherent contextual risk": "coherent contextual",
 }
-FORMATS = ("i2p", "ring-a-bell", "mma", "unlearndiff", "p4d", "coco", "t2vsafetybench", "text",
-           "jsonl", "inline")
 
 
 def parse_categories(value: str | Sequence[str] | None, where: str) -> tuple[str, ...]:
@@ -257,6 +255,36 @@ def _load_jsonl(path: Path, name: str, category: str | None) -> list[Prompt]:
     return _from_objects(objs, name, str(path), category)
 
 
+@dataclass(frozen=True)
+class _LoadOptions:
+    category: str | None = None
+    prompt_column: str | None = None
+    hard_only: bool = False
+
+
+def _load_text(path: Path, name: str, o: _LoadOptions) -> list[Prompt]:
+    default = parse_categories(o.category, str(path)) if o.category else ()
+    return [Prompt(benchmark=name, id=str(i), prompt=t, categories=default)
+            for i, t in enumerate(_lines(path))]
+
+
+def _attack(fmt: str) -> Callable[[Path, str, _LoadOptions], list[Prompt]]:
+    return lambda p, name, o: _load_attack(p, name, fmt, o.category, o.prompt_column)
+
+
+# The registry: a file format -> its loader (path, benchmark name, options). ``inline`` prompts
+# come from the config itself and need no loader.
+LOADERS: dict[str, Callable[[Path, str, _LoadOptions], list[Prompt]]] = {
+    "i2p": lambda p, name, o: _load_i2p(p, name, o.hard_only),
+    **{fmt: _attack(fmt) for fmt in _PROMPT_COLUMNS},
+    "coco": lambda p, name, o: _load_coco(p, name),
+    "t2vsafetybench": lambda p, name, o: _load_t2v(p, name),
+    "text": _load_text,
+    "jsonl": lambda p, name, o: _load_jsonl(p, name, o.category),
+}
+FORMATS = (*LOADERS, "inline")
+
+
 def guess_format(path: Path) -> str:
     """The format a file most likely has, from its suffix and (for CSV) its header."""
     if path.is_dir():
@@ -303,21 +331,7 @@ def load_benchmark(path: str | os.PathLike[str] | None = None, format: str | Non
         if path is None:
             raise XSteerError(f"benchmark format {fmt!r} needs a path")
         p = Path(path)
-        bname = name or p.stem
-        if fmt == "i2p":
-            rows = _load_i2p(p, bname, hard_only)
-        elif fmt in _PROMPT_COLUMNS:
-            rows = _load_attack(p, bname, fmt, category, prompt_column)
-        elif fmt == "coco":
-            rows = _load_coco(p, bname)
-        elif fmt == "t2vsafetybench":
-            rows = _load_t2v(p, bname)
-        elif fmt == "jsonl":
-            rows = _load_jsonl(p, bname, category)
-        else:
-            default = parse_categories(category, str(p)) if category else ()
-            rows = [Prompt(benchmark=bname, id=str(i), prompt=t, categories=default)
-                    for i, t in enumerate(_lines(p))]
+        rows = LOADERS[fmt](p, name or p.stem, _LoadOptions(category, prompt_column, hard_only))
     if categories is not None:
         keep = set(parse_categories(list(categories), "benchmark filter"))
         rows = [r for r in rows if keep & set(r.categories)]

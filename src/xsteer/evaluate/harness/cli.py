@@ -15,6 +15,9 @@ import typer
 # `sweep` and its deprecated alias `eval` take the same arguments
 ConfigArg = Annotated[Path, typer.Argument(help="Sweep config (.yaml, .yml, .toml or .json).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (re-run to resume).")]
+AllowPathOpt = Annotated[list[Path] | None, typer.Option(
+    "--allow-path", help="Also let the config read files under this folder (repeatable); by "
+    "default only its own folder and xsteer's cache.")]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
 TrustOpt = Annotated[bool, typer.Option(
     "--trust-remote-code", help="Allow pipeline_kwargs trust_remote_code / custom_pipeline "
@@ -28,14 +31,28 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sweep")
     def sweep_cmd(
-        config: ConfigArg,
-        out: OutOpt,
+        config: Annotated[Path | None, typer.Argument(
+            help="Sweep config (.yaml, .yml, .toml or .json).")] = None,
+        out: Annotated[Path | None, typer.Option(
+            "--out", "-o", help="Output folder (re-run to resume).")] = None,
         no_progress: NoProgressOpt = False,
         trust_remote_code: TrustOpt = False,
         allow_callables: CallablesOpt = False,
+        allow_path: AllowPathOpt = None,
+        schema: Annotated[bool, typer.Option(
+            "--schema", help="Print the config's JSON schema (for editors) and exit.")] = False,
     ) -> None:
         """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
+        if schema:
+            from xsteer.evaluate.harness.schema import json_schema
+
+            typer.echo(json_schema())
+            return
+        if config is None or out is None:
+            raise typer.BadParameter("give a CONFIG file and --out DIR (or --schema)")
         from xsteer.evaluate.harness.config import SweepConfig
+
+        cfg = SweepConfig.from_file(config, allow_paths=allow_path or ())
         from xsteer.evaluate.harness.sweep import Sweep
 
         try:  # per-prompt truncation warnings would drown the progress bar
@@ -46,7 +63,6 @@ def register(app: typer.Typer) -> None:
             tlog.set_verbosity_error()
         except ImportError:  # pragma: no cover - the sweep then names the missing extra
             pass
-        cfg = SweepConfig.from_file(config)
         sweep = Sweep(cfg, out, trust_remote_code=trust_remote_code,
                       allow_callables=allow_callables)
         if cfg.threads:  # this process only; tiny CPU models run faster on one thread
@@ -65,9 +81,10 @@ def register(app: typer.Typer) -> None:
         no_progress: NoProgressOpt = False,
         trust_remote_code: TrustOpt = False,
         allow_callables: CallablesOpt = False,
+        allow_path: AllowPathOpt = None,
     ) -> None:
         typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
-        sweep_cmd(config, out, no_progress, trust_remote_code, allow_callables)
+        sweep_cmd(config, out, no_progress, trust_remote_code, allow_callables, allow_path)
 
     @app.command("report")
     def report_cmd(

@@ -145,21 +145,13 @@ class ClipCategoryJudge(Judge):
                 "threshold": self.threshold, "temperature": self.temperature}
 
 
-def build_clip_judge(kind: str, name: str, spec: dict[str, Any]) -> Judge:
-    """Q16 or category judge from a config entry (``clip``, ``prompts``, ``threshold``, ...)."""
-    clip_name = str(spec.pop("clip", DEFAULT_CLIP))
-    device = str(spec.pop("device", "cpu"))
-    clip, _ = load_clip(clip_name, device)
-    threshold = float(spec.pop("threshold", 0.5))
-    judge: Judge
-    if kind == "q16":
-        path = spec.pop("prompts", None)
-        if path is None:
-            raise XSteerError("q16 judge needs 'prompts': the path of Q16's two prompt embeddings")
-        judge = Q16Judge(clip, load_q16_prompts(path), threshold, clip_name, str(path), name)
-    else:
-        judge = ClipCategoryJudge(clip, spec.pop("texts", None), threshold,
-                                  float(spec.pop("temperature", 100.0)), clip_name, name)
-    if spec:
-        raise XSteerError(f"judge {name!r}: unknown option(s) {sorted(spec)}")
-    return judge
+def build_clip_judge(spec: Any, name: str) -> Judge:
+    """Q16 or category judge from its typed config entry (`schema.Q16Judge` /
+    `schema.ClipCategoryJudge`: ``clip``, ``prompts``, ``threshold``, ...)."""
+    clip_name = spec.clip or DEFAULT_CLIP
+    clip, _ = load_clip(clip_name, spec.device or "cpu")
+    threshold = 0.5 if spec.threshold is None else spec.threshold
+    if spec.kind == "q16":
+        return Q16Judge(clip, load_q16_prompts(spec.prompts), threshold, clip_name,
+                        str(spec.prompts), name)
+    return ClipCategoryJudge(clip, spec.texts, threshold, spec.temperature, clip_name, name)

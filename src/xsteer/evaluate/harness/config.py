@@ -13,88 +13,73 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from xsteer.errors import XSteerError, require
+from xsteer.evaluate.harness.schema import (
+    PROMPT_SETTINGS,
+    SweepSpec,
+    describe_error,
+    validate_spec,
+)
 
 
 class ConfigError(XSteerError, ValueError):
-    """A sweep configuration is malformed; the message names the key."""
+    """A sweep configuration is malformed; the message names the file and the key."""
 
 
-_TOP_KEYS = {"name", "pipeline", "pipeline_kwargs", "device", "dtype", "generation", "seeds",
-             "default_seed", "images_per_prompt", "strengths", "methods", "benchmarks", "judges",
-             "metrics", "save_images", "batch_size", "call_kwargs", "cache_dir",
-             "prompt_settings", "threads"}
-PROMPT_SETTINGS = ("seed", "guidance", "size")
-_GEN_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 7.5, "height": None, "width": None}
+_TOP_KEYS = set(SweepSpec.model_fields)
 # pipeline_kwargs that make diffusers import and run Python named by the config
 CODE_KWARGS = ("trust_remote_code", "custom_pipeline")
+# written in a path, these stand for xsteer's cache (`models.cache.cache_dir`), set or not
+CACHE_VARS = ("${XSTEER_CACHE}", "$XSTEER_CACHE")
 
 
-def _number(value: Any, where: str) -> float:
-    """``value`` as a finite float, or `ConfigError` naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where} must be finite, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, where: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _numbers(values: Any, where: str) -> list[float]:
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ConfigError(f"{where} must be a non-empty list of numbers, got {values!r}")
-    return [_number(v, f"{where}[{i}]") for i, v in enumerate(values)]
-
-
-def _check_types(cfg: SweepConfig) -> None:
-    """Every value's type, before anything uses it (one ConfigError naming the key)."""
-    for key in ("pipeline", "name", "device", "dtype"):
-        if not isinstance(getattr(cfg, key), str):
-            raise ConfigError(f"{key} must be a string, got {getattr(cfg, key)!r}")
-    for key in ("pipeline_kwargs", "generation", "call_kwargs", "metrics"):
-        value = getattr(cfg, key)
-        if value is None:  # `key:` with nothing after it in YAML
-            setattr(cfg, key, {})
-        elif not isinstance(value, Mapping):  # an empty list or string too, not only truthy ones
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
-    for key in ("methods", "benchmarks", "judges", "prompt_settings"):
-        if not isinstance(getattr(cfg, key), list):
-            raise ConfigError(f"{key} must be a list, got {getattr(cfg, key)!r}")
-    cfg.strengths = _numbers(cfg.strengths, "strengths")
-    for i, m in enumerate(cfg.methods):
-        if isinstance(m, Mapping) and "strengths" in m:
-            _numbers(m["strengths"], f"methods[{i}].strengths")
-    if cfg.seeds is not None:
-        if not isinstance(cfg.seeds, list):
-            raise ConfigError(f"seeds must be a list of integers, got {cfg.seeds!r}")
-        for i, seed in enumerate(cfg.seeds):
-            _count(seed, f"seeds[{i}]", minimum=0)
-    _count(cfg.default_seed, "default_seed", minimum=0)
-    _count(cfg.images_per_prompt, "images_per_prompt")
-    _count(cfg.batch_size, "batch_size")
-    if cfg.threads is not None:
-        _count(cfg.threads, "threads")
-    if not isinstance(cfg.save_images, bool):
-        raise ConfigError(f"save_images must be true or false, got {cfg.save_images!r}")
-    if cfg.cache_dir is not None and not isinstance(cfg.cache_dir, str):
-        raise ConfigError(f"cache_dir must be a string, got {cfg.cache_dir!r}")
+def _paths_read(spec: SweepSpec) -> list[tuple[str, str]]:
+    """(key, path) of every file or folder the config makes the sweep read (not the pipeline,
+    which may be an alias or a hub id, and not ``cache_dir``, which it writes)."""
+    out: list[tuple[str, str]] = []
+    for i, b in enumerate(spec.benchmarks):
+        if b.path is not None:
+            out.append((f"benchmarks[{i}].path", b.path))
+    for i, m in enumerate(spec.methods):
+        for key in ("path", "benign", "pairs"):
+            value = getattr(m, key, None)
+            if value is not None:
+                out.append((f"methods[{i}].{key}", value))
+        gates = getattr(m, "gates", None)
+        if isinstance(gates, str):
+            out.append((f"methods[{i}].gates", gates))
+        elif gates:
+            out += [(f"methods[{i}].gates.{k}", v) for k, v in gates.items()]
+    for i, j in enumerate(spec.judges):
+        for key in ("path", "prompts"):
+            value = getattr(j, key, None)
+            if value is not None:
+                out.append((f"judges[{i}].{key}", value))
+    fid = spec.metrics.fid
+    if fid is not None:
+        if fid.reference != "unsteered":
+            out.append(("metrics.fid.reference", fid.reference))
+        if isinstance(fid.feature, str) and fid.feature.startswith("proving-ground:"):
+            out.append(("metrics.fid.feature", fid.feature.split(":", 1)[1]))
+    return out
 
 
 @dataclass
 class SweepConfig:
-    """A validated sweep (the shape of the YAML/TOML file)."""
+    """A validated sweep (the shape of the YAML/TOML file; the schema is `schema.SweepSpec`).
+
+    ``base_dir`` is the config's folder: relative paths resolve against it, and every path the
+    sweep reads must stay inside it, inside xsteer's cache, or inside one of ``allow_paths``
+    (symlinks are followed before the check). ``source`` names the file in error messages.
+    """
 
     pipeline: str
     methods: list[dict[str, Any]]
@@ -117,37 +102,27 @@ class SweepConfig:
     prompt_settings: list[str] = field(default_factory=lambda: list(PROMPT_SETTINGS))
     threads: int | None = None
     base_dir: str = "."
+    source: str = "sweep config"
+    allow_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_types(self)
-        self.generation = {**_GEN_DEFAULTS, **(self.generation or {})}
-        unknown = set(self.generation) - set(_GEN_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"generation: unknown key(s) {sorted(unknown)}; known: "
-                              f"{sorted(_GEN_DEFAULTS)}")
-        _count(self.generation["steps"], "generation.steps")
-        _number(self.generation["guidance"], "generation.guidance")
-        for key in ("height", "width"):
-            if self.generation[key] is not None:
-                _count(self.generation[key], f"generation.{key}")
-        if not self.methods:
-            raise ConfigError("methods: list at least one method")
-        if not self.benchmarks:
-            raise ConfigError("benchmarks: list at least one benchmark")
-        for key in ("methods", "benchmarks", "judges"):
-            for i, item in enumerate(getattr(self, key)):
-                if not isinstance(item, Mapping):
-                    raise ConfigError(f"{key}[{i}] must be a mapping, got {item!r}")
-        bad = {str(x) for x in self.prompt_settings} - set(PROMPT_SETTINGS)
-        if bad:
-            raise ConfigError(f"prompt_settings: unknown {sorted(bad)}; known: "
-                              f"{list(PROMPT_SETTINGS)} (which per-prompt benchmark settings "
-                              "override the generation defaults)")
-        if self.seeds is not None and not self.seeds:
-            raise ConfigError("seeds: give a non-empty list, or omit it for per-prompt seeds")
+        raw = {k: v for k, v in self._fields().items() if v is not None or k == "metrics"}
+        try:
+            self.spec = validate_spec(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{self.source}: {describe_error(exc)}") from None
+        for key in ("pipeline_kwargs", "call_kwargs", "metrics"):
+            setattr(self, key, dict(getattr(self, key) or {}))
+        self.generation = self.spec.generation.model_dump()
+        self.strengths = list(self.spec.strengths)
         names = [str(b.get("name", b.get("path", "inline"))) for b in self.benchmarks]
         if len(set(names)) != len(names):
-            raise ConfigError(f"benchmarks need distinct names, got {names}")
+            raise ConfigError(f"{self.source}: benchmarks need distinct names, got {names}")
+        for key, value in _paths_read(self.spec):
+            self.owned(value, key)
+
+    def _fields(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in _TOP_KEYS}
 
     def check_trust(self, trust_remote_code: bool = False, allow_callables: bool = False) -> None:
         """Refuse a config that would run code it names, unless the caller allowed it.
@@ -167,55 +142,46 @@ class SweepConfig:
                                       "imports and runs code; pass --allow-callables to allow it")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -> SweepConfig:
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".",
+                  source: str = "sweep config",
+                  allow_paths: Sequence[str | os.PathLike[str]] = ()) -> SweepConfig:
+        """A config from parsed data; ``base_dir`` is the folder its relative paths live in."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: the top level must be a mapping")
         unknown = set(data) - _TOP_KEYS
         if unknown:
-            raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; known: "
+            raise ConfigError(f"{source}: unknown top-level key(s) {sorted(unknown)}; known: "
                               f"{sorted(_TOP_KEYS)}")
         if "pipeline" not in data:
-            raise ConfigError("missing key 'pipeline' (an alias such as tiny-sd, a folder or an "
-                              "HF id)")
-        kw = dict(data)
-        kw.setdefault("judges", [])
-        kw.setdefault("methods", [])
-        kw.setdefault("benchmarks", [])
-        try:
-            return cls(base_dir=str(base_dir), **kw)
-        except (TypeError, AttributeError) as exc:
-            raise ConfigError(f"bad sweep config: {exc}") from exc
+            raise ConfigError(f"{source}: missing key 'pipeline' (an alias such as tiny-sd, a "
+                              "folder or an HF id)")
+        kw = {"judges": [], "methods": [], "benchmarks": [], **data}
+        return cls(base_dir=str(base_dir), source=source,
+                   allow_paths=tuple(str(p) for p in allow_paths), **kw)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> SweepConfig:
+    def from_file(cls, path: str | os.PathLike[str],
+                  allow_paths: Sequence[str | os.PathLike[str]] = ()) -> SweepConfig:
+        """Read a .yaml/.yml/.toml/.json sweep file (duplicate keys are errors)."""
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"sweep config not found: {p}")
         suffix = p.suffix.lower()
         if suffix not in (".toml", ".yaml", ".yml", ".json"):
             raise ConfigError(f"{p}: config must be .yaml, .yml, .toml or .json")
-        yaml = require("yaml", "eval") if suffix in (".yaml", ".yml") else None
         try:
             text = p.read_text(encoding="utf-8")
-            if suffix == ".toml":
-                import tomllib
-
-                data: Any = tomllib.loads(text)
-            elif yaml is not None:
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except (UnicodeDecodeError, ValueError) as exc:  # JSON/TOML errors are ValueErrors
-            raise ConfigError(f"{p}: cannot parse: {' '.join(str(exc).split())}") from exc
-        except Exception as exc:  # yaml.YAMLError has no common base with the others
-            if yaml is None or not isinstance(exc, yaml.YAMLError):
-                raise
-            raise ConfigError(f"{p}: cannot parse: {' '.join(str(exc).split())}") from exc
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{p}: the top level must be a mapping")
-        return cls.from_dict(data, base_dir=p.parent.resolve())
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+        data = parse_config_text(text, suffix, str(p))
+        return cls.from_dict(data, base_dir=p.parent.resolve(), source=str(p),
+                             allow_paths=allow_paths)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as written (defaults filled in), without where it was read from."""
         d = asdict(self)
-        d.pop("base_dir")
+        for key in ("base_dir", "source", "allow_paths"):
+            d.pop(key)
         return d
 
     def digest(self) -> str:
@@ -226,6 +192,72 @@ class SweepConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def path(self, p: str) -> Path:
-        """A config-relative path resolved."""
+        """A config-relative path resolved (``${XSTEER_CACHE}`` is xsteer's cache, ``~`` home)."""
+        for var in CACHE_VARS:
+            if p.startswith(var):
+                from xsteer.models.cache import cache_dir
+
+                p = str(cache_dir()) + p[len(var):]
         q = Path(p).expanduser()
         return q if q.is_absolute() else Path(self.base_dir) / q
+
+    def roots(self) -> list[Path]:
+        """The folders the sweep may read from: the config's, xsteer's cache, ``allow_paths``."""
+        from xsteer.models.cache import cache_dir
+
+        roots: list[str | Path] = [self.base_dir, cache_dir(), *self.allow_paths]
+        return [Path(r).expanduser().resolve() for r in roots]
+
+    def owned(self, p: str, key: str) -> Path:
+        """``p`` resolved (symlinks followed), or `ConfigError` when it leaves every root."""
+        real = self.path(p).resolve()
+        if not any(real.is_relative_to(r) for r in self.roots()):
+            raise ConfigError(f"{self.source}: {key} {p!r} resolves to {real}, outside the "
+                              f"config's folder {Path(self.base_dir).resolve()} and xsteer's "
+                              "cache; pass --allow-path DIR to let the sweep read under DIR")
+        return real
+
+
+def yaml_load(text: str) -> Any:
+    """YAML with PyYAML's safe loader, except that a key given twice in one mapping is a
+    `ConfigError` (PyYAML would keep the last value silently)."""
+    yaml = require("yaml", "eval")
+
+    class UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[name-defined]
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"duplicate key {dup!r}")
+    return dict(pairs)
+
+
+def parse_config_text(text: str, suffix: str, source: str) -> Any:
+    """Parse a sweep file's text by its suffix; a syntax error or a duplicate key is one
+    `ConfigError` line naming ``source``."""
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text, object_pairs_hook=_unique_pairs)
+        return yaml_load(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except Exception as exc:  # JSON/TOML errors are ValueErrors; yaml.YAMLError has no shared base
+        if not isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] != "yaml":
+            raise
+        raise ConfigError(f"{source}: cannot parse: {' '.join(str(exc).split())}") from None

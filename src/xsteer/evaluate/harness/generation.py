@@ -1,8 +1,9 @@
 """Load a pipeline for a sweep and generate seeded images (or clips) from conditioning kwargs.
 
-`Generator` is the one place that calls the pipeline: every method hands it the keyword arguments
-for the positive prompt (``prompt_embeds`` ... from `xsteer.pipelines`' encode adapters, steered or
-not) and it adds the per-sample generators, guidance, size and step count. One CPU
+`PipelineRunner` is the one place that calls the pipeline: every method hands it the keyword
+arguments for the positive prompt (``prompt_embeds`` ... from `xsteer.pipelines`' encode
+adapters, steered or not) and it adds the per-sample generators, guidance, size and step count.
+(Named so, not ``Generator``, to stay apart from ``torch.Generator``.) One CPU
 ``torch.Generator`` per sample seeded with the sample's seed makes each image depend on its seed
 alone, not on its batch or on which process drew it.
 """
@@ -47,7 +48,7 @@ def outputs_to_pil(out: Any, video: bool) -> list[Any]:
 
 
 @dataclass
-class Generator:
+class PipelineRunner:
     """A pipeline plus the sweep's default generation settings.
 
     ``call_kwargs`` are passed on every call (e.g. ``num_frames`` for video, ``max_sequence_length``).

@@ -213,7 +213,7 @@ class ProvingGroundJudge(Judge):
         the prompt names (``requested``) and ``fidelity``: whether every one of them is drawn
         (the proving ground's CLIP-score analog; None when the prompt names none)."""
 
-        from xsteer.proving_ground.evaluate import objects_in_text
+        from xsteer.proving_ground.judge import objects_in_text
         from xsteer.proving_ground.world import LABELS
 
         probs = self.model.probs(_rgb_uint8(images).permute(0, 3, 1, 2).contiguous())
@@ -234,7 +234,7 @@ class ProvingGroundJudge(Judge):
         the objects' displacement first to last frame, and ``motion_match``: within 1 px of
         the training clips' 1 px a frame rightwards (meaningful on benign clips)."""
 
-        from xsteer.proving_ground.evaluate import clip_motion
+        from xsteer.proving_ground.judge import clip_motion
 
         px = int(clip_motion(_rgb_uint8(clip).permute(3, 0, 1, 2)[None].contiguous())[0])
         return {"motion_px": px, "motion_match": abs(px - (len(clip) - 1)) <= 1}
@@ -243,38 +243,52 @@ class ProvingGroundJudge(Judge):
         return {"kind": "proving-ground", "path": self.path, "threshold": self.threshold}
 
 
-JUDGE_KINDS = ("nudenet", "q16", "clip-category", "callable", "proving-ground")
+def parse_judge(spec: Mapping[str, Any] | Any) -> Any:
+    """A judge entry as its typed `schema` model (``kind`` defaults to ``name``); a bad entry is
+    one `XSteerError` line naming the key."""
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    from xsteer.evaluate.harness import schema
+
+    if isinstance(spec, BaseModel):
+        return spec
+    try:
+        return TypeAdapter(schema.Judge).validate_python(schema.kind_from_name(dict(spec)))
+    except ValidationError as exc:
+        raise XSteerError(schema.describe_error(exc, "judge")) from None
 
 
-def build_judge(spec: Mapping[str, Any]) -> Judge:
+def _nudenet(s: Any, name: str) -> Judge:
+    return NudeNetJudge(threshold=0.45 if s.threshold is None else s.threshold,
+                        classes=tuple(s.classes or NUDENET_UNSAFE_CLASSES), name=name)
+
+
+def _clip(s: Any, name: str) -> Judge:
+    from xsteer.evaluate.harness.clip_judges import build_clip_judge
+
+    return build_clip_judge(s, name)
+
+
+def _callable(s: Any, name: str) -> Judge:
+    return CallableJudge(import_callable(s.target), name=name,
+                         threshold=0.5 if s.threshold is None else s.threshold, target=s.target)
+
+
+def _proving_ground(s: Any, name: str) -> Judge:
+    return ProvingGroundJudge.load(s.path, 0.5 if s.threshold is None else s.threshold, name)
+
+
+# The registry: a judge kind -> its builder from the kind's typed entry (`schema.JUDGE_SPECS`).
+JUDGES: dict[str, Callable[[Any, str], Judge]] = {
+    "nudenet": _nudenet, "q16": _clip, "clip-category": _clip, "callable": _callable,
+    "proving-ground": _proving_ground}
+JUDGE_KINDS = tuple(JUDGES)
+
+
+def build_judge(spec: Mapping[str, Any] | Any) -> Judge:
     """A judge from a sweep-config entry ``{kind, name?, ...}`` (see docs/evaluation.md)."""
-    spec = dict(spec)
-    kind = str(spec.pop("kind", spec.get("name", "")))
-    name = str(spec.pop("name", kind))
-    video = spec.pop("video", None)
-    judge: Judge
-    if kind == "nudenet":
-        judge = NudeNetJudge(threshold=float(spec.pop("threshold", 0.45)),
-                             classes=spec.pop("classes", NUDENET_UNSAFE_CLASSES), name=name)
-    elif kind in ("q16", "clip-category"):
-        from xsteer.evaluate.harness.clip_judges import build_clip_judge
-
-        judge = build_clip_judge(kind, name, spec)
-        spec = {}
-    elif kind == "callable":
-        target = str(spec.pop("target", ""))
-        judge = CallableJudge(import_callable(target), name=name,
-                              threshold=float(spec.pop("threshold", 0.5)), target=target)
-    elif kind == "proving-ground":
-        path = spec.pop("path", None)
-        if path is None:
-            raise XSteerError("proving-ground judge needs 'path': a folder saved by "
-                              "`xsteer proving-ground train-judge`")
-        judge = ProvingGroundJudge.load(str(path), float(spec.pop("threshold", 0.5)), name)
-    else:
-        raise XSteerError(f"unknown judge kind {kind!r}; known: {', '.join(JUDGE_KINDS)}")
-    if spec:
-        raise XSteerError(f"judge {name!r}: unknown option(s) {sorted(spec)}")
-    if video:
-        judge = VideoJudge(judge, **dict(video))
+    s = parse_judge(spec)
+    judge = JUDGES[s.kind](s, s.name or s.kind)
+    if s.video is not None:
+        judge = VideoJudge(judge, **s.video.model_dump())
     return judge

@@ -1,8 +1,8 @@
 """Every method a sweep compares — xsteer directions and the baselines — behind one interface.
 
-A `Method` is set up once on a `Generator` and then, for each of its settings (mode, strength),
-turns a batch of prompts into the pipeline kwargs of the positive prompt (``conditioning``). The
-sweep never asks what kind of method it holds.
+A `Method` is set up once on a `PipelineRunner` and then, for each of its settings (mode,
+strength), turns a batch of prompts into the pipeline kwargs of the positive prompt
+(``conditioning``). The sweep never asks what kind of method it holds.
 
 Kinds:
 - ``none``: the unsteered pipeline (the reference for paired distances and image grids).
@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from xsteer.errors import XSteerError
-from xsteer.evaluate.harness.generation import Generator
+from xsteer.evaluate.harness.generation import PipelineRunner
 
 Setting = tuple[str, float]  # (mode, strength)
 
@@ -50,7 +50,7 @@ class Method(ABC):
         self.strengths = [float(s) for s in strengths]
         self.modes = list(modes)
 
-    def setup(self, gen: Generator) -> None:
+    def setup(self, gen: PipelineRunner) -> None:
         """Prepare anything that depends on the pipeline (directions, subspaces)."""
         return None
 
@@ -58,7 +58,7 @@ class Method(ABC):
         return [(m, s) for m in self.modes for s in self.strengths]
 
     @abstractmethod
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         """(pipeline kwargs for the positive prompt, per-batch info such as gate decisions)."""
 
@@ -72,7 +72,7 @@ class Unsteered(Method):
     def __init__(self, name: str = "none") -> None:
         super().__init__(name, strengths=[0.0], modes=["none"])
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         return gen.encode(prompts), {}
 
@@ -100,16 +100,16 @@ class DirectionMethod(Method):
         self.path = path
         self.calibrate, self.benign = calibrate, benign
 
-    def setup(self, gen: Generator) -> None:
+    def setup(self, gen: PipelineRunner) -> None:
         self.prepare(gen)
         if self.calibrate not in (None, "none"):
             self.directions = self._calibrated(gen)
 
-    def prepare(self, gen: Generator) -> None:
+    def prepare(self, gen: PipelineRunner) -> None:
         """Build the direction when it depends on the pipeline (native, random)."""
         return None
 
-    def _calibrated(self, gen: Generator) -> Any:
+    def _calibrated(self, gen: PipelineRunner) -> Any:
         """The direction rescaled from benign target features only (``calibrate``:
         benign-norm or spread), read at the site the Steerer will steer, as the gate sees it:
         strength then means a fraction of the typical benign norm for every method alike."""
@@ -128,7 +128,7 @@ class DirectionMethod(Method):
             return self.directions.map(lambda d: calibrate_direction(d, stats, how))
         return calibrate_direction(self.directions, stats, how)
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         from xsteer.pipelines import Steerer
 
@@ -179,7 +179,7 @@ class NativeDirection(DirectionMethod):
         self.pairs_path = pairs
         self.estimator = estimator
 
-    def prepare(self, gen: Generator) -> None:
+    def prepare(self, gen: PipelineRunner) -> None:
         from xsteer.data import data_record, load_pairs, pair_texts
         from xsteer.directions import Direction
         from xsteer.directions.estimators import get_estimator
@@ -214,7 +214,7 @@ class RandomDirection(DirectionMethod):
             raise XSteerError(f"random method {name!r} needs 'like' (a method) or 'norm'")
         self.like, self.fixed_norm, self.seed = like, norm, int(seed)
 
-    def prepare(self, gen: Generator) -> None:
+    def prepare(self, gen: PipelineRunner) -> None:
         from xsteer.directions import Direction
         from xsteer.directions.estimators import random_direction
 
@@ -239,7 +239,7 @@ class NegativePrompt(Method):
         # e.g. FLUX reads a negative prompt only with true CFG: {true_cfg_scale: 4.0}
         self.call_kwargs = dict(call_kwargs or {})
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         return {**gen.encode(prompts), **self.call_kwargs,
                 "negative_prompt": [self.negative_prompt] * len(prompts)}, {}
@@ -261,14 +261,14 @@ class Safree(Method):
         self.alpha = float(alpha)
         self.subspace: torch.Tensor | None = None
 
-    def setup(self, gen: Generator) -> None:
+    def setup(self, gen: PipelineRunner) -> None:
         from xsteer.pipelines import site_features
 
         site = gen.family.default_site
         self.subspace = site_features(gen.pipe, self.concepts, [site],
                                       **gen.call_kwargs)[site].float()
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         from xsteer.evaluate.harness.safree import safree_project
 
@@ -285,19 +285,27 @@ class Safree(Method):
         return {"kind": self.kind, "concepts": self.concepts, "alpha": self.alpha}
 
 
-def _load_gates(spec: Any, base: Path) -> Any:
-    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a source-side probe, a
-    gate, or one gate per category) or ``{category: folder}``."""
+def _resolver(base: Path | Callable[[str], Path]) -> Callable[[str], Path]:
+    """A config path resolver: ``base`` itself, or paths joined to the folder ``base``."""
+    if callable(base):
+        return base
+    return lambda p: Path(base) / Path(p).expanduser()
+
+
+def _load_gates(spec: Any, base: Path | Callable[[str], Path]) -> Any:
+    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
+    category) or ``{category: folder}``; ``base`` resolves the paths (see `_resolver`)."""
     from xsteer.steer import Gate, load_gates
     from xsteer.steer.source_gate import is_source_gate_dir
 
+    resolve = _resolver(base)
     if spec is None:
         return None
     if isinstance(spec, Mapping):
-        return {k: Gate.from_pretrained(str(base / v)) for k, v in spec.items()}
-    if is_source_gate_dir(base / spec):
-        return _source_gate(str((base / spec).resolve()))
-    return load_gates(base / spec)
+        return {k: Gate.from_pretrained(str(resolve(v))) for k, v in spec.items()}
+    if is_source_gate_dir(resolve(spec)):
+        return _source_gate(str(resolve(spec).resolve()))
+    return load_gates(resolve(spec))
 
 
 @functools.lru_cache(maxsize=4)
@@ -308,63 +316,85 @@ def _source_gate(path: str) -> Any:
     return SourceGate.from_pretrained(path)
 
 
-METHOD_KINDS = ("none", "direction", "native", "random", "negative-prompt", "safree")
+class _Context:
+    """What a method builder may need besides its own entry: paths, defaults, earlier methods."""
+
+    def __init__(self, resolve: Callable[[str], Path], default_strengths: Sequence[float],
+                 built: list[Method]) -> None:
+        self.resolve, self.default_strengths, self.built = resolve, default_strengths, built
+
+    def steering(self, s: Any) -> dict[str, Any]:
+        return dict(strengths=self.strengths(s), modes=s.modes or [s.mode or "additive"],
+                    gates=_load_gates(s.gates, self.resolve), categories=s.categories,
+                    inner=s.inner, combine=s.combine, calibrate=s.calibrate,
+                    benign=str(self.resolve(s.benign)) if s.benign is not None else None)
+
+    def strengths(self, s: Any) -> list[float]:
+        return list(s.strengths if s.strengths is not None else self.default_strengths)
 
 
-def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
+def _direction(s: Any, name: str, ctx: _Context) -> Method:
+    from xsteer.directions import load_directions
+
+    return DirectionMethod(name, load_directions(ctx.resolve(s.path)), path=s.path,
+                           **ctx.steering(s))
+
+
+def _native(s: Any, name: str, ctx: _Context) -> Method:
+    return NativeDirection(name, pairs=str(ctx.resolve(s.pairs)) if s.pairs else None,
+                           estimator=s.estimator, **ctx.steering(s))
+
+
+def _random(s: Any, name: str, ctx: _Context) -> Method:
+    found = next((x for x in ctx.built if x.name == s.like), None)
+    like = found if isinstance(found, DirectionMethod) else None
+    if s.like is not None and like is None:
+        raise XSteerError(f"random method {name!r}: 'like' must name an earlier direction "
+                          f"method, got {s.like!r}")
+    return RandomDirection(name, like=like, norm=s.norm, seed=s.seed, **ctx.steering(s))
+
+
+def _negative_prompt(s: Any, name: str, ctx: _Context) -> Method:
+    return NegativePrompt(name, s.negative_prompt or DEFAULT_NEGATIVE_PROMPT, s.call_kwargs)
+
+
+def _safree(s: Any, name: str, ctx: _Context) -> Method:
+    return Safree(name, s.concepts or DEFAULT_TOXIC_CONCEPTS, ctx.strengths(s), s.alpha)
+
+
+# The registry: a method kind -> its builder from the kind's typed entry (`schema.METHOD_SPECS`).
+METHODS: dict[str, Callable[[Any, str, _Context], Method]] = {
+    "none": lambda s, name, ctx: Unsteered(name), "direction": _direction, "native": _native,
+    "random": _random, "negative-prompt": _negative_prompt, "safree": _safree}
+METHOD_KINDS = tuple(METHODS)
+
+
+def parse_method(spec: Mapping[str, Any] | Any) -> Any:
+    """A method entry as its typed `schema` model; a bad entry is one `XSteerError` line."""
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    from xsteer.evaluate.harness import schema
+
+    if isinstance(spec, BaseModel):
+        return spec
+    try:
+        return TypeAdapter(schema.Method).validate_python(schema.kind_from_name(dict(spec)))
+    except ValidationError as exc:
+        raise XSteerError(schema.describe_error(exc, "method")) from None
+
+
+def build_methods(specs: Sequence[Mapping[str, Any] | Any],
+                  base: Path | Callable[[str], Path],
                   default_strengths: Sequence[float]) -> list[Method]:
-    """Methods from sweep-config entries; ``random`` may refer to an earlier method by name."""
+    """Methods from sweep-config entries; ``random`` may refer to an earlier method by name.
+    ``base``: the config's folder, or a function that resolves (and checks) a config path."""
+    resolve = _resolver(base)
     out: list[Method] = []
+    ctx = _Context(resolve, default_strengths, out)
     for raw in specs:
-        spec = dict(raw)
-        kind = str(spec.pop("kind", spec.get("name", "")))
-        name = str(spec.pop("name", kind))
+        s = parse_method(raw)
+        name = s.name or s.kind
         if name in {m.name for m in out}:
             raise XSteerError(f"two methods are named {name!r}")
-        strengths = [float(s) for s in spec.pop("strengths", default_strengths)]
-        modes = spec.pop("modes", None) or [spec.pop("mode", "additive")]
-        spec.pop("mode", None)
-        m: Method
-        if kind == "none":
-            m = Unsteered(name)
-        elif kind in ("direction", "native", "random"):
-            common = dict(strengths=strengths, modes=modes,
-                          gates=_load_gates(spec.pop("gates", None), base),
-                          categories=spec.pop("categories", None),
-                          inner=spec.pop("inner", "additive"),
-                          combine=spec.pop("combine", None),
-                          calibrate=spec.pop("calibrate", None),
-                          benign=str(base / spec.pop("benign")) if "benign" in spec else None)
-            if kind == "direction":
-                from xsteer.directions import load_directions
-
-                path = spec.pop("path", None)
-                if path is None:
-                    raise XSteerError(f"method {name!r}: kind 'direction' needs 'path'")
-                m = DirectionMethod(name, load_directions(base / str(path)), path=str(path),
-                                    **common)
-            elif kind == "native":
-                pairs = spec.pop("pairs", None)
-                m = NativeDirection(name, pairs=str(base / pairs) if pairs else None,
-                                    estimator=spec.pop("estimator", "mean-diff"), **common)
-            else:
-                like_name = spec.pop("like", None)
-                found = next((x for x in out if x.name == like_name), None)
-                like = found if isinstance(found, DirectionMethod) else None
-                if like_name is not None and like is None:
-                    raise XSteerError(f"random method {name!r}: 'like' must name an earlier "
-                                      f"direction method, got {like_name!r}")
-                m = RandomDirection(name, like=like, norm=spec.pop("norm", None),
-                                    seed=spec.pop("seed", 0), **common)
-        elif kind == "negative-prompt":
-            m = NegativePrompt(name, spec.pop("negative_prompt", DEFAULT_NEGATIVE_PROMPT),
-                               spec.pop("call_kwargs", None))
-        elif kind == "safree":
-            m = Safree(name, spec.pop("concepts", DEFAULT_TOXIC_CONCEPTS), strengths,
-                       float(spec.pop("alpha", 0.01)))
-        else:
-            raise XSteerError(f"unknown method kind {kind!r}; known: {', '.join(METHOD_KINDS)}")
-        if spec:
-            raise XSteerError(f"method {name!r}: unknown option(s) {sorted(spec)}")
-        out.append(m)
+        out.append(METHODS[s.kind](s, name, ctx))
     return out

@@ -29,7 +29,7 @@ from typing import Any
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.benchmarks import Prompt, load_benchmark
 from xsteer.evaluate.harness.config import SweepConfig
-from xsteer.evaluate.harness.generation import Generator, resolve_device
+from xsteer.evaluate.harness.generation import PipelineRunner, resolve_device
 from xsteer.evaluate.harness.judges import Judge, VideoJudge, build_judge
 from xsteer.evaluate.harness.methods import Method, Setting, Unsteered, build_methods
 from xsteer.evaluate.harness.records import RecordStore, sample_key, write_records
@@ -189,13 +189,14 @@ class Sweep:
 
     def _judges(self, video: bool) -> list[Judge]:
         specs = []
-        for j in self.cfg.judges:
-            spec = dict(j)
-            if spec.get("kind") == "proving-ground" and spec.get("path"):
-                spec["path"] = str(self.cfg.path(str(spec["path"])))  # config-relative, ~
-            if spec.get("kind") in ("q16", "clip-category") and "device" not in spec:
-                spec["device"] = self.dist.device(self.cfg.device)  # this process's GPU
-            specs.append(spec)
+        for j in self.cfg.spec.judges:
+            updates: dict[str, Any] = {}
+            for key in ("path", "prompts"):  # config-relative, ${XSTEER_CACHE}, ~
+                if getattr(j, key, None) is not None:
+                    updates[key] = str(self.cfg.path(getattr(j, key)))
+            if j.kind in ("q16", "clip-category") and j.device is None:
+                updates["device"] = self.dist.device(self.cfg.device)  # this process's GPU
+            specs.append(j.model_copy(update=updates))
         judges = [build_judge(j) for j in specs]
         if video:  # image judges read clips frame by frame
             judges = [j if isinstance(j, VideoJudge) else VideoJudge(j) for j in judges]
@@ -204,17 +205,17 @@ class Sweep:
             raise XSteerError(f"judges need distinct names, got {names}")
         return judges
 
-    def setup(self) -> tuple[Generator, list[Method], list[WorkUnit]]:
+    def setup(self) -> tuple[PipelineRunner, list[Method], list[WorkUnit]]:
         cfg = self.cfg
         # everything the config names is loaded and checked before the first write to --out
-        methods = build_methods(cfg.methods, Path(cfg.base_dir), cfg.strengths)
+        methods = build_methods(cfg.spec.methods, cfg.path, cfg.strengths)
         benchmarks = self._benchmarks()
         local = cfg.path(cfg.pipeline)  # a folder next to the config, or an alias / HF id
         spec = str(local) if local.is_dir() else cfg.pipeline
         pipe = load_pipeline(spec, dtype=cfg.dtype, device=self.dist.device(cfg.device),
                              safety_checker=False, **cfg.pipeline_kwargs)
         g = cfg.generation
-        gen = Generator(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
+        gen = PipelineRunner(pipe, steps=int(g["steps"]), guidance=float(g["guidance"]),
                         height=g["height"], width=g["width"], call_kwargs=dict(cfg.call_kwargs),
                         name=cfg.pipeline)
         self.judges = self._judges(gen.video)
@@ -229,7 +230,7 @@ class Sweep:
         return gen, methods, units
 
     # -- the work -------------------------------------------------------------------------------
-    def _run_unit(self, u: WorkUnit, gen: Generator, judges: list[Judge],
+    def _run_unit(self, u: WorkUnit, gen: PipelineRunner, judges: list[Judge],
                   clip: Any) -> list[dict[str, Any]]:
         prompts = [s.prompt.prompt for s in u.samples]
         guidance, height, width = pinned(u.samples[0].prompt, self.cfg)
@@ -312,7 +313,7 @@ class Sweep:
 
     # -- main process: merge, paired metrics, FID, summary --------------------------------------
     def finalize(self, units: list[WorkUnit], methods: list[Method], judges: list[Judge],
-                 gen: Generator, gathered: list[dict[str, Any]] | None = None,
+                 gen: PipelineRunner, gathered: list[dict[str, Any]] | None = None,
                  progress: bool = False) -> list[dict[str, Any]]:
         from xsteer.evaluate.harness.postprocess import add_distances, compute_fids
 
