@@ -9,6 +9,25 @@ Modes:
 - ``gated``: like ``additive`` (or ``inner``), but only for prompts whose gate fires, per category;
   the other prompts are returned bit-identical.
 
+Steer, don't erase: gated modes that change less of a flagged prompt (`xsteer.steer.selective`);
+like ``gated``, prompts whose gate does not fire are bit-identical.
+
+- ``tokens``: in fired prompts, only the trigger tokens (harm score above the gate's benign
+  per-token threshold ``meta["token_threshold"]``, else its prompt threshold) are pushed by
+  ``strength * d`` (``inner="projection"``: lose ``strength`` of their component along ``d``);
+  all other tokens are bit-identical. Use when the unsafe concept sits in a few words of a longer
+  prompt (the rest keeps its own states).
+- ``minimal``: each fired prompt gets the additive push that brings its harm score back to the
+  gate threshold, times ``strength`` (1 lands on it, 2 as far past it as it was before). Use
+  instead of a fixed strength when prompts differ in how unsafe they are.
+- ``target``: fired prompts move toward a per-category point in the benign region (``targets``,
+  e.g. the transported mean of safe twins), only along ``d`` unless ``inner="full"``
+  (``strength`` is the fraction of the way; 1 lands on its coordinate). Use when a safe twin
+  should be drawn instead of a push of unknown size.
+
+A generation-level option, ``window`` on `xsteer.pipelines.Steerer` (steer only part of the
+denoising steps), combines with any mode.
+
 >>> import torch
 >>> from xsteer.directions import Direction
 >>> d = Direction(torch.tensor([1.0, 0.0]), model_id="m", site="s")
@@ -33,9 +52,12 @@ from xsteer.steer.operators import (
     project_out,
     project_out_subspace,
 )
+from xsteer.steer.selective import minimal_push, token_selective, toward_target
 from xsteer.tensors import masked_mean
 
-MODES = ("additive", "projection", "clamp", "gated")
+MODES = ("additive", "projection", "clamp", "gated", "tokens", "minimal", "target")
+# the gated modes that change less of a flagged prompt (xsteer.steer.selective)
+KEEP_MODES = ("tokens", "minimal", "target")
 
 
 @dataclass(eq=False)  # holds tensors: == compares identity instead of raising
@@ -48,24 +70,32 @@ class Steering:
     gates: dict[str, Gate] = field(default_factory=dict)
     categories: list[str] | None = None
     inner: str = "additive"
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise XSteerError(f"unknown steering mode {self.mode!r}; known: {', '.join(MODES)}")
-        if self.inner not in ("additive", "projection"):
+        if self.mode == "target" and self.inner == "additive":
+            self.inner = "along"  # the target mode's default: move along d only
+        if self.mode == "target" and self.inner not in ("along", "full"):
+            raise XSteerError(f"target mode moves 'along' d or in 'full', got {self.inner!r}")
+        elif self.mode != "target" and self.inner not in ("additive", "projection"):
             raise XSteerError(f"gated inner operator must be additive or projection, "
                               f"got {self.inner!r}")
         if isinstance(self.gates, Gate):
             self.gates = {self.gates.category: self.gates}
-        if self.mode in ("gated", "clamp") and not self.gates:
+        if self.mode in ("gated", "clamp", *KEEP_MODES) and not self.gates:
             raise XSteerError(f"mode {self.mode!r} needs a gate per steered category "
                               "(calibrate one with Gate.calibrate on benign embeddings)")
         if self.categories is not None:
             self.categories = [normalize_category(c) for c in self.categories]
         for cat in self.active_categories():
-            if self.mode in ("gated", "clamp") and cat not in self.gates:
+            if self.mode in ("gated", "clamp", *KEEP_MODES) and cat not in self.gates:
                 raise XSteerError(f"mode {self.mode!r}: no gate for category {cat!r}; "
                                   f"gates: {sorted(self.gates)}")
+            if self.mode == "target" and cat not in self.targets:
+                raise XSteerError(f"mode 'target': no target point for category {cat!r}; "
+                                  f"targets: {sorted(self.targets)}")
 
     @property
     def dim(self) -> int:
@@ -94,7 +124,7 @@ class Steering:
         n = pooled.shape[0]
         out: dict[str, torch.Tensor] = {}
         for cat in self.active_categories():
-            if self.mode == "gated":
+            if self.mode in ("gated", *KEEP_MODES):
                 out[cat] = self.gates[cat].fires(pooled).to(pooled.device)
             else:
                 out[cat] = torch.ones(n, dtype=torch.bool, device=pooled.device)
@@ -115,6 +145,8 @@ class Steering:
         dec = self.decisions(pooled.float())
         if self.strength == 0:
             return E, dec
+        if self.mode in KEEP_MODES:
+            return self._apply_keep(E, mask, dec), dec
         if self.mode == "projection" and len(cats) > 1:
             D = torch.stack([self._direction(c) for c in cats])
             center = self._center(cats[0], E)
@@ -139,6 +171,33 @@ class Steering:
                 new = torch.where(rows, new, out)
             out = new
         return out, dec
+
+    def _apply_keep(self, E: torch.Tensor, mask: torch.Tensor | None,
+                    dec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The ``tokens`` / ``minimal`` / ``target`` modes, category after category."""
+        out = E
+        for cat in self.active_categories():
+            g, d, fired = self.gates[cat], self._direction(cat), dec[cat]
+            if not bool(fired.any()):
+                continue
+            center = g.center.to(E.device, E.dtype)
+            if self.mode == "tokens":
+                tau = float(g.meta.get("token_threshold", g.threshold))
+                out = token_selective(out, d, self.strength, tau, center, mask,
+                                      inner=self.inner, rows=fired)[0]
+            elif self.mode == "minimal":
+                pooled = masked_mean(out, mask) if out.ndim > 2 else out
+                scores = torch.where(fired, g.scores(pooled.float()).to(fired.device),
+                                     torch.full_like(fired, g.threshold, dtype=torch.float32))
+                # a push of norm (score - threshold) along d: with the gate calibrated on d it
+                # lands the gate score on its threshold; a random d gets a push of the same size
+                out = minimal_push(out, d, scores, g.threshold, self.strength, mask)
+            else:
+                pooled = masked_mean(out, mask) if out.ndim > 2 else out
+                out = toward_target(out, self.targets[cat].to(E.device, E.dtype), pooled,
+                                    self.strength, mask,
+                                    direction=d if self.inner == "along" else None, rows=fired)
+        return out
 
     def _center(self, cat: str, E: torch.Tensor) -> torch.Tensor | None:
         g = self.gates.get(cat)
