@@ -144,3 +144,19 @@ def test_keep_modes_steer_only_categories_that_fire(gen: torch.Generator) -> Non
     out, dec = Steering(dset, mode="minimal", strength=1.0, gates=gates).apply(E)
     assert dec["violence"].tolist() == [True, False] and not dec["sexual"].any()
     assert torch.equal(out[0, :, 1:], E[0, :, 1:]) and torch.equal(out[1], E[1])
+
+
+def test_targets_are_per_category_means_and_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from xsteer.steer.targets import load_targets, save_targets, transported_targets
+
+    class Doubling:  # a planted alignment: y = 2x
+        def transform(self, X: torch.Tensor) -> torch.Tensor:
+            return 2 * X
+
+    X = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    t = transported_targets(Doubling(), X, ["violence", "violence", "sexual"])
+    assert t["violence"].tolist() == [4.0, 0.0] and t["sexual"].tolist() == [0.0, 8.0]
+    save_targets(tmp_path / "t", t, {"data": "planted"})
+    back = load_targets(tmp_path / "t")
+    assert set(back) == {"violence", "sexual", "global"}
+    assert torch.equal(back["global"], t["global"])

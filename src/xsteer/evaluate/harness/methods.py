@@ -27,6 +27,7 @@ import torch
 
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.generation import Generator
+from xsteer.evaluate.harness.keep_options import pop_keep_options
 
 Setting = tuple[str, float]  # (mode, strength)
 
@@ -85,7 +86,7 @@ class DirectionMethod(Method):
                  modes: Sequence[str] = ("additive",), gates: Any = None,
                  categories: list[str] | None = None, inner: str = "additive",
                  path: str | None = None, calibrate: str | None = None,
-                 benign: str | None = None) -> None:
+                 benign: str | None = None, keep: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, strengths, modes)
         self.directions = directions
         self.gates = gates
@@ -93,11 +94,19 @@ class DirectionMethod(Method):
         self.inner = inner
         self.path = path
         self.calibrate, self.benign = calibrate, benign
+        # steer-don't-erase options (xsteer.evaluate.harness.keep_options): window, targets,
+        # token_quantile
+        self.keep: dict[str, Any] = dict(keep or {})
 
     def setup(self, gen: Generator) -> None:
         self.prepare(gen)
         if self.calibrate not in (None, "none"):
             self.directions = self._calibrated(gen)
+        if self.keep.get("token_quantile") is not None:
+            from xsteer.evaluate.harness.keep_options import token_gates
+
+            self.gates = token_gates(gen, self.gates, float(self.keep["token_quantile"]),
+                                     self.benign, self.name)
 
     def prepare(self, gen: Generator) -> None:
         """Build the direction when it depends on the pipeline (native, random)."""
@@ -130,11 +139,17 @@ class DirectionMethod(Method):
             raise XSteerError(f"method {self.name!r}: no direction (was setup() called?)")
         mode, strength = setting
         steerer = Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
-                          categories=self.categories, inner=self.inner)
+                          categories=self.categories, inner=self.inner,
+                          targets=self.keep.get("targets"))
         embeds, _, records = steerer.encode(gen.pipe, list(prompts), **gen.call_kwargs)
+        if self.keep.get("window") is not None:
+            from xsteer.pipelines.window import windowed_kwargs
+
+            embeds = windowed_kwargs(gen.pipe, embeds, gen.encode(prompts), self.keep["window"],
+                                     {"num_inference_steps": gen.steps})
         info: dict[str, Any] = {}
         decisions = records[0].decisions if records else {}
-        if mode == "gated" and decisions:
+        if mode in ("gated", "tokens", "minimal", "target") and decisions:
             info["gate"] = [any(bool(v[i]) for v in decisions.values())
                             for i in range(len(prompts))]
         return embeds, info
@@ -153,6 +168,10 @@ class DirectionMethod(Method):
         out: dict[str, Any] = {"kind": self.kind, "path": self.path, "inner": self.inner,
                                "categories": self.categories, "calibrate": self.calibrate,
                                "benign": self.benign}
+        if self.keep:
+            from xsteer.evaluate.harness.keep_options import describe_keep
+
+            out["keep"] = describe_keep(self.keep)
         if d is not None:
             out.update(model_id=d.model_id, site=d.site, dim=d.dim, norm=self.norm,
                        saw_unsafe=d.provenance.summary())
@@ -313,7 +332,8 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
                           categories=spec.pop("categories", None),
                           inner=spec.pop("inner", "additive"),
                           calibrate=spec.pop("calibrate", None),
-                          benign=str(base / spec.pop("benign")) if "benign" in spec else None)
+                          benign=str(base / spec.pop("benign")) if "benign" in spec else None,
+                          keep=pop_keep_options(spec, base, name))
             if kind == "direction":
                 from xsteer.directions import load_directions
 
