@@ -106,6 +106,7 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
         methods.append({"name": f"{name}-gated", "kind": "direction",
                         "path": str(Path(direction).resolve()), "mode": "gated", "gates": path,
                         **calib, "strengths": args.gated_strengths or args.strengths})
+    methods += keep_methods(args, gates or {}, calib)
     for cat in args.per_category:
         for name, path in [("native", args.native), *_named(args.transported).items()][:2]:
             methods.append({"name": f"{name.split('-')[-1]}@{cat}", "kind": "direction",
@@ -127,6 +128,43 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
         "metrics": {"fid": {"feature": f"proving-ground:{judge}",
                             "reference": str(prompts / "reference"), "benchmarks": ["benign"]}},
     }
+
+
+def keep_methods(args: argparse.Namespace, gates: dict[str, str],
+                 calib: dict[str, Any]) -> list[dict[str, Any]]:
+    """Steer, don't erase: for each gated direction (and a random direction of the native's
+    norm behind the native gate, the control), each ``--keep-modes`` operator at
+    ``--keep-strengths`` and gated steering inside each ``--windows`` window."""
+    targets = _named(getattr(args, "targets", None) or [])
+    out: list[dict[str, Any]] = []
+    sources = [(name, "direction", args.native if name == "native"
+                else _named(args.transported)[name]) for name in gates]
+    if "native" in gates:
+        sources.append(("random", "random", None))
+    for name, kind, path in sources:
+        gate = gates["native" if kind == "random" else name]
+        base: dict[str, Any] = {"kind": kind, "gates": gate, **calib}
+        if kind == "random":
+            base.update(like="native", seed=0)
+        else:
+            base["path"] = str(Path(str(path)).resolve())
+        for mode in getattr(args, "keep_modes", None) or []:
+            m = {**base, "name": f"{name}-{mode}", "mode": mode,
+                 "strengths": args.keep_strengths}
+            if mode == "tokens":
+                m["token_quantile"] = args.token_quantile
+            if mode == "target":
+                t = targets.get("native" if kind == "random" else name)
+                if t is None:
+                    continue
+                m["targets"] = t
+            out.append(m)
+        for w in getattr(args, "windows", None) or []:
+            a, b = (float(x) for x in w.split(":"))
+            out.append({**base, "name": f"{name}-gated-w{a:g}-{b:g}", "mode": "gated",
+                        "window": [a, b],
+                        "strengths": args.gated_strengths or args.strengths})
+    return out
 
 
 def paired_reduction(base: dict[tuple[str, int], bool], steered: dict[tuple[str, int], bool],
@@ -246,6 +284,17 @@ def main() -> None:
                    help="also gated steering (benign-calibrated global gates)")
     p.add_argument("--gate-quantile", type=float, default=0.99)
     p.add_argument("--gated-strengths", type=float, nargs="*", default=None)
+    p.add_argument("--keep-modes", nargs="*", default=[],
+                   help="steer-don't-erase operators for each gated direction and the random "
+                        "control (tokens, minimal, target); needs --gated")
+    p.add_argument("--keep-strengths", type=float, nargs="+", default=[1.0, 2.0])
+    p.add_argument("--token-quantile", type=float, default=0.99,
+                   help="benign per-token threshold of the tokens mode")
+    p.add_argument("--targets", nargs="*", default=[],
+                   help="NAME=FOLDER target points (experiments/twin_targets.py) for the target "
+                        "mode: native=... and the first transported's name")
+    p.add_argument("--windows", nargs="*", default=[],
+                   help="START:END step windows for gated steering (e.g. 0:0.5 0.5:1)")
     p.add_argument("--written-apart", action="store_true",
                    help="evaluate on the prompt set written apart (experiments/data), 3 seeds each")
     p.add_argument("--fresh", action="store_true")
