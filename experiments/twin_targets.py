@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from xsteer.align import Alignment
 from xsteer.data import load_pairs, pair_texts
@@ -44,7 +45,7 @@ def main() -> None:
         pipe = load_pipeline(str(Path(args.pipeline).expanduser()))
         feats = next(iter(site_features(pipe, safe).values()))
         targets = mean_targets(feats, cats)
-        meta = {"how": "native: mean of the pipeline's own site features of the safe twins",
+        meta: dict[str, Any] = {"how": "native: mean of the pipeline's own site features of the safe twins",
                 "side": "target", "texts": "safe twins of the pairs (target side: yardstick)"}
     else:
         from xsteer.encoders import get_encoder
