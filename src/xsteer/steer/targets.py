@@ -7,9 +7,9 @@ target side that mean may be taken from SAFE texts only; the recommended estimat
 model sees no pair data at all.
 
 >>> import torch
->>> t = mean_targets(torch.eye(3), ["a", "a", "b"])
+>>> t = mean_targets(torch.eye(3) * 3, ["a", "a", "b"])
 >>> t["a"].tolist(), t["global"].tolist()
-([0.5, 0.5, 0.0], [0.3333333432674072, 0.3333333432674072, 0.3333333432674072])
+([1.5, 1.5, 0.0], [1.0, 1.0, 1.0])
 """
 
 from __future__ import annotations
