@@ -160,3 +160,17 @@ def test_targets_are_per_category_means_and_round_trip(tmp_path) -> None:  # typ
     back = load_targets(tmp_path / "t")
     assert set(back) == {"violence", "sexual", "global"}
     assert torch.equal(back["global"], t["global"])
+
+
+def test_tokens_are_chosen_along_the_gate_direction_and_pushed_along_d(gen) -> None:  # type: ignore[no-untyped-def]
+    E = _planted(gen)
+    other = torch.tensor([0.0, 0.0, 5.0])  # a random-control direction: pushes elsewhere
+    out, sel = token_selective(E, other, 1.0, 1.0, C, score_direction=D)
+    want = torch.zeros(4, 5, dtype=torch.bool)
+    want[0, 2] = want[1, 1] = want[1, 3] = True
+    assert torch.equal(sel, want)  # the same triggers as along D
+    assert torch.allclose(out[want], E[want] + other)
+    gate = _gate(gen)
+    gate.meta["token_threshold"] = 1.0
+    rnd, _ = Steering(Direction(other, "m", "s"), mode="tokens", gates=gate).apply(E)
+    assert torch.equal(rnd[~want], E[~want]) and torch.allclose(rnd[want], E[want] + other)

@@ -69,18 +69,21 @@ def token_threshold(states: torch.Tensor, d: torch.Tensor, center: torch.Tensor,
 
 def token_selective(E: torch.Tensor, d: torch.Tensor, strength: float, threshold: float,
                     center: torch.Tensor, mask: torch.Tensor | None = None,
-                    inner: str = "additive",
-                    rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Steer only trigger tokens: those whose harm score exceeds ``threshold`` (and that are real
-    tokens of a row in ``rows``, when given). ``inner="additive"`` pushes them by
-    ``strength * d``; ``"projection"`` removes ``strength`` of their component along ``d``
-    (measured from ``center``). Returns ``(steered, selected)``; unselected tokens are
-    bit-identical."""
+                    inner: str = "additive", rows: torch.Tensor | None = None,
+                    score_direction: torch.Tensor | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steer only trigger tokens: those whose harm score along ``score_direction`` (default
+    ``d``; a gate's own direction, so a random ``d`` steers the same tokens) exceeds
+    ``threshold`` (and that are real tokens of a row in ``rows``, when given).
+    ``inner="additive"`` pushes them by ``strength * d``; ``"projection"`` removes ``strength``
+    of their component along ``d`` (measured from ``center``). Returns ``(steered, selected)``;
+    unselected tokens are bit-identical."""
     if inner not in ("additive", "projection"):
         raise ValueError(f"token-selective inner operator must be additive or projection, "
                          f"got {inner!r}")
     dv = _vec(d, E)
-    sel = (token_scores(E, dv, center) > threshold) & _mask(E, mask)
+    sd = dv if score_direction is None else _vec(score_direction, E, "score direction")
+    sel = (token_scores(E, sd, center) > threshold) & _mask(E, mask)
     if rows is not None:
         sel = sel & torch.as_tensor(rows, device=E.device).bool().view(
             -1, *([1] * (sel.ndim - 1)))

@@ -183,8 +183,10 @@ class Steering:
             center = g.center.to(E.device, E.dtype)
             if self.mode == "tokens":
                 tau = float(g.meta.get("token_threshold", g.threshold))
+                # tokens chosen along the gate's direction (its threshold's), pushed along d
                 out = token_selective(out, d, self.strength, tau, center, mask,
-                                      inner=self.inner, rows=fired)[0]
+                                      inner=self.inner, rows=fired,
+                                      score_direction=g.direction.to(E.device, E.dtype))[0]
             elif self.mode == "minimal":
                 pooled = masked_mean(out, mask) if out.ndim > 2 else out
                 scores = torch.where(fired, g.scores(pooled.float()).to(fired.device),
