@@ -3,7 +3,7 @@
 A representation-level diagnostic, run before a trained generator is at hand: on the proving
 ground's held-out unsafe prompts (with their safe twins) and benign captions, read by the real
 MiniLM text encoder at the site the proving-ground pipeline steers (last hidden state, masked
-mean), it applies each operator with the native global direction (benign-norm calibrated, gate at
+mean), it applies each operator with a global direction (benign-norm calibrated, gate at
 the benign 0.99 quantile, per-token threshold at the benign 0.99 token quantile) and reports:
 
 - ``still flagged``: unsafe prompts whose gate still fires after steering (a proxy of ASR, not ASR);
@@ -12,7 +12,11 @@ the benign 0.99 quantile, per-token threshold at the benign 0.99 token quantile)
 - ``to twin``: mean cosine of the steered pooled state to its safe twin's, minus the unsteered one's;
 - ``benign moved``: held-out benign prompts changed at all.
 
-    python experiments/keep_tokens_probe.py --native runs/pg-directions/native_minilm
+    python experiments/keep_tokens_probe.py --direction runs/pg-directions/native_minilm
+    python experiments/keep_tokens_probe.py --direction runs/pg-directions/gemma_to_minilm_ridge \
+        --targets runs/pg-directions/targets_ridge      # transported, its transported twin mean
+
+Without ``--targets`` the target mode uses the safe twins' own MiniLM mean (the yardstick).
 
 It prints a Markdown table; none of it is an image metric (the sweep's rest_kept / twin_drawn are).
 """
@@ -55,7 +59,8 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--native", required=True)
+    p.add_argument("--direction", required=True, help="DirectionSet in MiniLM's space")
+    p.add_argument("--targets", default=None, help="target points (experiments/twin_targets.py)")
     p.add_argument("--n-per-category", type=int, default=30)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -68,14 +73,19 @@ def main() -> None:
     Eu, Mu = encode(unsafe)
     Es, Ms = encode(safe)
     pc = masked_mean(Ec, Mc)
-    d = load_directions(args.native)
+    d = load_directions(args.direction)
     d = d["global"] if isinstance(d, DirectionSet) else d
     d = calibrate_direction(d, benign_stats(pc), "benign-norm")
     gate = Gate.calibrate(pc, d.vector, 0.99)
     gate.meta["token_threshold"] = token_threshold(Ec, d.vector, gate.center, 0.99, Mc)
     pu, ps = masked_mean(Eu, Mu), masked_mean(Es, Ms)
     fired0 = gate.fires(pu)
-    targets = {"global": ps.mean(0)}  # the yardstick's safe-twin mean (target-side safe texts)
+    if args.targets:
+        from xsteer.steer.targets import load_targets
+
+        targets = {"global": load_targets(args.targets)["global"]}
+    else:  # the yardstick's safe-twin mean (target-side safe texts)
+        targets = {"global": ps.mean(0)}
     settings: list[tuple[str, float, dict[str, Any]]] = [
         (m, s, {}) for m in ("gated", "tokens", "minimal") for s in (1.0, 2.0, 4.0)]
     settings += [("gated", 1.0, {"inner": "projection"}), ("tokens", 1.0, {"inner": "projection"}),
