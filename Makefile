@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-gate proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -81,6 +81,19 @@ pg-mmdit: pg-directions
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
 	    --per-category sexual violence self-harm shocking hate illegal harassment \
 	    --category-strength 4 --out runs/pg-mmdit-minilm-categories
+
+# Steer, don't erase (issue 21): the keep-the-rest operators (tokens, minimal push, toward the
+# safe twin, step windows) beside gated steering, native and transported, and a random control
+# behind the native gate; targets: the native safe-twin mean (yardstick) and the transported one.
+pg-keep: pg-mmdit
+	$(PY) experiments/twin_targets.py --pipeline $(PG)/mmdit-minilm --out $(PGD)/targets_native
+	$(PY) experiments/twin_targets.py --source gemma-3-270m --layer 6 \
+	    --alignment $(PGD)/align_gemma_minilm_ridge --out $(PGD)/targets_ridge
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 2 4 --keep-modes tokens minimal target --keep-strengths 2 4 \
+	    --windows 0:0.5 0.5:1 --targets native=$(PGD)/targets_native ridge=$(PGD)/targets_ridge \
+	    --out runs/pg-mmdit-keep
 
 # The LLM-encoder MMDiT (Gemma-3-270M conditions the generator; MiniLM is the source).
 pg-mmdit-gemma: pg-mmdit

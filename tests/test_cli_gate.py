@@ -136,3 +136,23 @@ def test_conformal_gate_threshold_is_the_binomial_order_statistic(work: Path) ->
     assert gate.threshold > float(torch.quantile(gate.scores(fit).double(), 0.9))  # stricter
     assert gate.meta["guarantee"] == {"false_trigger_at_most": pytest.approx(0.1),
                                       "with_probability": pytest.approx(0.95)}
+
+
+def test_token_quantile_records_the_benign_per_token_threshold(work: Path) -> None:
+    from xsteer.pipelines import load_pipeline
+    from xsteer.pipelines.tokens import site_token_states
+    from xsteer.steer.selective import token_threshold
+
+    r = run("gate", "calibrate", "--target-pipeline", work / "sd", "--direction", work / "dirs",
+            "--benign", work / "benign.txt", "--quantile", "0.9", "--token-quantile", "0.95",
+            "--out", work / "gt")
+    assert r.exit_code == 0, r.output
+    gate = Gate.from_pretrained(str(work / "gt"))
+    states, mask = site_token_states(load_pipeline(str(work / "sd")),
+                                     load_benign(work / "benign.txt"))
+    want = token_threshold(states, gate.direction, gate.center, 0.95, mask)
+    assert gate.meta["token_quantile"] == 0.95
+    assert gate.meta["token_threshold"] == pytest.approx(want, rel=1e-5)
+    r = run("gate", "calibrate", "--target", "x", "--direction", work / "dirs",
+            "--token-quantile", "0.9", "--out", work / "gx")
+    assert "--token-quantile needs --target-pipeline" in str(r.exception)

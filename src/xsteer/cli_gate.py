@@ -68,6 +68,10 @@ def calibrate_cmd(
                                       "direction set (default: the global direction only)")]
         = False,
     seed: Annotated[int, Opt("--seed")] = 0,
+    token_quantile: Annotated[float | None, Opt("--token-quantile", help="with "
+                              "--target-pipeline: also record the benign per-token threshold "
+                              "(this quantile of every benign token's harm score) that "
+                              "`--mode tokens` uses")] = None,
     max_sequence_length: Annotated[int | None, Opt("--max-sequence-length", help="with "
                                    "--target-pipeline: the value generation will use")] = None,
     dtype: Annotated[str, Opt("--dtype")] = "float32",
@@ -139,6 +143,8 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
         raise XSteerError("--site needs --target-pipeline")
     if delta is not None and not 0.0 < delta < 1.0:
         raise XSteerError(f"--delta must be in (0, 1), got {delta}")
+    if token_quantile is not None and (target_pipeline is None or not 0 < token_quantile < 1):
+        raise XSteerError("--token-quantile needs --target-pipeline and a value in (0, 1)")
     dirs = load_directions(direction)
     texts = load_benign(benign) if benign is not None else load_benign(kind="anchors")
     benign_name = benign.name if benign is not None else "xsteer:anchors"
@@ -162,6 +168,10 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
         (b,) = Steerer({site: first} if site else first, force=force).binding(pipe)
         kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
         feats = pipeline_site_features(pipe, texts, b.site.name, **kw)
+        if token_quantile is not None:
+            from xsteer.pipelines.tokens import site_token_states
+
+            tokens = site_token_states(pipe, texts, b.site.name, **kw)
         extra.update(pipeline=target_pipeline, pipeline_class=type(pipe).__name__,
                      site=b.site.name, binding=b.check, call_kwargs=kw)
         side: Side = "target"
@@ -180,6 +190,11 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
         gate = calibrate_gate(feats, d, quantile=quantile, holdout=holdout, seed=seed,
                               side=side, benign_name=benign_name, texts=texts, benign_sha256=sha,
                               extra=extra, delta=delta)
+        if token_quantile is not None:
+            from xsteer.steer.selective import token_threshold
+
+            gate.meta.update(token_quantile=token_quantile, token_threshold=token_threshold(
+                tokens[0], gate.direction, gate.center, token_quantile, tokens[1]))
         folder = out / cat if per_category else out
         gate.save_pretrained(folder)
         written.append(f"{cat}: threshold {gate.threshold:.4g}, held-out false-trigger "

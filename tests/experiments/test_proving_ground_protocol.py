@@ -80,3 +80,22 @@ def test_grid_has_one_row_per_setting_and_one_column_per_category_plus_benign(tm
     img = np.asarray(grid(tmp_path, ["none/none/0", "native-gated/gated/4"], scale=1))
     assert img.shape == (14 + 2 * 34, 150 + 3 * 34, 3)
     assert (img[14:14 + 32, 150:182] == 0).all() and (img[48:80, 150:182] == 255).all()
+
+
+def test_keep_methods_cover_each_gated_direction_and_the_random_control(tmp_path) -> None:
+    args = argparse.Namespace(
+        native=str(tmp_path / "nat"), transported=["ridge=/r"], strengths=[1.0],
+        gated_strengths=[4.0], keep_modes=["tokens", "minimal", "target"],
+        keep_strengths=[1.0, 2.0], token_quantile=0.95, targets=["native=/tn"],
+        windows=["0:0.5"])
+    calib = {"calibrate": "benign-norm", "benign": "/c.txt"}
+    ms = {m["name"]: m for m in pgp.keep_methods(args, {"native": "/gn", "ridge": "/gr"}, calib)}
+    assert ms["ridge-tokens"]["gates"] == "/gr" and ms["ridge-tokens"]["token_quantile"] == 0.95
+    assert "ridge-target" not in ms  # no transported targets given
+    assert ms["native-target"]["targets"].endswith("tn")
+    rnd = ms["random-minimal"]
+    assert rnd["kind"] == "random" and rnd["like"] == "native" and rnd["gates"] == "/gn"
+    assert ms["random-target"]["targets"] == ms["native-target"]["targets"]
+    w = ms["native-gated-w0-0.5"]
+    assert w["window"] == [0.0, 0.5] and w["mode"] == "gated" and w["strengths"] == [4.0]
+    assert all(m["calibrate"] == "benign-norm" for m in ms.values())

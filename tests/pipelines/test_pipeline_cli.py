@@ -215,3 +215,24 @@ def test_generate_refuses_a_mismatch_before_loading_the_pipeline(
     assert len(check_pipeline_folder(str(saved["sd"]), other, force=True)) == 1
     # a Hub id or alias is left to bind_site
     assert check_pipeline_folder("tiny-sd", other) == []
+
+
+def test_generate_keep_mode_with_a_window(saved: dict[str, Path], tmp_path: Path) -> None:
+    from xsteer.directions import Direction as D
+    from xsteer.errors import XSteerError
+    from xsteer.steer import Gate
+
+    d = D.load(saved["direction"])
+    # a gate that always fires: the minimal push moves the prompt, for the first half of steps
+    gate = Gate(direction=d.vector, center=torch.zeros(32), threshold=-1e9, quantile=0.99)
+    gate.save_pretrained(tmp_path / "gate")
+    args = ["--pipeline", str(saved["sd"]), "--direction", str(saved["direction"]),
+            "--prompt", "a red cat", "--steps", "2", "--height", "16", "--width", "16",
+            "--gate", str(tmp_path / "gate"), "--compare"]
+    res = _invoke([*args, "--out", str(tmp_path / "o"), "--mode", "tokens", "--strength", "3",
+                   "--window", "0:0.5"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "o" / "0000" / "manifest.json").read_text())
+    assert m["mode"] == "tokens" and m["steered"]["text_encoder"] is True
+    with pytest.raises(XSteerError, match="window"):
+        _invoke([*args, "--out", str(tmp_path / "p"), "--mode", "minimal", "--window", "1:0"])

@@ -113,3 +113,49 @@ def test_two_prompt_sweep_records_asr_with_intervals_fidelity_and_fid(saved: dic
     _invoke(["report", str(tmp_path / "run")])
     md = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "fidelity pg" in md and "[" in md  # fidelity column, intervals
+
+
+def test_keep_operators_sweep_reports_rest_kept_and_twin_drawn(saved: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    """The steer-don't-erase operators through `xsteer sweep` on the saved pipeline: every mode
+    runs, records say whether the safe twin was drawn, the summary carries rest kept with
+    intervals, and the report plots the Pareto front."""
+    from xsteer.data import load_benign
+    from xsteer.pipelines import load_pipeline, site_features
+    from xsteer.steer import Gate
+    from xsteer.steer.targets import save_targets
+
+    p = saved["prompts"]
+    pipe = load_pipeline(str(saved["pipe"]))
+    feats = site_features(pipe, load_benign(p / "calibration.txt"))["text_encoder"]
+    vec = Direction.load(saved["direction"]).vector
+    Gate.calibrate(feats, vec, quantile=0.5).save_pretrained(tmp_path / "gate")
+    save_targets(tmp_path / "targets", {"global": feats.mean(0)})
+    common = {"kind": "direction", "path": str(saved["direction"]), "gates": str(tmp_path / "gate"),
+              "benign": str(p / "calibration.txt"), "strengths": [2.0]}
+    cfg = {
+        "name": "pg-keep", "pipeline": str(saved["pipe"]), "threads": 1,
+        "generation": {"steps": 2, "guidance": 3.0}, "batch_size": 8, "strengths": [1.0],
+        "benchmarks": [{"name": "unsafe", "format": "jsonl", "path": str(p / "unsafe.jsonl")}],
+        "methods": [{"name": "none", "kind": "none"},
+                    {"name": "tok", **common, "mode": "tokens", "token_quantile": 0.9},
+                    {"name": "min", **common, "mode": "minimal"},
+                    {"name": "tgt", **common, "mode": "target",
+                     "targets": str(tmp_path / "targets")},
+                    {"name": "win", **common, "mode": "gated", "window": [0.0, 0.5]}],
+        "judges": [{"name": "pg", "kind": "proving-ground", "path": str(saved["judge"]),
+                    "threshold": 0.0}],  # sees everything: every stand-in and counterpart
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(cfg))
+    _invoke(["sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "run"),
+             "--no-progress"])
+    records = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 5 * 7
+    # a judge that finds everything finds a stand-in: never a clean safe twin
+    assert all(r["judges"]["pg"]["twin"] is False for r in records)
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())["rows"]
+    assert {r["method"] for r in rows} == {"none", "tok", "min", "tgt", "win"}
+    for r in rows:
+        assert r["twin_drawn"]["rate"] == 0.0 and r["twin_drawn"]["n"] == 7
+    _invoke(["report", str(tmp_path / "run")])
+    assert "pareto-unsafe.png" in (tmp_path / "run" / "report" / "report.md").read_text()

@@ -19,7 +19,15 @@ def generate_cmd(
     prompts: Annotated[Path | None, Opt("--prompts", help=".txt (one a line) or .jsonl "
                                                           "('prompt' key)")] = None,
     strength: Annotated[float, Opt("--strength")] = 1.0,
-    mode: Annotated[str, Opt("--mode", help="additive, projection, clamp or gated")] = "additive",
+    mode: Annotated[str, Opt("--mode", help="additive, projection, clamp, gated, or the gated "
+                             "keep-the-rest modes tokens, minimal, target (docs/steering.md)")
+                    ] = "additive",
+    window: Annotated[str | None, Opt("--window", help="START:END fractions of the denoising "
+                                      "steps to steer (e.g. 0:0.5); conditional branch")] = None,
+    targets: Annotated[Path | None, Opt("--targets", help="target points folder for --mode "
+                                        "target (xsteer.steer.targets)")] = None,
+    inner: Annotated[str, Opt("--inner", help="gated/tokens: additive or projection; target: "
+                              "along or full")] = "additive",
     allow_negative: Annotated[bool, Opt("--allow-negative", help="allow a negative strength "
                                         "(steers toward unsafe)")] = False,
     site: Annotated[str | None, Opt("--site", help="site to steer (default: the one the "
@@ -82,12 +90,17 @@ def generate_cmd(
         raise XSteerError(f"gate(s) {source_side} are projection gates read in the source "
                           "model, which steering cannot use: fit the source-side probe with "
                           "xsteer gate calibrate --source MODEL")
+    from xsteer.pipelines.window import parse_window
+    from xsteer.steer.targets import load_targets
+
     # the source model loads (and its identity is checked) before any pipeline weights
     source_gate = (SourceGate.from_pretrained(probes[0], device=source_device,
                                               dtype=source_dtype) if probes else None)
     steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
-                      gates=gates or None, categories=category, force=force,
-                      source_gate=source_gate, combine=combine)
+                      gates=gates or None, categories=category, force=force, inner=inner,
+                      source_gate=source_gate, combine=combine,
+                      window=parse_window(window) if window else None,
+                      targets=load_targets(targets) if targets else None)
     # what a pipeline folder's JSON already says, before any denoiser weights load
     check_pipeline_folder(pipeline, dirs, site, gates, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)

@@ -54,6 +54,7 @@ from xsteer.pipelines.sites import (
     custom_family,
     table_family,
 )
+from xsteer.pipelines.window import check_window, windowed_kwargs
 from xsteer.steer import Gate, Steering
 from xsteer.steer.source_gate import SourceGate
 
@@ -138,6 +139,9 @@ class Steerer:
             text which categories fire (``mode="gated"``).
         combine: ``target``, ``source``, ``or`` or ``and`` (default: ``source`` with a source
             gate, else ``target``).
+        window: ``(start, end)`` fractions of the denoising steps to steer (conditional branch,
+            `generate`); the other steps use the unsteered ``prompt_embeds``
+            (`xsteer.pipelines.window`). ``None``: every step.
     """
 
     def __init__(self, directions: SiteValue | Mapping[str, SiteValue], *,
@@ -145,8 +149,10 @@ class Steerer:
                  categories: list[str] | None = None, inner: str = "additive",
                  sites: Sequence[SiteSpec] | None = None, encode: EncodeFn | None = None,
                  force: bool = False, source_gate: SourceGate | None = None,
-                 combine: str | None = None) -> None:
+                 combine: str | None = None, window: tuple[float, float] | None = None,
+                 targets: Mapping[str, torch.Tensor] | None = None) -> None:
         self.mode, self.strength, self.inner = mode, float(strength), inner
+        self.window = None if window is None else check_window(window)
         self.source_gate = source_gate
         self.combine = combine or ("source" if source_gate is not None else "target")
         if self.combine != "target" and source_gate is None:
@@ -166,7 +172,8 @@ class Steerer:
                 g = gate_map.get(key, gate_map.get(None, {}))
                 self._items[key] = Steering(val, mode=mode, strength=strength, gates=dict(g),
                                             categories=categories, inner=inner,
-                                            combine=self.combine)
+                                            combine=self.combine,
+                                            targets=dict(targets or {}))
             else:
                 raise XSteerError(f"site {key!r}: expected a Direction, DirectionSet or Steering, "
                                   f"got {type(val).__name__}")
@@ -298,6 +305,9 @@ class Steerer:
         if branch not in BRANCHES:
             raise XSteerError(f"branch must be one of {BRANCHES}, got {branch!r}")
         if branch == "both":
+            if self.window is not None:
+                raise XSteerError("a steering window works on the conditional branch "
+                                  "(prompt_embeds); use branch='conditional'")
             from xsteer.pipelines.source import given_prompts
 
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -306,7 +316,22 @@ class Steerer:
             return GenerationResult(out, branch, handle.records)
         embeds, consumed, records = self.encode(pipe, prompt, **call_kwargs)
         rest = {k: v for k, v in call_kwargs.items() if k not in consumed}
+        if self.window is not None:  # steered for part of the steps only
+            plain = self.unsteered_embeds(pipe, prompt, **call_kwargs)
+            kw = windowed_kwargs(pipe, embeds, plain, self.window, rest)
+            return GenerationResult(pipe(**{**rest, **kw}), branch, records)
         return GenerationResult(pipe(**embeds, **rest), branch, records)
+
+    def unsteered_embeds(self, pipe: Any, prompt: str | list[str],
+                         **call_kwargs: Any) -> dict[str, Any]:
+        """The positive prompt's pipeline kwargs as the family's adapter encodes them, unsteered
+        (the other half of windowed steering)."""
+        fam = self.family(pipe)
+        if fam.encode is None:
+            raise XSteerError(f"{type(pipe).__name__}: no encode adapter")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        with encode_lock(pipe), torch.no_grad():
+            return fam.encode(pipe, prompts, dict(call_kwargs))[0]
 
     def __repr__(self) -> str:
         keys = ", ".join("<default>" if k is None else k for k in self._items)

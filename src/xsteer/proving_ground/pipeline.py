@@ -89,6 +89,7 @@ class ProvingGroundPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer->unet"  # type: ignore[assignment]
     _optional_components = ["transformer", "unet"]  # noqa: RUF012 (diffusers' own class attribute)
+    _callback_tensor_inputs = ["latents", "prompt_embeds"]  # noqa: RUF012 (diffusers' own)
 
     def __init__(self, tokenizer: Any, text_encoder: Any, transformer: Any,
                  scheduler: FlowMatchEulerDiscreteScheduler, sample_size: int = 32,
@@ -207,7 +208,8 @@ class ProvingGroundPipeline(DiffusionPipeline):
                  output_type: str = "pil", return_dict: bool = True,
                  callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
                  height: int | None = None, width: int | None = None,
-                 num_frames: int | None = None) -> Any:
+                 num_frames: int | None = None,
+                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> Any:
         """Generate images (``.images``) or clips (``.frames``).
 
         ``prompt_embeds`` (+ ``prompt_attention_mask``; all tokens count when it is omitted)
@@ -217,6 +219,10 @@ class ProvingGroundPipeline(DiffusionPipeline):
         """
         if output_type not in OUTPUT_TYPES:
             raise XSteerError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
+        if not set(inputs) <= set(self._callback_tensor_inputs):
+            raise XSteerError(f"callback_on_step_end_tensor_inputs {inputs}: this pipeline "
+                              f"passes {self._callback_tensor_inputs}")
         size = int(self.config["sample_size"])
         for name, val, want in (("height", height, size), ("width", width, size),
                                 ("num_frames", num_frames, int(self.config["num_frames"]) or None)):
@@ -266,8 +272,12 @@ class ProvingGroundPipeline(DiffusionPipeline):
                 v = vu + guidance_scale * (vc - vu)
             x = scheduler.step(v, t, x, return_dict=False)[0]
             if callback_on_step_end is not None:
-                out = callback_on_step_end(self, i, t, {"latents": x})
+                # diffusers' contract: the named tensors go in, returned ones replace them
+                # (prompt_embeds: the cfg-stacked states, negative rows first)
+                local = {"latents": x, "prompt_embeds": E}
+                out = callback_on_step_end(self, i, t, {k: local[k] for k in inputs})
                 x = out.get("latents", x)
+                E = out.get("prompt_embeds", E)
         images = ((x.clamp(-1, 1) + 1) / 2).cpu()
         self.maybe_free_model_hooks()
         result = self._postprocess(images, output_type)

@@ -9,11 +9,31 @@ Modes:
 - ``gated``: like ``additive`` (or ``inner``), but only for prompts whose gate fires, per category;
   the other prompts are returned bit-identical.
 
-Who decides, for ``gated`` (``combine``): ``target`` — the benign-calibrated target gates on the
-site's own states (the default); ``source`` — decisions made outside, from the prompt's text, by
-the source model (`xsteer.steer.source_gate.SourceGate`), passed to `Steering.apply` as
-``source=``; ``or`` / ``and`` — both. With ``source`` the target gates are optional (when given,
-their benign centre is still the origin of ``projection``).
+Steer, don't erase: gated modes that change less of a flagged prompt (`xsteer.steer.selective`);
+like ``gated``, prompts whose gate does not fire are bit-identical.
+
+- ``tokens``: in fired prompts, only the trigger tokens (harm score above the gate's benign
+  per-token threshold ``meta["token_threshold"]``, else its prompt threshold) are pushed by
+  ``strength * d`` (``inner="projection"``: lose ``strength`` of their component along ``d``);
+  all other tokens are bit-identical. Use when the unsafe concept sits in a few words of a longer
+  prompt (the rest keeps its own states).
+- ``minimal``: each fired prompt gets the additive push that brings its harm score back to the
+  gate threshold, times ``strength`` (1 lands on it, 2 as far past it as it was before). Use
+  instead of a fixed strength when prompts differ in how unsafe they are.
+- ``target``: fired prompts move toward a per-category point in the benign region (``targets``,
+  e.g. the transported mean of safe twins), only along ``d`` unless ``inner="full"``
+  (``strength`` is the fraction of the way; 1 lands on its coordinate). Use when a safe twin
+  should be drawn instead of a push of unknown size.
+
+A generation-level option, ``window`` on `xsteer.pipelines.Steerer` (steer only part of the
+denoising steps), combines with any mode.
+
+Who decides, for the gated modes (``combine``): ``target`` — the benign-calibrated target gates
+on the site's own states (the default); ``source`` — decisions made outside, from the prompt's
+text, by the source model (`xsteer.steer.source_gate.SourceGate`), passed to `Steering.apply` as
+``source=``; ``or`` / ``and`` — both. With ``source`` plain ``gated`` needs no target gates (when
+given, their benign centre is still the origin of ``projection``); ``tokens``, ``minimal`` and
+``target`` still read their thresholds from target gates.
 
 >>> import torch
 >>> from xsteer.directions import Direction
@@ -40,9 +60,13 @@ from xsteer.steer.operators import (
     project_out,
     project_out_subspace,
 )
+from xsteer.steer.selective import minimal_push, token_selective, toward_target
 from xsteer.tensors import masked_mean
 
-MODES = ("additive", "projection", "clamp", "gated")
+MODES = ("additive", "projection", "clamp", "gated", "tokens", "minimal", "target")
+# the gated modes that change less of a flagged prompt (xsteer.steer.selective)
+KEEP_MODES = ("tokens", "minimal", "target")
+GATED = ("gated", *KEEP_MODES)
 COMBINES = ("target", "source", "or", "and")
 
 
@@ -56,6 +80,7 @@ class Steering:
     gates: dict[str, Gate] = field(default_factory=dict)
     categories: list[str] | None = None
     inner: str = "additive"
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
     combine: str = "target"
 
     def __post_init__(self) -> None:
@@ -64,15 +89,20 @@ class Steering:
         if self.combine not in COMBINES:
             raise XSteerError(f"unknown gate combination {self.combine!r}; known: "
                               f"{', '.join(COMBINES)}")
-        if self.combine != "target" and self.mode != "gated":
+        if self.combine != "target" and self.mode not in GATED:
             raise XSteerError(f"combine={self.combine!r} decides which prompts a gated steering "
                               f"touches; it needs mode='gated', got {self.mode!r}")
-        if self.inner not in ("additive", "projection"):
+        if self.mode == "target" and self.inner == "additive":
+            self.inner = "along"  # the target mode's default: move along d only
+        if self.mode == "target" and self.inner not in ("along", "full"):
+            raise XSteerError(f"target mode moves 'along' d or in 'full', got {self.inner!r}")
+        elif self.mode != "target" and self.inner not in ("additive", "projection"):
             raise XSteerError(f"gated inner operator must be additive or projection, "
                               f"got {self.inner!r}")
         if isinstance(self.gates, Gate):
             self.gates = {self.gates.category: self.gates}
-        needs_gates = self.mode == "clamp" or (self.mode == "gated" and self.combine != "source")
+        needs_gates = self.mode in ("clamp", *KEEP_MODES) or (
+            self.mode == "gated" and self.combine != "source")
         if needs_gates and not self.gates:
             raise XSteerError(f"mode {self.mode!r} needs a gate per steered category "
                               "(calibrate one with Gate.calibrate on benign embeddings)")
@@ -82,6 +112,9 @@ class Steering:
             if needs_gates and cat not in self.gates:
                 raise XSteerError(f"mode {self.mode!r}: no gate for category {cat!r}; "
                                   f"gates: {sorted(self.gates)}")
+            if self.mode == "target" and cat not in self.targets:
+                raise XSteerError(f"mode 'target': no target point for category {cat!r}; "
+                                  f"targets: {sorted(self.targets)}")
 
     @property
     def dim(self) -> int:
@@ -113,11 +146,11 @@ class Steering:
         ``target``); combined with the target gates as ``combine`` says."""
         n = pooled.shape[0]
         out: dict[str, torch.Tensor] = {}
-        if self.mode == "gated" and self.combine != "target" and source is None:
+        if self.mode in GATED and self.combine != "target" and source is None:
             raise XSteerError(f"combine={self.combine!r}: the source gate's decisions were not "
                               "passed (source=...)")
         for cat in self.active_categories():
-            if self.mode != "gated":
+            if self.mode not in GATED:
                 out[cat] = torch.ones(n, dtype=torch.bool, device=pooled.device)
                 continue
             tgt = (self.gates[cat].fires(pooled).to(pooled.device)
@@ -155,6 +188,8 @@ class Steering:
         dec = self.decisions(pooled.float(), source)
         if self.strength == 0:
             return E, dec
+        if self.mode in KEEP_MODES:
+            return self._apply_keep(E, mask, dec), dec
         if self.mode == "projection" and len(cats) > 1:
             D = torch.stack([self._direction(c) for c in cats])
             center = self._center(cats[0], E)
@@ -179,6 +214,35 @@ class Steering:
                 new = torch.where(rows, new, out)
             out = new
         return out, dec
+
+    def _apply_keep(self, E: torch.Tensor, mask: torch.Tensor | None,
+                    dec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The ``tokens`` / ``minimal`` / ``target`` modes, category after category."""
+        out = E
+        for cat in self.active_categories():
+            g, d, fired = self.gates[cat], self._direction(cat), dec[cat]
+            if not bool(fired.any()):
+                continue
+            center = g.center.to(E.device, E.dtype)
+            if self.mode == "tokens":
+                tau = float(g.meta.get("token_threshold", g.threshold))
+                # tokens chosen along the gate's direction (its threshold's), pushed along d
+                out = token_selective(out, d, self.strength, tau, center, mask,
+                                      inner=self.inner, rows=fired,
+                                      score_direction=g.direction.to(E.device, E.dtype))[0]
+            elif self.mode == "minimal":
+                pooled = masked_mean(out, mask) if out.ndim > 2 else out
+                scores = torch.where(fired, g.scores(pooled.float()).to(fired.device),
+                                     torch.full_like(fired, g.threshold, dtype=torch.float32))
+                # a push of norm (score - threshold) along d: with the gate calibrated on d it
+                # lands the gate score on its threshold; a random d gets a push of the same size
+                out = minimal_push(out, d, scores, g.threshold, self.strength, mask)
+            else:
+                pooled = masked_mean(out, mask) if out.ndim > 2 else out
+                out = toward_target(out, self.targets[cat].to(E.device, E.dtype), pooled,
+                                    self.strength, mask,
+                                    direction=d if self.inner == "along" else None, rows=fired)
+        return out
 
     def _center(self, cat: str, E: torch.Tensor) -> torch.Tensor | None:
         g = self.gates.get(cat)

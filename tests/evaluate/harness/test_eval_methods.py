@@ -104,3 +104,42 @@ def test_flux_pipeline_saved_to_a_folder_runs_a_sweep(tmp_path: Path) -> None:
 
     a, b = (np.asarray(Image.open(tmp_path / "out" / r["image"]), dtype=float) for r in recs)
     assert np.abs(a - b).max() > 0  # steering the T5 tokens changed the image
+
+
+def test_keep_options_token_quantile_window_and_targets(gen: Generator, tmp_path: Path) -> None:
+    from xsteer.steer.targets import save_targets
+
+    benign = ["a bowl of fruit", "a red bus", "a calm lake", "a small house", "two cats"]
+    (tmp_path / "benign.txt").write_text("\n".join(benign) + "\n")
+    feats = site_features(gen.pipe, PROMPTS, ["text_encoder"])["text_encoder"]
+    vec = torch.randn(32, generator=torch.Generator().manual_seed(0))
+    Direction(vec, model_id="tiny-sd", site="text_encoder").save_pretrained(tmp_path / "dir")
+    Gate.calibrate(feats, vec, quantile=0.5).save_pretrained(tmp_path / "gate")
+    save_targets(tmp_path / "targets", {"global": feats.mean(0)})
+    common = {"kind": "direction", "path": "dir", "gates": "gate", "benign": "benign.txt"}
+    tok, win, tgt = build_methods([
+        {"name": "tok", **common, "mode": "tokens", "token_quantile": 0.5, "strengths": [3.0]},
+        {"name": "win", **common, "mode": "gated", "window": [0.0, 0.5], "strengths": [3.0]},
+        {"name": "tgt", **common, "mode": "target", "targets": "targets", "strengths": [1.0]}],
+        tmp_path, [1.0])
+    plain = gen.encode(PROMPTS)["prompt_embeds"]
+    tok.setup(gen)
+    g = tok.gates["global"]  # type: ignore[attr-defined]
+    assert g.meta["token_quantile"] == 0.5 and "token_threshold" in g.meta
+    cond, info = tok.conditioning(gen, PROMPTS, ("tokens", 3.0))
+    for i, fired in enumerate(info["gate"]):
+        moved = (cond["prompt_embeds"][i] != plain[i]).any(-1)
+        if not fired:
+            assert not moved.any()
+        assert not moved.all()  # never every token: only the triggers
+    assert tok.describe()["keep"] == {"token_quantile": 0.5}
+    win.setup(gen)
+    cond, _ = win.conditioning(gen, PROMPTS[:2], ("gated", 3.0))
+    assert callable(cond["callback_on_step_end"]) and win.describe()["keep"]["window"] == [0, 0.5]
+    assert len(gen.generate(cond, [0, 1])) == 2
+    tgt.setup(gen)
+    cond, info = tgt.conditioning(gen, PROMPTS, ("target", 1.0))
+    for i, fired in enumerate(info["gate"]):
+        assert torch.equal(cond["prompt_embeds"][i], plain[i]) != fired
+    with pytest.raises(XSteerError, match="token_quantile"):
+        build_methods([{"name": "x", **common, "token_quantile": 2}], tmp_path, [1.0])

@@ -236,10 +236,13 @@ def _from_objects(objs: Iterable[Any], name: str, where: str,
         if key is None or not isinstance(obj[key], str):
             raise BenchmarkFormatError(f"{w}: missing string key 'prompt' (or 'text')")
         cats = parse_categories(obj["categories"], w) if "categories" in obj else default
+        # a safe twin, when the row gives one (the CLIP analog of "rest kept" scores against it)
+        twin = {k: obj[k] for k in ("safe_prompt", "twin") if isinstance(obj.get(k), str)}
         out.append(Prompt(benchmark=name, id=str(obj.get("id", i)), prompt=obj[key],
                           categories=cats, seed=_opt_int(obj, "seed", w),
                           guidance=_opt_float(obj, "guidance", w),
-                          width=_opt_int(obj, "width", w), height=_opt_int(obj, "height", w)))
+                          width=_opt_int(obj, "width", w), height=_opt_int(obj, "height", w),
+                          meta=twin))
     return out
 
 

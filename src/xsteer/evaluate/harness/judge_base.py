@@ -36,3 +36,11 @@ class Judge(ABC):
     def settings(self) -> dict[str, Any]:
         """What the verdicts depend on (recorded with every sample)."""
         return {}
+
+    def twin_drawn(self, verdicts: Sequence[Verdict],
+                   categories: Sequence[Sequence[str]]) -> list[bool | None]:
+        """Per verdict of an unsafe prompt (its harm ``categories``): does the image show what
+        the prompt's safe twin asks for, and nothing unsafe? ``None``: this judge cannot tell
+        (the default), or the prompt has no categories. The sweep stores it as the verdict's
+        ``twin`` (summarised as ``twin_drawn``, `xsteer.evaluate.harness.keep`)."""
+        return [None] * len(verdicts)

@@ -28,6 +28,7 @@ import torch
 
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.generation import PipelineRunner
+from xsteer.evaluate.harness.keep_options import pop_keep_options
 
 Setting = tuple[str, float]  # (mode, strength)
 
@@ -86,7 +87,8 @@ class DirectionMethod(Method):
                  modes: Sequence[str] = ("additive",), gates: Any = None,
                  categories: list[str] | None = None, inner: str = "additive",
                  path: str | None = None, calibrate: str | None = None,
-                 benign: str | None = None, combine: str | None = None) -> None:
+                 benign: str | None = None, combine: str | None = None,
+                 keep: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, strengths, modes)
         self.directions = directions
         # ``gates:`` may name a source-side gate (a SourceGate) instead of target gates
@@ -99,11 +101,19 @@ class DirectionMethod(Method):
         self.inner = inner
         self.path = path
         self.calibrate, self.benign = calibrate, benign
+        # steer-don't-erase options (xsteer.evaluate.harness.keep_options): window, targets,
+        # token_quantile
+        self.keep: dict[str, Any] = dict(keep or {})
 
     def setup(self, gen: PipelineRunner) -> None:
         self.prepare(gen)
         if self.calibrate not in (None, "none"):
             self.directions = self._calibrated(gen)
+        if self.keep.get("token_quantile") is not None:
+            from xsteer.evaluate.harness.keep_options import token_gates
+
+            self.gates = token_gates(gen, self.gates, float(self.keep["token_quantile"]),
+                                     self.benign, self.name)
 
     def prepare(self, gen: PipelineRunner) -> None:
         """Build the direction when it depends on the pipeline (native, random)."""
@@ -139,11 +149,17 @@ class DirectionMethod(Method):
         steerer = Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
                           categories=self.categories, inner=self.inner,
                           source_gate=self.source_gate if gated else None,
-                          combine=self.combine if gated else None)
+                          combine=self.combine if gated else None,
+                          targets=self.keep.get("targets"))
         embeds, _, records = steerer.encode(gen.pipe, list(prompts), **gen.call_kwargs)
+        if self.keep.get("window") is not None:
+            from xsteer.pipelines.window import windowed_kwargs
+
+            embeds = windowed_kwargs(gen.pipe, embeds, gen.encode(prompts), self.keep["window"],
+                                     {"num_inference_steps": gen.steps})
         info: dict[str, Any] = {}
         decisions = records[0].decisions if records else {}
-        if mode == "gated" and decisions:
+        if mode in ("gated", "tokens", "minimal", "target") and decisions:
             info["gate"] = [any(bool(v[i]) for v in decisions.values())
                             for i in range(len(prompts))]
         return embeds, info
@@ -162,6 +178,10 @@ class DirectionMethod(Method):
         out: dict[str, Any] = {"kind": self.kind, "path": self.path, "inner": self.inner,
                                "categories": self.categories, "calibrate": self.calibrate,
                                "benign": self.benign}
+        if self.keep:
+            from xsteer.evaluate.harness.keep_options import describe_keep
+
+            out["keep"] = describe_keep(self.keep)
         if d is not None:
             out.update(model_id=d.model_id, site=d.site, dim=d.dim, norm=self.norm,
                        saw_unsafe=d.provenance.summary())
@@ -323,11 +343,13 @@ class _Context:
                  built: list[Method]) -> None:
         self.resolve, self.default_strengths, self.built = resolve, default_strengths, built
 
-    def steering(self, s: Any) -> dict[str, Any]:
+    def steering(self, s: Any, name: str) -> dict[str, Any]:
+        keep = {k: getattr(s, k) for k in ("window", "targets", "token_quantile")}
         return dict(strengths=self.strengths(s), modes=s.modes or [s.mode or "additive"],
                     gates=_load_gates(s.gates, self.resolve), categories=s.categories,
                     inner=s.inner, combine=s.combine, calibrate=s.calibrate,
-                    benign=str(self.resolve(s.benign)) if s.benign is not None else None)
+                    benign=str(self.resolve(s.benign)) if s.benign is not None else None,
+                    keep=pop_keep_options(keep, self.resolve, name))
 
     def strengths(self, s: Any) -> list[float]:
         return list(s.strengths if s.strengths is not None else self.default_strengths)
@@ -337,12 +359,12 @@ def _direction(s: Any, name: str, ctx: _Context) -> Method:
     from xsteer.directions import load_directions
 
     return DirectionMethod(name, load_directions(ctx.resolve(s.path)), path=s.path,
-                           **ctx.steering(s))
+                           **ctx.steering(s, name))
 
 
 def _native(s: Any, name: str, ctx: _Context) -> Method:
     return NativeDirection(name, pairs=str(ctx.resolve(s.pairs)) if s.pairs else None,
-                           estimator=s.estimator, **ctx.steering(s))
+                           estimator=s.estimator, **ctx.steering(s, name))
 
 
 def _random(s: Any, name: str, ctx: _Context) -> Method:
@@ -351,7 +373,7 @@ def _random(s: Any, name: str, ctx: _Context) -> Method:
     if s.like is not None and like is None:
         raise XSteerError(f"random method {name!r}: 'like' must name an earlier direction "
                           f"method, got {s.like!r}")
-    return RandomDirection(name, like=like, norm=s.norm, seed=s.seed, **ctx.steering(s))
+    return RandomDirection(name, like=like, norm=s.norm, seed=s.seed, **ctx.steering(s, name))
 
 
 def _negative_prompt(s: Any, name: str, ctx: _Context) -> Method:

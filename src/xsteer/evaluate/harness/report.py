@@ -3,7 +3,8 @@
 Writes ``DIR/report/report.md`` (images referenced as files next to it) and
 ``DIR/report/report.html`` (the same content, images embedded as data URIs, so one file can be
 mailed or archived). Contents: the ASR / CLIP / FID table per benchmark and setting with
-per-category ASR, trade-off plots (ASR against CLIP score and against FID over strengths, one
+per-category ASR and (when measured) rest kept / twin drawn, the Pareto front of ASR reduction
+against rest kept, trade-off plots (ASR against CLIP score and against FID over strengths, one
 curve per method), and image grids per category (same seed: unsteered beside each method at its
 strongest setting).
 """
@@ -47,7 +48,8 @@ def table(rows: Sequence[Mapping[str, Any]], judges: Sequence[str]) -> tuple[lis
     header = (["benchmark", "method", "mode", "strength", "n"]
               + [f"ASR {j}" for j in judges] + ([f"ASR {ANY}"] if judges else [])
               + [f"ASR {c}" for c in cats] + [f"fidelity {j}" for j in fid_judges]
-              + ["CLIP (100·cos)", "CLIP cos", "FID", "dist. to unsteered", "s/sample"])
+              + ["CLIP (100·cos)", "CLIP cos", "FID", "dist. to unsteered", "s/sample"]
+              + [label for key, label in KEEP_COLUMNS if any(r.get(key) for r in rows)])
     cells = []
     for r in rows:
         asr = r["asr"]
@@ -61,8 +63,69 @@ def table(rows: Sequence[Mapping[str, Any]], judges: Sequence[str]) -> tuple[lis
         line += [_rate(fid[j], "rate") if j in fid else "–" for j in fid_judges]
         line += [_fmt(r["clip_score"], 2), _fmt(r["clip_cos"], 4), _fmt(r["fid"], 3),
                  _fmt(r["distance"], 4), _fmt(r["seconds_per_sample"], 3)]
+        line += [_keep_cell(r.get(key)) for key, _ in KEEP_COLUMNS
+                 if any(x.get(key) for x in rows)]
         cells.append(line)
     return header, cells
+
+
+# steer, don't erase (`xsteer.evaluate.harness.keep`): shown when any row has them
+KEEP_COLUMNS = (("rest_kept", "rest kept"), ("twin_drawn", "twin drawn"),
+                ("clip_rest", "CLIP to rest"), ("clip_prompt", "CLIP to prompt (unsafe)"))
+
+
+def _keep_cell(entry: Mapping[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    return _rate(entry, "rate" if "rate" in entry else "mean") + f" ({entry['n']})"
+
+
+def pareto_plot(rows: Sequence[Mapping[str, Any]], out: Path) -> list[tuple[str, Path]]:
+    """ASR reduction against rest kept, per safety benchmark, one curve per (method, mode)
+    over its strengths: the front of "steer, don't erase". Rest kept is the judge rate
+    (``rest_kept``) when the judges read content, else the CLIP analog (``clip_rest``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from xsteer.evaluate.harness.keep import asr_reduction
+
+    red = asr_reduction(rows, ANY)
+    plots: list[tuple[str, Path]] = []
+    for sb in dict.fromkeys(r["benchmark"] for r in rows):
+        mine = [r for r in rows if r["benchmark"] == sb]
+        key = "rest_kept" if any(r.get("rest_kept") for r in mine) else "clip_rest"
+        value = "rate" if key == "rest_kept" else "mean"
+        curves: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+        for r in mine:
+            k = (sb, r["method"], r["mode"], float(r["strength"]))
+            if r.get(key) and k in red:
+                curves.setdefault((r["method"], r["mode"]), []).append(
+                    (float(r["strength"]), float(r[key][value]), red[k]))
+        if not curves or all(len(v) == 0 for v in curves.values()):
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
+        for (m, mode), pts in curves.items():
+            pts.sort()
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o",
+                    label=m if mode in ("none", "additive") else f"{m} ({mode})")
+            for s_, x, y in pts:
+                ax.annotate(f"{s_:g}", (x, y), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.set_xlabel("rest of the unsafe prompt kept" + (" (judge)" if key == "rest_kept"
+                                                         else " (CLIP score to the rest)"))
+        ax.set_ylabel(f"ASR reduction vs unsteered ({ANY} judge)")
+        ax.set_title(f"{sb}: steer, don't erase (up and right is better)")
+        ax.legend(fontsize=6, loc="best")
+        fig.tight_layout()
+        path = out / f"pareto-{sb}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        plots.append((f"{sb}: ASR reduction vs rest kept (labels: strength)", path))
+    return plots
 
 
 def _is_safety(rows: Sequence[Mapping[str, Any]], bench: str) -> bool:
@@ -224,7 +287,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     rows = summary["rows"]
     judges = list(summary.get("judges", {}))
     out = run / "report"
-    plots = tradeoff_plots(rows, out / "plots")
+    plots = pareto_plot(rows, out / "plots") + tradeoff_plots(rows, out / "plots")
     grids = image_grids(records, run, out / "grids")
     header, cells = table(rows, judges)
 

@@ -83,6 +83,10 @@ class _Steering(_Method):
     inner: str = "additive"
     # with a source-side gate: source (default), or or / and with target gates
     combine: Literal["source", "target", "or", "and"] | None = None
+    # steer, don't erase: steps to steer, per-category target points, per-token threshold
+    window: list[float] | None = None
+    targets: str | None = None
+    token_quantile: float | None = None
     calibrate: Literal["none", "benign-norm", "spread"] | None = None
     benign: str | None = None
 

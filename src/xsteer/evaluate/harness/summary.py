@@ -3,7 +3,8 @@
 A row holds the sample count, ASR per judge (overall and per category) and for ``any`` judge
 (a sample is unsafe if any judge says so, the I2P convention when NudeNet and Q16 are combined),
 the mean CLIP score in both scales, the mean distance to the unsteered image, FID when computed,
-and the mean seconds per sample.
+the mean seconds per sample, and on unsafe prompts whether steering kept the rest of the prompt
+(``rest_kept``, ``twin_drawn``, ``clip_rest``, ``clip_prompt``: `xsteer.evaluate.harness.keep`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from xsteer.evaluate.harness.keep import keep_metrics
 from xsteer.evaluate.metrics import asr, proportion_ci
 
 ANY = "any"
@@ -86,5 +88,7 @@ def summarize(records: Iterable[Mapping[str, Any]],
         row["fid"] = (fid or {}).get((bench, method, mode, strength))
         secs = [float(r["timing"]["generate_s"]) for r in recs if r.get("timing")]
         row["seconds_per_sample"] = _mean(secs)
+        # steer, don't erase: rest of the unsafe prompt kept, safe twin drawn, CLIP analogs
+        row.update(keep_metrics(recs))
         rows.append(row)
     return rows

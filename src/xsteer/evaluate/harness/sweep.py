@@ -160,9 +160,12 @@ class Sweep:
     """One sweep: ``Sweep(cfg, out_dir).run()``. Re-running on the same folder resumes it."""
 
     def __init__(self, cfg: SweepConfig, out_dir: str | os.PathLike[str], *,
-                 trust_remote_code: bool = False, allow_callables: bool = False) -> None:
+                 trust_remote_code: bool = False, allow_callables: bool = False,
+                 clip_scorer: Any = None) -> None:
         cfg.check_trust(trust_remote_code, allow_callables)  # before anything runs or is written
         self.cfg = cfg
+        # an injected ``score(images, texts)`` model replaces metrics.clip's ClipScorer
+        self.clip_scorer = clip_scorer
         self.out = Path(out_dir)
         self.store = RecordStore(self.out)
         self.dist = _Dist()
@@ -245,9 +248,14 @@ class Sweep:
         for j in judges:
             t1 = time.perf_counter()
             verdicts[j.name] = j.judge(outs, prompts)
+            for v, twin in zip(verdicts[j.name], j.twin_drawn(
+                    verdicts[j.name], [s.prompt.categories for s in u.samples]), strict=True):
+                if twin is not None:
+                    v.detail["twin"] = bool(twin)
             t_judge[j.name] = (time.perf_counter() - t1) / len(outs)
         t2 = time.perf_counter()
         scores = clip.score(stills, prompts) if clip is not None else [None] * len(outs)
+        rests = self._clip_rest(clip, stills, u.samples)
         t_clip = (time.perf_counter() - t2) / len(outs)
         mode, strength = u.setting
         recs = []
@@ -265,6 +273,7 @@ class Sweep:
                 "strength": strength,
                 "judges": {name: v[i].to_dict() for name, v in verdicts.items()},
                 "clip_score": scores[i],
+                **({"clip_rest": rests[i]} if rests[i] is not None else {}),
                 "image": rel if self.cfg.save_images else None,
                 "info": {k: v[i] for k, v in info.items()},
                 "timing": {"generate_s": t_gen, "judge_s": t_judge, "clip_s": t_clip},
@@ -273,6 +282,23 @@ class Sweep:
             recs.append(rec)
         return recs
 
+    def _clip_rest(self, clip: Any, stills: Sequence[Any],
+                   samples: Sequence[Sample]) -> list[float | None]:
+        """CLIP score of each unsafe-prompt sample against the rest of its prompt (its safe
+        twin, else the prompt without its unsafe terms: `xsteer.evaluate.harness.keep`)."""
+        from xsteer.evaluate.harness.keep import DEFAULT_UNSAFE_TERMS, rest_prompt, twin_of
+
+        out: list[float | None] = [None] * len(samples)
+        idx = [i for i, s in enumerate(samples) if s.prompt.categories]
+        if clip is None or not idx:
+            return out
+        terms = (self.cfg.metrics.get("clip") or {}).get("unsafe_terms", DEFAULT_UNSAFE_TERMS)
+        texts = [rest_prompt(samples[i].prompt.prompt, twin_of(samples[i].prompt.meta), terms)
+                 for i in idx]
+        for i, v in zip(idx, clip.score([stills[i] for i in idx], texts), strict=True):
+            out[i] = float(v)
+        return out
+
     def run(self, progress: bool = True,
             on_unit: Callable[[WorkUnit], None] | None = None) -> list[dict[str, Any]]:
         """Run (or resume) the sweep; returns the summary rows on the main process."""
@@ -280,9 +306,9 @@ class Sweep:
 
         gen, methods, units = self.setup()
         judges = self.judges
-        clip = None
+        clip = self.clip_scorer
         clip_cfg = self.cfg.metrics.get("clip")
-        if clip_cfg:
+        if clip_cfg and clip is None:
             from xsteer.evaluate.metrics import ClipScorer
 
             clip = ClipScorer(str(clip_cfg.get("model", "openai/clip-vit-large-patch14")),
