@@ -103,4 +103,5 @@ MAP_NAMES = ("ridge", "procrustes", "cca", "mlp", "whiten-ridge", "direction-awa
              "anchor-knn")  # align.registry.MAPS
 ESTIMATOR_NAMES = ("mean-diff", "pca", "probe")  # directions.estimators.ESTIMATORS
 CALIBRATION_NAMES = ("benign-norm", "spread", "none")  # align.calibration.CALIBRATIONS
-MODE_NAMES = ("additive", "projection", "clamp", "gated")  # steer.steering.MODES
+MODE_NAMES = ("additive", "projection", "clamp", "gated", "tokens", "minimal",
+              "target")  # steer.steering.MODES

@@ -97,7 +97,7 @@ def calibrate_cmd(
         raise XSteerError("a target-side gate takes one --benign file")
     _calibrate_target(direction, out, benign[0] if benign else None, target_pipeline, site,
                       target, quantile, delta, holdout, allow_flagged, per_category, seed,
-                      max_sequence_length, dtype, device, force)
+                      max_sequence_length, dtype, device, force, token_quantile)
 
 
 def _calibrate_source(source: str, out: Path, benign: list[Path], layers: str | None,
@@ -128,7 +128,7 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
                       target_pipeline: str | None, site: str | None, target: str | None,
                       quantile: float, delta: float | None, holdout: float, allow_flagged: bool,
                       per_category: bool, seed: int, max_sequence_length: int | None, dtype: str,
-                      device: str, force: bool) -> None:
+                      device: str, force: bool, token_quantile: float | None = None) -> None:
     from xsteer.data import load_benign
     from xsteer.data.screen import screen
     from xsteer.directions import DirectionSet, load_directions

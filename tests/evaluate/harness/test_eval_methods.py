@@ -106,7 +106,7 @@ def test_flux_pipeline_saved_to_a_folder_runs_a_sweep(tmp_path: Path) -> None:
     assert np.abs(a - b).max() > 0  # steering the T5 tokens changed the image
 
 
-def test_keep_options_token_quantile_window_and_targets(gen: Generator, tmp_path: Path) -> None:
+def test_keep_options_token_quantile_window_and_targets(gen: PipelineRunner, tmp_path: Path) -> None:
     from xsteer.steer.targets import save_targets
 
     benign = ["a bowl of fruit", "a red bus", "a calm lake", "a small house", "two cats"]
