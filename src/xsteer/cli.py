@@ -7,6 +7,8 @@ registry (and so torch) to generate ``xsteer align --help`` from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 app = typer.Typer(
@@ -25,9 +27,16 @@ _debug = False
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    allow_legacy: bool = typer.Option(False, "--allow-legacy", help="Load format_version 1 "
+                                      "artifacts (no manifest: an edit to their JSON goes "
+                                      "unseen); only for files you trust."),
 ) -> None:
     global _debug
     _debug = debug
+    if allow_legacy:
+        from xsteer.io import ALLOW_LEGACY
+
+        ALLOW_LEGACY.set(True)
 
 
 def _register() -> typer.Typer:
@@ -44,7 +53,34 @@ def _register() -> typer.Typer:
     __import__("xsteer.evaluate.harness.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
     __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)
+    _release_after(app)
     return app
+
+
+def _release_after(group: typer.Typer) -> None:
+    """Wrap every command so that the output folders it holds (`xsteer.outdir.hold`) are
+    released when it ends, however it is invoked (``xsteer``, typer's test runner)."""
+    import functools
+
+    from xsteer.outdir import release_held
+
+    for info in group.registered_commands:
+        fn = info.callback
+        if fn is None or getattr(fn, "_releases", False):
+            continue
+
+        def run(*args: object, _fn: Callable[..., object] = fn, **kwargs: object) -> object:
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                release_held()
+
+        wrapped = functools.wraps(fn)(run)
+        wrapped._releases = True  # type: ignore[attr-defined]
+        info.callback = wrapped
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _release_after(sub.typer_instance)
 
 
 def one_line(exc: BaseException) -> str:
@@ -80,9 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     (``xsteer --debug ...`` re-raises it with its traceback)."""
     import sys
 
+    from xsteer.io import ALLOW_LEGACY as legacy
+    from xsteer.outdir import release_held
+
     global _debug
     _debug = False
     _register()
+    token = legacy.set(False)
     try:
         code = app(args=argv, prog_name="xsteer", standalone_mode=False)
     except typer.Abort:
@@ -98,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(one_line(exc), err=True)
         sys.exit(2)
+    finally:
+        release_held()
+        legacy.reset(token)
     sys.exit(code if isinstance(code, int) else 0)
 
 

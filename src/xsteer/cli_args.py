@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Annotated
 
 import typer
 
 from xsteer.errors import XSteerError
+
+# every command that writes --out takes it; the rule itself is `xsteer.outdir.claim`
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace what --out holds when it "
+                                         "is an output of the same kind (never anything else)")]
 
 # beyond this multiple of the typical benign norm the direction drowns the prompt
 LARGE_STRENGTH = 100.0

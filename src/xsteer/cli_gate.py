@@ -59,6 +59,7 @@ def calibrate_cmd(
     device: Annotated[str, Opt("--device")] = "cpu",
     force: Annotated[bool, Opt("--force", help="calibrate even if the direction was made for "
                                "another site or encoder (recorded)")] = False,
+    overwrite: check.Overwrite = False,
 ) -> None:
     """Calibrate a gate on benign prompts where the direction lives; write it to OUT."""
     from xsteer.data import load_benign
@@ -66,8 +67,13 @@ def calibrate_cmd(
     from xsteer.directions import DirectionSet, load_directions
     from xsteer.errors import XSteerError
     from xsteer.io import sha256_bytes
+    from xsteer.outdir import hold
     from xsteer.provenance import Side
     from xsteer.workflow import calibrate_gate, check_target, parse_site, pipeline_site_features
+
+    hold(out, "gates" if per_category else "gate", overwrite=overwrite, inputs={
+        "--direction": direction, "--benign": benign, "--target-pipeline": target_pipeline,
+        "--target": target, "--source": source})
 
     if sum(x is not None for x in (target_pipeline, target, source)) != 1:
         raise XSteerError("give exactly one of --target-pipeline, --target or --source")

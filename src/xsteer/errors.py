@@ -50,6 +50,10 @@ class ArtifactError(XSteerError):
     """A saved artifact is missing, corrupt, of another kind or format, or incompatible."""
 
 
+class OutputError(XSteerError):
+    """An output folder may not be written: it holds something else, is an input, or is locked."""
+
+
 class ProvenanceError(XSteerError):
     """Artifacts from different models/sites are combined, or a benign-only step saw unsafe data."""
 

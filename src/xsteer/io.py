@@ -22,6 +22,7 @@ After a crash at any point the folder holds the old artifact or the new one, not
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import math
@@ -178,6 +179,20 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+ALLOW_LEGACY: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_legacy",
+                                                                    default=False)
+
+
+@contextlib.contextmanager
+def allow_legacy(allow: bool = True) -> Iterator[None]:
+    """Within this block, format_version 1 artifacts (no manifest) load, with a warning."""
+    token = ALLOW_LEGACY.set(allow)
+    try:
+        yield
+    finally:
+        ALLOW_LEGACY.reset(token)
+
+
 USE_EXCHANGE = True  # tests switch it off to exercise the rename-aside fallback
 
 
@@ -185,16 +200,42 @@ def _siblings(directory: Path, tag: str) -> list[Path]:
     return sorted(directory.parent.glob(f".{directory.name}{tag}*"))
 
 
-def _foreign_entries(directory: Path) -> list[str]:
-    """Names in ``directory`` that are not part of an xsteer artifact (empty: safe to replace)."""
-    foreign = []
-    for p in directory.iterdir():
-        n = p.name
-        if p.is_file() and (n.endswith((".json", ".safetensors")) or
-                            (n.startswith(".") and n.endswith(".tmp"))):
+SIGNATURE_SUFFIX = ".sig.json"  # written by `xsteer sign`, beside the manifest it signs
+
+
+def artifact_contents(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str]]:
+    """What a folder holds: ``({artifact name: kind}, [other entries])``.
+
+    An artifact ``name`` is ``name.json`` + ``name.safetensors``, with ``name.manifest.json``
+    (format 2, its ``kind`` read from the manifest) or without it (format 1, the kind read from
+    the JSON); ``name.sig.json`` is its optional signature. Anything else (a pipeline's
+    ``config.json`` + ``model.safetensors``, a folder, a README) is an other entry, and a folder
+    holding one is never replaced.
+    """
+    directory = Path(directory)
+    entries = {p.name: p for p in directory.iterdir()}
+    found: dict[str, Any] = {}
+    for n, p in entries.items():
+        if not (n.endswith(".json") and p.is_file()) or n.endswith((".manifest.json",
+                                                                     SIGNATURE_SUFFIX)):
             continue
-        foreign.append(n)
-    return foreign
+        name = n[: -len(".json")]
+        if not (directory / f"{name}.safetensors").is_file():
+            continue
+        info_path = directory / manifest_name(name)
+        if not info_path.is_file():
+            info_path = p
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(info, dict) and "format_version" in info:
+            found[name] = info.get("kind")
+    mine = {f"{n}{s}" for n in found
+            for s in (".json", ".safetensors", ".manifest.json", SIGNATURE_SUFFIX)}
+    foreign = sorted(n for n, p in entries.items() if n not in mine and not (
+        p.is_file() and n.startswith(".") and n.endswith(".tmp")))
+    return found, foreign
 
 
 def recover(directory: str | os.PathLike[str]) -> None:
@@ -234,6 +275,30 @@ def _publish(tmp: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_folder(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``directory``; when the block ends without an
+    error it replaces ``directory`` in one swap (as `save_artifact` does), else it is removed.
+
+    For outputs written by other libraries (a diffusers ``save_pretrained``, a training
+    checkpoint): the old folder stays whole until the new one is complete.
+    """
+    directory = Path(directory)
+    if directory.is_symlink():
+        raise ArtifactError(f"refusing to replace {directory}: it is a symbolic link")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    recover(directory)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}{TMP_TAG}", dir=directory.parent))
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        _publish(tmp, directory)
+        _fsync_dir(directory.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def save_artifact(
     directory: str | os.PathLike[str],
     name: str,
@@ -266,12 +331,15 @@ def save_artifact(
     files = {f"{name}.safetensors": data, f"{name}.json": meta_bytes}
     manifest = {"format_version": FORMAT_VERSION, "artifact": name, "kind": meta.get("kind"),
                 "files": {fn: sha256_bytes(b) for fn, b in files.items()}}
+    if directory.is_symlink():  # swapping would move the link, not the folder it names
+        raise ArtifactError(f"refusing to save to {directory}: it is a symbolic link (to "
+                            f"{os.readlink(directory)}); give the folder itself")
     directory.parent.mkdir(parents=True, exist_ok=True)
     recover(directory)
     if directory.exists():
         if not directory.is_dir():
             raise ArtifactError(f"cannot save to {directory}: it is a file, not a folder")
-        foreign = _foreign_entries(directory)
+        foreign = artifact_contents(directory)[1]
         if foreign:
             raise ArtifactError(f"refusing to replace {directory}: it holds {foreign[0]!r}, "
                                 "which is not part of an xsteer artifact (choose a new --out)")
@@ -325,7 +393,8 @@ def load_artifact(
 
     Raises `ArtifactError` naming the problem: a missing file, unreadable JSON, another format
     version, another kind, a checksum mismatch (corrupt, edited or half-written) or non-finite
-    values. Artifacts of format_version 1 (no manifest) still load, with a warning.
+    values. Artifacts of format_version 1 (no manifest) load only inside `allow_legacy`, with a
+    warning: anyone can forge one by deleting the manifest.
     """
     from safetensors.torch import load
 
@@ -347,6 +416,11 @@ def load_artifact(
     meta = _read_json(json_path, json_path.read_bytes())
     version = meta.get("format_version")
     if version in LEGACY_VERSIONS and not has_manifest:
+        if not ALLOW_LEGACY.get():
+            raise ArtifactError(f"{json_path}: a format_version {version} artifact (no manifest: "
+                                "its JSON is not checksummed, so an edit goes unseen); load it "
+                                "only if you trust where it came from (--allow-legacy, or "
+                                "xsteer.io.allow_legacy() in Python), then save it again")
         warnings.warn(f"{json_path}: format_version {version} artifact (no manifest: its JSON is "
                       "not checksummed); save it again to upgrade", stacklevel=2)
     elif version != FORMAT_VERSION:

@@ -49,15 +49,21 @@ def generate_cmd(
     device: Annotated[str, Opt("--device")] = "cpu",
     cpu_offload: Annotated[bool, Opt("--cpu-offload", help="enable_model_cpu_offload for big "
                                      "models")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite", help="write into an earlier `xsteer generate` "
+                                   "folder (its samples are replaced)")] = False,
 ) -> None:
     """Generate steered samples; writes media, a manifest per sample and (--compare) grids."""
     from xsteer.cli_args import check_strength
     from xsteer.directions import load_directions
     from xsteer.errors import XSteerError
+    from xsteer.outdir import hold
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
     from xsteer.pipelines.steerer import Steerer
     from xsteer.steer import load_gates
 
+    hold(out, "samples", overwrite=overwrite, inputs={
+        "--pipeline": pipeline, "--direction": direction, "--prompts": prompts,
+        **{f"--gate {g}": g for g in gate or []}})
     check_strength(strength, allow_negative)
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")

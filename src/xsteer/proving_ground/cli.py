@@ -32,12 +32,17 @@ def train_judge_cmd(
     video: Annotated[bool, typer.Option(help="also train on moved objects (clip frames)")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
+    overwrite: Annotated[bool, typer.Option(help="replace the judge in --out")] = False,
 ) -> None:
     """Train the image judge on rendered scenes and report held-out accuracy."""
+    from xsteer.outdir import hold
     from xsteer.proving_ground.judge import judge_accuracy, train_judge
     from xsteer.proving_ground.scenes import judge_scenes
     from xsteer.proving_ground.text import proving_ground_dir
 
+    _positive(n_train=n_train, n_test=n_test, epochs=epochs)
+    # the cached judge is retrained in place; a folder the user names needs --overwrite
+    hold(out or proving_ground_dir() / "judge", "judge", overwrite=overwrite or out is None)
     _threads(threads)
     train_scenes = judge_scenes(n_train, seed, moved=video)
     test_scenes = judge_scenes(n_test, seed + 10_000, moved=video)
@@ -88,18 +93,23 @@ def train_cmd(
         help="wan: first train this many steps on single frames (Wan's joint image-video "
              "recipe), then --steps on clips")] = 0,
 ) -> None:
-    """Train a generator (resumes from the checkpoint in OUT unless --fresh)."""
-    import shutil
+    """Train a generator (resumes from the checkpoint in OUT unless --fresh).
+
+    Every argument is checked before anything on disk changes; ``--fresh`` trains a new
+    checkpoint beside the old one and swaps it in when training ends."""
+    from xsteer.errors import XSteerError
+    from xsteer.outdir import hold
+    from xsteer.proving_ground.text import proving_ground_dir
 
     if arch != "legacy-unet":
-        from xsteer.errors import XSteerError
         from xsteer.proving_ground.training import train_pipeline
 
         if video:
             raise XSteerError("--video trains the legacy UNet's AnimateDiff T2V: pass --arch "
                               "legacy-unet, or --arch wan for the Wan-style pipeline")
-
-        double, single = (int(v) for v in [*layers.split(","), "0"][:2])
+        double, single = _ints(layers, "--layers", 2)
+        if out is not None:  # the default folder is named after the encoder, inside the cache
+            hold(out, "pipeline", resume=True)
         _threads(threads)
         target, stats = train_pipeline(
             arch, encoder, out, steps=steps, minutes=minutes, n_train=n_train,
@@ -111,17 +121,64 @@ def train_cmd(
                    f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
         return
 
-    from xsteer.errors import XSteerError
-    from xsteer.proving_ground.generator import CONFIG_NAME, Generator, GeneratorConfig
-    from xsteer.proving_ground.text import load_encoder, proving_ground_dir
-    from xsteer.proving_ground.training import build_dataset, train
+    from xsteer.proving_ground.generator import GeneratorConfig
+    from xsteer.proving_ground.training import check_training_args, fresh_checkpoint
 
-    _threads(threads)
+    widths = _ints(channels, "--channels")
+    check_training_args(steps=steps, schedule="constant", lr=lr or 1e-3, batch_size=batch_size,
+                        n_train=n_train, minutes=minutes)
+    if frames < 1 and video:
+        raise XSteerError(f"--frames must be at least 1 with --video, got {frames}")
+    GeneratorConfig(encoder=encoder, frames=frames if video else 0, block_out_channels=widths,
+                    prediction_type=prediction, patch=patch)  # its own checks, before any write
     root = proving_ground_dir()
     target = out or root / ("t2v" if video else "t2i")
-    ckpt = target / "checkpoint"
-    if fresh and ckpt.exists():
-        shutil.rmtree(ckpt)
+    hold(target, "generator", resume=True)
+    _threads(threads)
+    with fresh_checkpoint(target / "checkpoint", fresh) as ckpt:
+        _train_legacy(target, ckpt, root, video=video, init_from=init_from, encoder=encoder,
+                      frames=frames, widths=widths, prediction=prediction, patch=patch,
+                      train_image_layers=train_image_layers, n_train=n_train,
+                      batch_size=batch_size, lr=lr, steps=steps, minutes=minutes, seed=seed,
+                      threads=threads)
+
+
+def _ints(text: str, option: str, n: int | None = None) -> tuple[int, ...]:
+    """A comma list of positive integers (``n`` of them, padded with 0, when given)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        from xsteer.errors import XSteerError
+
+        raise XSteerError(f"{option} must be comma-separated integers, got {text!r}") from None
+    if n is not None:
+        values = (*values, *(0,) * n)[:n]
+    if not values or any(v < 0 for v in values) or (n is None and min(values) < 1):
+        from xsteer.errors import XSteerError
+
+        raise XSteerError(f"{option} must be positive integers, got {text!r}")
+    return values
+
+
+def _positive(**counts: int) -> None:
+    """Refuse a count below 1, naming its option."""
+    from xsteer.errors import XSteerError
+
+    for name, v in counts.items():
+        if v < 1:
+            raise XSteerError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+
+
+def _train_legacy(target: Path, ckpt: Path, root: Path, *, video: bool, init_from: Path | None,
+                  encoder: str, frames: int, widths: tuple[int, ...], prediction: str,
+                  patch: int, train_image_layers: bool, n_train: int | None,
+                  batch_size: int | None, lr: float | None, steps: int, minutes: float | None,
+                  seed: int, threads: int) -> None:
+    from xsteer.errors import XSteerError
+    from xsteer.proving_ground.generator import CONFIG_NAME, Generator, GeneratorConfig
+    from xsteer.proving_ground.text import load_encoder
+    from xsteer.proving_ground.training import build_dataset, train
+
     base = None
     if video and (init_from is None or str(init_from).lower() != "none"):
         src = init_from or root / "t2i"
@@ -142,7 +199,7 @@ def train_cmd(
         enc = load_encoder(encoder)
     else:
         cfg = GeneratorConfig(encoder=encoder, frames=frames if video else 0,
-                              block_out_channels=tuple(int(c) for c in channels.split(",")),
+                              block_out_channels=widths,
                               prediction_type=prediction, patch=patch)
         enc = load_encoder(encoder)
         cfg.cross_attention_dim = enc.dim
@@ -154,7 +211,7 @@ def train_cmd(
     stats = train(gen, data, steps, batch_size=batch_size, lr=lr, seed=seed,
                   checkpoint_dir=ckpt, max_minutes=minutes)
     cfg.train = {**cfg.train, **stats, "seed": seed, "threads": threads, "layout": "canonical"}
-    gen.save_pretrained(target)
+    gen.save_pretrained(target)  # beside its checkpoint, which the swap of a folder would drop
     typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
                f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
 
@@ -283,11 +340,18 @@ def prompts_cmd(
         help="training captions to exclude (the generators' default: 6,000 images, 4,000 "
              "clips)")] = 0,
     seed: Annotated[int, typer.Option()] = 12345,
+    overwrite: Annotated[bool, typer.Option(help="rewrite the benchmark files in --out")] = False,
 ) -> None:
     """Write held-out benchmark files (unsafe, benign, pairs, calibration, FID reference) for
     ``xsteer eval`` on a proving-ground pipeline."""
+    from xsteer.outdir import hold
     from xsteer.proving_ground.benchmarks import write_benchmarks
     from xsteer.proving_ground.captions import sample_dataset
+
+    _positive(n_benign=n_benign, n_per_category=n_per_category)
+    if video and frames < 1:
+        _positive(frames=frames)
+    hold(out, "benchmarks", overwrite=overwrite)
 
     n = n_train or (4000 if video else 6000)
     exclude = sample_dataset(n, 0, motion=video)[1]
