@@ -5,7 +5,7 @@
 - a symbolic link is refused (a swap would move the link, not the folder it names);
 - an input of the same command is refused (the folder itself, a folder holding it, or one
   inside it): ``gate calibrate --direction D --out D`` would replace what it reads;
-- a missing or empty folder is taken;
+- a missing or empty folder is taken (but not one inside an artifact folder);
 - a folder holding an output of the same kind is replaced only with ``overwrite=True``
   (``--overwrite``), or taken as it is where the command resumes (a sweep, a training run);
 - anything else is refused: another kind of artifact, a pipeline's ``text_encoder``, the
@@ -125,6 +125,10 @@ def claim(out: str | os.PathLike[str], kind: str, *,
             raise OutputError(f"{where}: it is {name} {given}, an input of this command; "
                               f"choose another {option}")
     if not path.exists():
+        parent = next((q for q in path.absolute().parents if q.is_dir()), None)
+        if parent is not None and artifact_contents(parent)[0]:
+            raise OutputError(f"{where}: it is inside {parent}, an xsteer artifact folder (a "
+                              f"folder there would spoil it); choose another {option}")
         return path
     if not path.is_dir():
         raise OutputError(f"{where}: it is a file, not a folder")
