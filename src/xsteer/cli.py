@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; any error becomes one line on stderr and exit code 2
     (``xsteer --debug ...`` re-raises it with its traceback)."""
     import sys
+    import warnings
 
     from xsteer.io import ALLOW_LEGACY as legacy
     from xsteer.outdir import release_held
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> None:
     _debug = False
     _register()
     token = legacy.set(False)
+    shown = warnings.showwarning
+    # a warning is one line naming the problem, not a Python class and source line
+    warnings.showwarning = lambda message, *a, **k: typer.echo(
+        "warning: " + " ".join(str(message).split()), err=True)
     try:
         code = app(args=argv, prog_name="xsteer", standalone_mode=False)
     except typer.Abort:
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         release_held()
         legacy.reset(token)
+        warnings.showwarning = shown
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -47,6 +47,13 @@ def finite(value: float | None) -> float | None:
     return value
 
 
+def positive(value: int | None) -> int | None:
+    """A callback for a count or size that must be at least 1 (``None`` passes: not given)."""
+    if value is not None and value < 1:
+        raise typer.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
 def fraction(value: float) -> float:
     """A callback for a holdout-like fraction in [0, 1)."""
     if not (math.isfinite(value) and 0.0 <= value < 1.0):

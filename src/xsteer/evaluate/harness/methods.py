@@ -302,6 +302,10 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
         if name in {m.name for m in out}:
             raise XSteerError(f"two methods are named {name!r}")
         strengths = [float(s) for s in spec.pop("strengths", default_strengths)]
+        if min(strengths, default=0.0) < 0 and not spec.pop("allow_negative", False):
+            raise XSteerError(f"method {name!r}: strength {min(strengths):g} is negative (it "
+                              "steers toward unsafe content); add allow_negative: true to it")
+        spec.pop("allow_negative", None)
         modes = spec.pop("modes", None) or [spec.pop("mode", "additive")]
         spec.pop("mode", None)
         m: Method
