@@ -63,7 +63,7 @@ def calibrate_cmd(
 ) -> None:
     """Calibrate a gate on benign prompts where the direction lives; write it to OUT."""
     from xsteer.data import load_benign
-    from xsteer.data.screen import screen
+    from xsteer.data.screen import screen, screen_semantic
     from xsteer.directions import DirectionSet, load_directions
     from xsteer.errors import XSteerError
     from xsteer.io import sha256_bytes
@@ -105,6 +105,9 @@ def calibrate_cmd(
         (b,) = Steerer({site: first} if site else first, force=force).binding(pipe)
         kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
         feats = pipeline_site_features(pipe, texts, b.site.name, **kw)
+        extra["flagged"] = flagged + screen_semantic(  # the encoder's own reading, too
+            texts, feats, lambda ts: pipeline_site_features(pipe, ts, b.site.name, **kw),
+            benign_name, "gate calibration", allow_flagged, key=b.site.name)
         extra.update(pipeline=target_pipeline, pipeline_class=type(pipe).__name__,
                      site=b.site.name, binding=b.check, call_kwargs=kw)
         side: Side = "target"
@@ -115,6 +118,10 @@ def calibrate_cmd(
         check_target(first, enc)
         layer, pooling = parse_site(first.site)
         feats = enc.encode(texts, layer, pooling)
+        if target is not None:  # the encoder's own reading, too
+            extra["flagged"] = flagged + screen_semantic(
+                texts, feats, lambda ts: enc.encode(list(ts), layer, pooling), benign_name,
+                "gate calibration", allow_flagged, key=f"{enc.model_id}:{first.site}")
         extra.update(model=enc.model_id, site=first.site)
         side = "target" if target is not None else "source"
     written = []

@@ -105,7 +105,7 @@ def malformed(where: str, what: str) -> Iterator[None]:
 def plain(exc: BaseException) -> str:
     """The words of an exception without its Python class name, for messages to a user.
 
-    >>> plain(KeyError("rows")), plain(ValueError("could not convert\n 'l'"))
+    >>> plain(KeyError("rows")), plain(ValueError("could not convert 'l'"))
     ("no 'rows' entry", "could not convert 'l'")
     """
     if isinstance(exc, KeyError) and exc.args:

@@ -38,6 +38,15 @@ from typing import Any
 
 import torch
 
+# the single-file writes and the layout of an artifact folder live apart; re-exported here
+from xsteer.artifact_files import SIGNATURE_SUFFIX as SIGNATURE_SUFFIX
+from xsteer.artifact_files import artifact_contents as artifact_contents
+from xsteer.artifact_files import manifest_name as manifest_name
+from xsteer.atomic import _write_synced
+from xsteer.atomic import atomic_path as atomic_path
+from xsteer.atomic import atomic_write_bytes as atomic_write_bytes
+from xsteer.atomic import atomic_write_json as atomic_write_json
+from xsteer.atomic import atomic_write_text as atomic_write_text
 from xsteer.errors import ArtifactError, NonFiniteError
 
 FORMAT_VERSION = 2
@@ -51,48 +60,6 @@ def _version() -> str:
     from xsteer import __version__
 
     return __version__
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
-
-    On an exception the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename)."""
-    with atomic_path(path) as tmp:
-        _write_synced(tmp, data)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 text atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically (sorted keys, indented, NaN refused)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -138,11 +105,6 @@ def _check_finite_json(obj: Any, where: str) -> None:
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
             _check_finite_json(v, f"{where}[{i}]")
-
-
-def manifest_name(name: str) -> str:
-    """The manifest file of artifact ``name`` (written last; names every file with its SHA-256)."""
-    return f"{name}.manifest.json"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -198,44 +160,6 @@ USE_EXCHANGE = True  # tests switch it off to exercise the rename-aside fallback
 
 def _siblings(directory: Path, tag: str) -> list[Path]:
     return sorted(directory.parent.glob(f".{directory.name}{tag}*"))
-
-
-SIGNATURE_SUFFIX = ".sig.json"  # written by `xsteer sign`, beside the manifest it signs
-
-
-def artifact_contents(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str]]:
-    """What a folder holds: ``({artifact name: kind}, [other entries])``.
-
-    An artifact ``name`` is ``name.json`` + ``name.safetensors``, with ``name.manifest.json``
-    (format 2, its ``kind`` read from the manifest) or without it (format 1, the kind read from
-    the JSON); ``name.sig.json`` is its optional signature. Anything else (a pipeline's
-    ``config.json`` + ``model.safetensors``, a folder, a README) is an other entry, and a folder
-    holding one is never replaced.
-    """
-    directory = Path(directory)
-    entries = {p.name: p for p in directory.iterdir()}
-    found: dict[str, Any] = {}
-    for n, p in entries.items():
-        if not (n.endswith(".json") and p.is_file()) or n.endswith((".manifest.json",
-                                                                     SIGNATURE_SUFFIX)):
-            continue
-        name = n[: -len(".json")]
-        if not (directory / f"{name}.safetensors").is_file():
-            continue
-        info_path = directory / manifest_name(name)
-        if not info_path.is_file():
-            info_path = p
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(info, dict) and "format_version" in info:
-            found[name] = info.get("kind")
-    mine = {f"{n}{s}" for n in found
-            for s in (".json", ".safetensors", ".manifest.json", SIGNATURE_SUFFIX)}
-    foreign = sorted(n for n, p in entries.items() if n not in mine and not (
-        p.is_file() and n.startswith(".") and n.endswith(".tmp")))
-    return found, foreign
 
 
 def recover(directory: str | os.PathLike[str]) -> None:

@@ -109,7 +109,7 @@ class DirectionMethod(Method):
         strength then means a fraction of the typical benign norm for every method alike."""
         from xsteer.align.calibration import benign_stats, calibrate_direction
         from xsteer.data import load_benign
-        from xsteer.data.screen import screen
+        from xsteer.data.screen import screen, screen_semantic
         from xsteer.directions import DirectionSet
         from xsteer.pipelines import site_features
 
@@ -117,6 +117,8 @@ class DirectionMethod(Method):
         texts = load_benign(self.benign)
         screen(texts, str(self.benign), "magnitude calibration", hint="use a benign file")
         feats = site_features(gen.pipe, texts, [site], **gen.call_kwargs)[site].float().cpu()
+        screen_semantic(texts, feats, lambda ts: site_features(gen.pipe, ts, [site], **gen.call_kwargs)[site],
+                        str(self.benign), "magnitude calibration", hint="use a benign file", key=site)
         stats, how = benign_stats(feats), str(self.calibrate)
         if isinstance(self.directions, DirectionSet):
             return self.directions.map(lambda d: calibrate_direction(d, stats, how))
