@@ -50,6 +50,7 @@ def _register() -> typer.Typer:
 
     cli_core.register(app)
     __import__("xsteer.cli_gate", fromlist=["register"]).register(app)
+    __import__("xsteer.cli_sign", fromlist=["register"]).register(app)
     __import__("xsteer.evaluate.harness.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
     __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)

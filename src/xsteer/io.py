@@ -294,7 +294,8 @@ def _read_json(path: Path, data: bytes) -> dict[str, Any]:
     return meta
 
 
-def _verify_manifest(directory: Path, name: str) -> None:
+def verify_manifest(directory: Path, name: str) -> None:
+    """Check every file the manifest of artifact ``name`` names against its SHA-256."""
     path = directory / manifest_name(name)
     manifest = _read_json(path, path.read_bytes())
     files = manifest.get("files")
@@ -336,7 +337,7 @@ def load_artifact(
         raise ArtifactError(f"artifact tensors not found: {st_path}")
     has_manifest = (directory / manifest_name(name)).is_file()
     if has_manifest:
-        _verify_manifest(directory, name)
+        verify_manifest(directory, name)
     meta = _read_json(json_path, json_path.read_bytes())
     version = meta.get("format_version")
     if version in LEGACY_VERSIONS and not has_manifest:
