@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors proving-ground proving-ground-legacy pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-screen proving-ground proving-ground-legacy pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,10 @@ results: install
 # The anchor learning curve to 20k (a cold cache encodes ~17.5k texts with Gemma: ~10 min idle).
 results-anchors: install
 	$(PY) -m experiments.anchor_scale --out docs/anchors_at_scale.md
+
+# The unsafe screen's recall and false alarms (MiniLM; --gemma adds Gemma-3-270M): ~1 min.
+results-screen: install
+	$(PY) -m experiments.screen_study --out docs/screen.md
 
 # The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
 # MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through

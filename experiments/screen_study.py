@@ -33,7 +33,7 @@ from xsteer.data.screen import flag_unsafe
 from xsteer.data.semantic import N_BENIGN, SemanticScreen
 from xsteer.encoders import get_encoder
 from xsteer.evaluate.metrics import proportion_ci
-from xsteer.io import atomic_write_json, atomic_write_text
+from xsteer.io import atomic_write_text
 
 PARAPHRASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "paraphrased_unsafe.jsonl"
 
@@ -140,6 +140,17 @@ def markdown(res: dict[str, Any]) -> str:
         r = res["semantic"][m]
         lines.append(f"- {m} at {r['site']}: threshold (the highest score among "
                      f"{sets_['threshold_sample']} shipped anchors) {r['threshold']:.3f}.")
+    lines += ["", "Notes:", "",
+              "- The semantic score (mean cosine to the 5 nearest unsafe prompts minus that to "
+              "the 5 nearest anchors) replaced a plain nearest-unsafe cosine under the same "
+              "zero-false-alarm rule (MiniLM: paraphrase recall 23/63) after looking at these "
+              "sets in one run, held-out ones included: for this screen they are no longer "
+              "untouched test data.",
+              "- In use (`screen_semantic`), shipped benign texts (the benign sets and the "
+              "pairs' safe sides) are not scored, and a text the lexical screen flags is "
+              "counted once. The safe sides show what a user's own near-miss text costs.",
+              "- The semantic screen reads the text as the target does, so look-alike letters "
+              "and full-width forms defeat it; the lexical screen's normalization catches those."]
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +158,6 @@ def main(out: Annotated[Path, typer.Option(help="Markdown file to write")] = Pat
          gemma: Annotated[bool, typer.Option(help="also read through Gemma-3-270M")] = False,
          ) -> None:
     res = study(["all-minilm-l6-v2", *(["gemma-3-270m"] if gemma else [])])
-    atomic_write_json(out.with_suffix(".json"), res)
     atomic_write_text(out, markdown(res))
     typer.echo(markdown(res))
 
