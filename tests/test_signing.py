@@ -18,7 +18,7 @@ from xsteer.provenance import DataRecord, Provenance
 
 pytest.importorskip("cryptography")
 
-from xsteer.signing import SignatureError, keygen, sign, verify  # noqa: E402
+from xsteer.signing import SignatureError, keygen, sign, verify
 
 
 @pytest.fixture
