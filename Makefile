@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors results-gate proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,9 +34,21 @@ bench: install
 results: install
 	$(PY) -m experiments.transport_study --out docs/results.md
 
+# The source-side gate on three held-out sets (docs/source_gate.md): fits the product probe on
+# Gemma-3-270M as `xsteer gate calibrate --source` does, the representation-level ASR rows against
+# the native MiniLM direction and the Gemma direction transported by ridge (pg-directions), and the
+# decision cost. A cold cache encodes ~8k texts with Gemma (about 20 min on an idle 2-core box).
+results-gate: pg-directions
+	$(PY) -m experiments.source_gate_study --out docs/source_gate.md \
+	    --native $(PGD)/native_minilm --moved $(PGD)/gemma_to_minilm_ridge
+
 # The anchor learning curve to 20k (a cold cache encodes ~17.5k texts with Gemma: ~10 min idle).
 results-anchors: install
 	$(PY) -m experiments.anchor_scale --out docs/anchors_at_scale.md
+
+# The unsafe screen's recall and false alarms (MiniLM; --gemma adds Gemma-3-270M): ~1 min.
+results-screen: install
+	$(PY) -m experiments.screen_study --out docs/screen.md
 
 # The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
 # MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through

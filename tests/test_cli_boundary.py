@@ -62,7 +62,8 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(capsys, t
         raise KeyError("surprise")
 
     monkeypatch.setattr("xsteer.align.Alignment.load", classmethod(boom))
-    args = ("transport", tmp_path, "--alignment", tmp_path, "--out", tmp_path / "o")
+    (tmp_path / "in").mkdir()
+    args = ("transport", tmp_path / "in", "--alignment", tmp_path / "in", "--out", tmp_path / "o")
     one_line_error(capsys, *args, match="KeyError: 'surprise' (run with --debug")
     with pytest.raises(KeyError):
         main(["--debug", *map(str, args)])

@@ -299,3 +299,110 @@ def test_fuzzed_artifact_jsons(artifacts: Path) -> None:
 
     one()
     assert sum(seen.values()) >= N and seen["error"] > 0, seen
+
+
+# -- --out targets (issue 19) -------------------------------------------------------------------
+TARGETS = ["missing", "empty", "file", "direction", "alignment", "text_encoder", "user_files",
+           "link_to_direction", "dangling_link", "input", "inside_input", "read_only_direction",
+           "nested_missing"]
+# what each command writes, and which target kinds are outputs of that kind
+WRITES = {"estimate": "direction", "transport": "direction", "align": "alignment"}
+SAME_KIND = {"direction": {"direction", "read_only_direction", "input"},
+             "alignment": {"alignment"}}
+
+
+def _make_target(d: Path, kind: str, pair: Path) -> Path:
+    out = d / "target"
+    if kind == "empty":
+        out.mkdir()
+    elif kind == "file":
+        out.write_text("my notes")
+    elif kind in ("direction", "read_only_direction"):
+        shutil.copytree(pair / "dirs", out)
+        if kind == "read_only_direction":
+            out.chmod(0o555)
+    elif kind == "alignment":
+        shutil.copytree(pair / "align", out)
+    elif kind == "text_encoder":
+        out.mkdir()
+        (out / "config.json").write_text('{"model_type": "t5"}')
+        (out / "model.safetensors").write_bytes(b"\0" * 64)
+    elif kind == "user_files":
+        out.mkdir()
+        (out / "direction.json").write_text("{}")  # looks like part of an artifact, is not
+        (out / "photo.png").write_bytes(b"\x89PNG")
+    elif kind == "link_to_direction":
+        out.symlink_to(d / "dirs", target_is_directory=True)
+    elif kind == "dangling_link":
+        out.symlink_to(d / "nowhere")
+    elif kind == "input":
+        return d / "dirs"
+    elif kind == "inside_input":
+        return d / "dirs" / "sub"
+    elif kind == "nested_missing":
+        return d / "a" / "b" / "target"
+    return out
+
+
+def _tree(root: Path) -> dict[str, bytes | str]:
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            out[str(p.relative_to(root))] = ("link:" + os.readlink(p) if p.is_symlink() else
+                                             "dir" if p.is_dir() else p.read_bytes())
+    return out
+
+
+def test_fuzzed_out_targets(artifacts: Path) -> None:
+    """Every pre-existing file is byte-identical after a run, unless ``--overwrite`` replaced an
+    output of the same kind; a refusal is one line; nothing is left beside the target."""
+    seen: dict[str, int] = {"ok": 0, "error": 0}
+    (artifacts / "benign.txt").write_text("\n".join(BENIGN))
+
+    @_seeded
+    @settings(SETTINGS, max_examples=N // 5)
+    @given(kind=st.sampled_from(TARGETS), command=st.sampled_from(sorted(WRITES)),
+           overwrite=st.booleans())
+    def one(kind: str, command: str, overwrite: bool) -> None:
+        with fresh(artifacts) as d:
+            for k in ("dirs", "align"):
+                shutil.copytree(artifacts / k, d / k)
+            out = _make_target(d, kind, artifacts)
+            before = _tree(d)
+            args: list[object] = {
+                "estimate": ["estimate", "--model", "src", "--layer", "0"],
+                "transport": ["transport", d / "dirs", "--alignment", d / "align"],
+                "align": ["align", "--source", "src", "--target", "tgt", "--source-layer", "1",
+                          "--benign", artifacts / "benign.txt"],
+            }[command]
+            code, err = run_cli(*args, "--out", out, *(["--overwrite"] if overwrite else []))
+            try:
+                after = _tree(d)
+            finally:
+                if kind == "read_only_direction":
+                    out.chmod(0o755)
+            assert "Traceback" not in err and code in (0, 2), f"{kind} {command}: {err}"
+            if command != "transport":  # then d/dirs is no input, only a direction artifact
+                kind = {"input": "direction"}.get(kind, kind)
+            replaceable = kind in SAME_KIND[WRITES[command]] and kind not in (
+                "input", "read_only_direction")
+            may_change = {"missing", "empty", "nested_missing"} | (
+                {kind} if replaceable and overwrite else set())
+            if code == 2:
+                lines = err.strip().splitlines()
+                assert len(lines) == 1 and lines[0].startswith("error: "), err
+                assert after == before, f"{kind} {command}: a refusal changed files: {err}"
+            else:
+                assert kind in may_change, f"{command} replaced {kind} (overwrite={overwrite})"
+                rel = str(out.relative_to(d))
+                kept = {k: v for k, v in before.items()
+                        if not (k == rel or k.startswith(rel + "/"))}
+                assert {k: after.get(k) for k in kept} == kept, f"{kind} {command}"
+                added = set(after) - set(before)
+                assert all(k == rel or k.startswith(rel + "/") or rel.startswith(k + "/")
+                           for k in added), f"debris beside the target: {sorted(added)}"
+            seen["ok" if code == 0 else "error"] += 1
+
+    one()
+    assert seen["ok"] > 0 and seen["error"] > 0, seen

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from xsteer.errors import ArtifactError
-from xsteer.io import atomic_write_bytes, hash_texts, load_artifact, save_artifact
+from xsteer.io import allow_legacy, atomic_write_bytes, hash_texts, load_artifact, save_artifact
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path):
@@ -78,7 +78,9 @@ def test_nan_tensors_are_refused_on_save_and_on_load(tmp_path):
     (tmp_path / "m" / manifest_name("x")).unlink()
     meta["format_version"] = 1
     (tmp_path / "m" / "x.json").write_text(json.dumps(meta))
-    with pytest.warns(UserWarning, match="format_version 1"), \
+    with pytest.raises(ArtifactError, match="allow-legacy"):  # a forged format 1 is refused
+        load_artifact(tmp_path / "m", "x")
+    with allow_legacy(), pytest.warns(UserWarning, match="format_version 1"), \
             pytest.raises(ArtifactError, match="NaN"):
         load_artifact(tmp_path / "m", "x")
 

@@ -20,7 +20,9 @@ PACKAGE = SRC / "xsteer"
 # Low to high. A module may import its own package and any package on the same or a lower layer.
 LAYERS = {
     "xsteer": 0, "errors": 0, "tensors": 0, "formatting": 0,
-    "io": 1, "hub": 1, "categories": 1, "site": 1, "cli_args": 1,
+    "io": 1, "atomic": 1, "artifact_files": 1, "outdir": 1, "signing": 1, "hub": 1,
+    "categories": 1,
+    "site": 1, "cli_args": 1,
     "provenance": 2,
     "models": 3, "data": 3,
     "directions": 4,
@@ -30,7 +32,7 @@ LAYERS = {
     "evaluate": 8,
     "workflow": 9, "probe_fit": 9,
     "demo": 10,
-    "cli_core": 11, "cli_gate": 11, "cli": 12, "__main__": 13,
+    "cli_core": 11, "cli_gate": 11, "cli_sign": 11, "cli": 12, "__main__": 13,
 }
 MAX_LINES = 400
 

@@ -8,6 +8,8 @@ registries by a test).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 app = typer.Typer(
@@ -50,11 +52,18 @@ def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and "
                                  "log lines (torch, diffusers, transformers, ...)."),
+    allow_legacy: bool = typer.Option(False, "--allow-legacy", help="Load format_version 1 "
+                                      "artifacts (no manifest: an edit to their JSON goes "
+                                      "unseen); only for files you trust."),
 ) -> None:
     global _debug
     _debug = debug
     if not verbose:
         quiet_libraries()
+    if allow_legacy:
+        from xsteer.io import ALLOW_LEGACY
+
+        ALLOW_LEGACY.set(True)
 
 
 def _register() -> typer.Typer:
@@ -65,14 +74,41 @@ def _register() -> typer.Typer:
     _registered = True
     # Each module wires one family of subcommands. They import only typer and xsteer's torch-free
     # modules at the top (bench/bench_cli.py times it); each command imports what it runs.
-    from xsteer import cli_core, cli_gate
+    from xsteer import cli_core, cli_gate, cli_sign
     from xsteer.evaluate.harness import cli as harness_cli
     from xsteer.pipelines import cli as pipelines_cli
     from xsteer.proving_ground import cli as proving_ground_cli
 
-    for family in (cli_core, cli_gate, harness_cli, pipelines_cli, proving_ground_cli):
+    for family in (cli_core, cli_gate, cli_sign, harness_cli, pipelines_cli, proving_ground_cli):
         family.register(app)
+    _release_after(app)
     return app
+
+
+def _release_after(group: typer.Typer) -> None:
+    """Wrap every command so that the output folders it holds (`xsteer.outdir.hold`) are
+    released when it ends, however it is invoked (``xsteer``, typer's test runner)."""
+    import functools
+
+    from xsteer.outdir import release_held
+
+    for info in group.registered_commands:
+        fn = info.callback
+        if fn is None or getattr(fn, "_releases", False):
+            continue
+
+        def run(*args: object, _fn: Callable[..., object] = fn, **kwargs: object) -> object:
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                release_held()
+
+        wrapped = functools.wraps(fn)(run)
+        wrapped._releases = True  # type: ignore[attr-defined]
+        info.callback = wrapped
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _release_after(sub.typer_instance)
 
 
 def one_line(exc: BaseException) -> str:
@@ -107,10 +143,19 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; any error becomes one line on stderr and exit code 2
     (``xsteer --debug ...`` re-raises it with its traceback)."""
     import sys
+    import warnings
+
+    from xsteer.io import ALLOW_LEGACY as legacy
+    from xsteer.outdir import release_held
 
     global _debug
     _debug = False
     _register()
+    token = legacy.set(False)
+    shown = warnings.showwarning
+    # a warning is one line naming the problem, not a Python class and source line
+    warnings.showwarning = lambda message, *a, **k: typer.echo(
+        "warning: " + " ".join(str(message).split()), err=True)
     try:
         code = app(args=argv, prog_name="xsteer", standalone_mode=False)
     except typer.Abort:
@@ -126,6 +171,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(one_line(exc), err=True)
         sys.exit(2)
+    finally:
+        release_held()
+        legacy.reset(token)
+        warnings.showwarning = shown
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Annotated
 
 import typer
 
 from xsteer.errors import XSteerError
+
+# every command that writes --out takes it; the rule itself is `xsteer.outdir.claim`
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace what --out holds when it "
+                                         "is an output of the same kind (never anything else)")]
 
 # beyond this multiple of the typical benign norm the direction drowns the prompt
 LARGE_STRENGTH = 100.0
@@ -39,6 +44,13 @@ def finite(value: float | None) -> float | None:
     """A callback refusing NaN and infinities."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
+def positive(value: int | None) -> int | None:
+    """A callback for a count or size that must be at least 1 (``None`` passes: not given)."""
+    if value is not None and value < 1:
+        raise typer.BadParameter(f"must be at least 1, got {value}")
     return value
 
 

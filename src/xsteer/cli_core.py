@@ -41,11 +41,15 @@ def estimate_cmd(
     native: Annotated[bool, Opt("--native", help="mark as a target-side yardstick "
                                 "(estimated with unsafe data on the target)")] = False,
     trust_remote_code: Annotated[bool, Opt("--trust-remote-code")] = False,
+    overwrite: check.Overwrite = False,
 ) -> None:
     """Estimate a safety direction (global + one per category) from safe/unsafe pairs."""
     from xsteer.data import load_pairs
     from xsteer.encoders import get_encoder
+    from xsteer.outdir import hold
     from xsteer.workflow import estimate
+
+    hold(out, "direction", inputs={"--pairs": pairs, "--model": model}, overwrite=overwrite)
 
     data = load_pairs(pairs)  # bad input fails before a model loads
     enc = get_encoder(model, trust_remote_code=trust_remote_code)
@@ -90,13 +94,19 @@ def align_cmd(
     dtype: Annotated[str, Opt("--dtype", help="text encoder dtype with --target-pipeline")] =
         "float32",
     device: Annotated[str, Opt("--device")] = "cpu",
+    overwrite: check.Overwrite = False,
 ) -> None:
     """Fit a source→target map on benign prompts only (both models read the same texts)."""
     from xsteer.data import load_benign
     from xsteer.directions import load_directions
     from xsteer.encoders import get_encoder
     from xsteer.errors import XSteerError
+    from xsteer.outdir import hold
     from xsteer.workflow import fit_alignment, fit_pipeline_alignment, parse_site
+
+    hold(out, "alignment", overwrite=overwrite, inputs={
+        "--benign": benign, "--like": like, "--source": source, "--target": target,
+        "--target-pipeline": target_pipeline})
 
     if (target is None) == (target_pipeline is None):
         raise XSteerError("give exactly one of --target (a model) or --target-pipeline "
@@ -136,10 +146,15 @@ def transport_cmd(
     out: Annotated[Path, Opt("--out")],
     calibrate: Annotated[str, Opt("--calibrate", callback=check.choice(CALIBRATIONS),
                                   help=", ".join(CALIBRATIONS))] = "benign-norm",
+    overwrite: check.Overwrite = False,
 ) -> None:
     """Carry a source direction into the target space through a fitted alignment."""
     from xsteer.align import Alignment
     from xsteer.directions import load_directions
+    from xsteer.outdir import hold
+
+    hold(out, "direction", inputs={"DIRECTION": direction, "--alignment": alignment},
+         overwrite=overwrite)
 
     moved = Alignment.load(alignment).transport(load_directions(direction), calibrate)
     moved.save_pretrained(out)
@@ -207,9 +222,13 @@ def evaluate_cmd(
 def demo_cmd(
     out: Annotated[Path, Opt("--out", help="run directory")] = Path("runs/demo"),
     quick: Annotated[bool, Opt("--quick", help="MiniLM and spaCy only (no Gemma)")] = False,
+    overwrite: check.Overwrite = False,
 ) -> None:
     """The README's main job: Gemma-3-270M, MiniLM and spaCy, transported vs native vs random."""
     from xsteer.demo import run_demo
+    from xsteer.outdir import hold
+
+    hold(out, "demo", overwrite=overwrite)
 
     run_demo(out, quick=quick)
 

@@ -78,11 +78,17 @@ def calibrate_cmd(
     device: Annotated[str, Opt("--device")] = "cpu",
     force: Annotated[bool, Opt("--force", help="calibrate even if the direction was made for "
                                "another site or encoder (recorded)")] = False,
+    overwrite: check.Overwrite = False,
 ) -> None:
     """Calibrate a gate: a source-side probe (--source) or a target-side gate on benign prompts
     where the direction lives; write it to OUT."""
     from xsteer.errors import XSteerError
+    from xsteer.outdir import hold
 
+    kind = "source-probe" if source is not None else ("gates" if per_category else "gate")
+    hold(out, kind, overwrite=overwrite, inputs={
+        "--direction": direction, "--target-pipeline": target_pipeline, "--target": target,
+        "--source": source, **{f"--benign {b}": b for b in benign or []}})
     if source is not None:
         if direction is not None or target is not None or target_pipeline is not None:
             raise XSteerError("--source fits the source-side probe: give no --direction, "
@@ -130,10 +136,11 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
                       per_category: bool, seed: int, max_sequence_length: int | None, dtype: str,
                       device: str, force: bool, token_quantile: float | None = None) -> None:
     from xsteer.data import load_benign
-    from xsteer.data.screen import screen
+    from xsteer.data.screen import screen, screen_semantic
     from xsteer.directions import DirectionSet, load_directions
     from xsteer.errors import XSteerError
     from xsteer.io import sha256_bytes
+    from xsteer.outdir import hold
     from xsteer.provenance import Side
     from xsteer.workflow import calibrate_gate, check_target, parse_site, pipeline_site_features
 
@@ -172,6 +179,9 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
             from xsteer.pipelines.tokens import site_token_states
 
             tokens = site_token_states(pipe, texts, b.site.name, **kw)
+        extra["flagged"] = flagged + screen_semantic(  # the encoder's own reading, too
+            texts, feats, lambda ts: pipeline_site_features(pipe, ts, b.site.name, **kw),
+            benign_name, "gate calibration", allow_flagged, key=b.site.name)
         extra.update(pipeline=target_pipeline, pipeline_class=type(pipe).__name__,
                      site=b.site.name, binding=b.check, call_kwargs=kw)
         side: Side = "target"
@@ -183,6 +193,10 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
         check_target(first, enc)
         layer, pooling = parse_site(first.site)
         feats = enc.encode(texts, layer, pooling)
+        if target is not None:  # the encoder's own reading, too
+            extra["flagged"] = flagged + screen_semantic(
+                texts, feats, lambda ts: enc.encode(list(ts), layer, pooling), benign_name,
+                "gate calibration", allow_flagged, key=f"{enc.model_id}:{first.site}")
         extra.update(model=enc.model_id, site=first.site)
         side = "target"
     written = []

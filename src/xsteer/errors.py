@@ -50,6 +50,10 @@ class ArtifactError(XSteerError):
     """A saved artifact is missing, corrupt, of another kind or format, or incompatible."""
 
 
+class OutputError(XSteerError):
+    """An output folder may not be written: it holds something else, is an input, or is locked."""
+
+
 class ProvenanceError(XSteerError):
     """Artifacts from different models/sites are combined, or a benign-only step saw unsafe data."""
 
@@ -88,12 +92,22 @@ def malformed(where: str, what: str) -> Iterator[None]:
     ...     float("l")
     Traceback (most recent call last):
     ...
-    xsteer.errors.ArtifactError: d/alignment.json: alignment metadata is malformed: ValueError: could not convert string to float: 'l'
+    xsteer.errors.ArtifactError: d/alignment.json: alignment metadata is malformed (could not convert string to float: 'l')
     """
     try:
         yield
     except XSteerError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-        raise ArtifactError(f"{where}: {what} is malformed: {type(exc).__name__}: "
-                            f"{' '.join(str(exc).split())}") from exc
+        raise ArtifactError(f"{where}: {what} is malformed ({plain(exc)})") from exc
+
+
+def plain(exc: BaseException) -> str:
+    """The words of an exception without its Python class name, for messages to a user.
+
+    >>> plain(KeyError("rows")), plain(ValueError("could not convert 'l'"))
+    ("no 'rows' entry", "could not convert 'l'")
+    """
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no {exc.args[0]!r} entry"
+    return " ".join(str(exc).split()) or "unreadable"

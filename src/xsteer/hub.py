@@ -56,7 +56,8 @@ class HubMixin:
                         revision: str | None = None) -> T:
         name = cls._artifact_name
         d = resolve_artifact_dir(name_or_path, [f"{name}.json", f"{name}.safetensors",
-                                                f"{name}.manifest.json", "README.md"],
+                                                f"{name}.manifest.json", f"{name}.sig.json",
+                                                "README.md"],
                                  revision)
         return cls._load_dir(d)
 

@@ -22,6 +22,7 @@ After a crash at any point the folder holds the old artifact or the new one, not
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import math
@@ -37,6 +38,15 @@ from typing import Any
 
 import torch
 
+# the single-file writes and the layout of an artifact folder live apart; re-exported here
+from xsteer.artifact_files import SIGNATURE_SUFFIX as SIGNATURE_SUFFIX
+from xsteer.artifact_files import artifact_contents as artifact_contents
+from xsteer.artifact_files import manifest_name as manifest_name
+from xsteer.atomic import _write_synced
+from xsteer.atomic import atomic_path as atomic_path
+from xsteer.atomic import atomic_write_bytes as atomic_write_bytes
+from xsteer.atomic import atomic_write_json as atomic_write_json
+from xsteer.atomic import atomic_write_text as atomic_write_text
 from xsteer.errors import ArtifactError, NonFiniteError
 
 FORMAT_VERSION = 2
@@ -50,48 +60,6 @@ def _version() -> str:
     from xsteer import __version__
 
     return __version__
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
-
-    On an exception the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename)."""
-    with atomic_path(path) as tmp:
-        _write_synced(tmp, data)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 text atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically (sorted keys, indented, NaN refused)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -139,11 +107,6 @@ def _check_finite_json(obj: Any, where: str) -> None:
             _check_finite_json(v, f"{where}[{i}]")
 
 
-def manifest_name(name: str) -> str:
-    """The manifest file of artifact ``name`` (written last; names every file with its SHA-256)."""
-    return f"{name}.manifest.json"
-
-
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
         fd = os.open(path, os.O_RDONLY)
@@ -178,23 +141,25 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+ALLOW_LEGACY: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_legacy",
+                                                                    default=False)
+
+
+@contextlib.contextmanager
+def allow_legacy(allow: bool = True) -> Iterator[None]:
+    """Within this block, format_version 1 artifacts (no manifest) load, with a warning."""
+    token = ALLOW_LEGACY.set(allow)
+    try:
+        yield
+    finally:
+        ALLOW_LEGACY.reset(token)
+
+
 USE_EXCHANGE = True  # tests switch it off to exercise the rename-aside fallback
 
 
 def _siblings(directory: Path, tag: str) -> list[Path]:
     return sorted(directory.parent.glob(f".{directory.name}{tag}*"))
-
-
-def _foreign_entries(directory: Path) -> list[str]:
-    """Names in ``directory`` that are not part of an xsteer artifact (empty: safe to replace)."""
-    foreign = []
-    for p in directory.iterdir():
-        n = p.name
-        if p.is_file() and (n.endswith((".json", ".safetensors")) or
-                            (n.startswith(".") and n.endswith(".tmp"))):
-            continue
-        foreign.append(n)
-    return foreign
 
 
 def recover(directory: str | os.PathLike[str]) -> None:
@@ -234,6 +199,30 @@ def _publish(tmp: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_folder(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``directory``; when the block ends without an
+    error it replaces ``directory`` in one swap (as `save_artifact` does), else it is removed.
+
+    For outputs written by other libraries (a diffusers ``save_pretrained``, a training
+    checkpoint): the old folder stays whole until the new one is complete.
+    """
+    directory = Path(directory)
+    if directory.is_symlink():
+        raise ArtifactError(f"refusing to replace {directory}: it is a symbolic link")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    recover(directory)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}{TMP_TAG}", dir=directory.parent))
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        _publish(tmp, directory)
+        _fsync_dir(directory.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def save_artifact(
     directory: str | os.PathLike[str],
     name: str,
@@ -266,12 +255,15 @@ def save_artifact(
     files = {f"{name}.safetensors": data, f"{name}.json": meta_bytes}
     manifest = {"format_version": FORMAT_VERSION, "artifact": name, "kind": meta.get("kind"),
                 "files": {fn: sha256_bytes(b) for fn, b in files.items()}}
+    if directory.is_symlink():  # swapping would move the link, not the folder it names
+        raise ArtifactError(f"refusing to save to {directory}: it is a symbolic link (to "
+                            f"{os.readlink(directory)}); give the folder itself")
     directory.parent.mkdir(parents=True, exist_ok=True)
     recover(directory)
     if directory.exists():
         if not directory.is_dir():
             raise ArtifactError(f"cannot save to {directory}: it is a file, not a folder")
-        foreign = _foreign_entries(directory)
+        foreign = artifact_contents(directory)[1]
         if foreign:
             raise ArtifactError(f"refusing to replace {directory}: it holds {foreign[0]!r}, "
                                 "which is not part of an xsteer artifact (choose a new --out)")
@@ -302,7 +294,8 @@ def _read_json(path: Path, data: bytes) -> dict[str, Any]:
     return meta
 
 
-def _verify_manifest(directory: Path, name: str) -> None:
+def verify_manifest(directory: Path, name: str) -> None:
+    """Check every file the manifest of artifact ``name`` names against its SHA-256."""
     path = directory / manifest_name(name)
     manifest = _read_json(path, path.read_bytes())
     files = manifest.get("files")
@@ -325,7 +318,8 @@ def load_artifact(
 
     Raises `ArtifactError` naming the problem: a missing file, unreadable JSON, another format
     version, another kind, a checksum mismatch (corrupt, edited or half-written) or non-finite
-    values. Artifacts of format_version 1 (no manifest) still load, with a warning.
+    values. Artifacts of format_version 1 (no manifest) load only inside `allow_legacy`, with a
+    warning: anyone can forge one by deleting the manifest.
     """
     from safetensors.torch import load
 
@@ -343,10 +337,15 @@ def load_artifact(
         raise ArtifactError(f"artifact tensors not found: {st_path}")
     has_manifest = (directory / manifest_name(name)).is_file()
     if has_manifest:
-        _verify_manifest(directory, name)
+        verify_manifest(directory, name)
     meta = _read_json(json_path, json_path.read_bytes())
     version = meta.get("format_version")
     if version in LEGACY_VERSIONS and not has_manifest:
+        if not ALLOW_LEGACY.get():
+            raise ArtifactError(f"{json_path}: a format_version {version} artifact (no manifest: "
+                                "its JSON is not checksummed, so an edit goes unseen); load it "
+                                "only if you trust where it came from (--allow-legacy, or "
+                                "xsteer.io.allow_legacy() in Python), then save it again")
         warnings.warn(f"{json_path}: format_version {version} artifact (no manifest: its JSON is "
                       "not checksummed); save it again to upgrade", stacklevel=2)
     elif version != FORMAT_VERSION:

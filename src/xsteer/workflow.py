@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, overload
 
 import torch
@@ -109,14 +109,25 @@ def estimate(encoder: Encoder, pairs: Sequence[Pair], *, layer: int | str | None
     return DirectionSet(out)
 
 
-def _alignment_records(benign: Sequence[str], name: str, allow_flagged: bool) -> list[Any]:
-    """The provenance of an alignment's anchors (both sides read them), after the screen: flagged
-    prompts raise `UnsafeDataError` unless ``allow_flagged``; their count goes on the target side."""
+def _screen_anchors(benign: Sequence[str], name: str, allow_flagged: bool) -> int:
+    """The lexical screen of an alignment's anchors, before any model reads them: flagged
+    prompts raise `UnsafeDataError` unless ``allow_flagged``; returns their count."""
     from xsteer.data.screen import screen
 
     if not benign:
         raise EmptyDataError("alignment needs benign prompts")
-    flagged = screen(benign, name, "alignment", allow_flagged)
+    return screen(benign, name, "alignment", allow_flagged)
+
+
+def _alignment_records(benign: Sequence[str], name: str, allow_flagged: bool, flagged: int,
+                       Y: torch.Tensor, embed: Callable[[Sequence[str]], torch.Tensor],
+                       key: str) -> list[Any]:
+    """The provenance of an alignment's anchors (both sides read them), after the semantic
+    screen on the target's reading ``Y`` (`xsteer.data.screen.screen_semantic`); every flagged
+    count goes on the target side."""
+    from xsteer.data.screen import screen_semantic
+
+    flagged += screen_semantic(benign, Y, embed, name, "alignment", allow_flagged, key=key)
     return [data_record(name, benign, side="source", unsafe=False),
             data_record(name, benign, side="target", unsafe=False, flagged=flagged)]
 
@@ -130,7 +141,7 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
 
     The prompts are screened first (`xsteer.data.screen`): flagged ones raise `UnsafeDataError`
     unless ``allow_flagged``, and their count goes into the target-side provenance record."""
-    records = _alignment_records(benign, benign_name, allow_flagged)
+    flagged = _screen_anchors(benign, benign_name, allow_flagged)
     s_layer, _ = resolve_layer(source, source_layer, benign=benign)
     t_layer = target.resolve_site(target_layer, None)[0]
     if (source.model_id, source.site(s_layer)) == (target.model_id, target.site(t_layer)):
@@ -139,6 +150,9 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                       "one", stacklevel=2)
     X = source.encode(list(benign), s_layer)
     Y = target.encode(list(benign), t_layer)
+    records = _alignment_records(benign, benign_name, allow_flagged, flagged, Y,
+                                 lambda ts: target.encode(list(ts), t_layer),
+                                 f"{target.model_id}:{target.site(t_layer)}")
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(target.model_id, target.site(t_layer)), data=records,
                          holdout=holdout, seed=seed, target_encoder=encoder_meta(target, t_layer),
@@ -196,12 +210,17 @@ def evaluate(target: Encoder, direction: Direction | DirectionSet, pairs: Sequen
     every direction compared is pushed equally hard.
     """
     from xsteer.align.calibration import benign_stats
-    from xsteer.data.screen import screen
+    from xsteer.data.screen import screen, screen_semantic
 
     flagged = screen(calibration, "the calibration set", "gate and magnitude calibration",
                      allow_flagged)
     check_target(direction, target)
     data = evaluation_data(target, direction.site, pairs, benign, calibration)
+    layer, pool = parse_site(direction.site)
+    flagged += screen_semantic(calibration, data.calibration,
+                               lambda ts: target.encode(list(ts), layer, pool),
+                               "the calibration set", "gate and magnitude calibration",
+                               allow_flagged, key=f"{target.model_id}:{direction.site}")
     d = calibrated(direction, benign_stats(data.calibration), calibrate)
     result = evaluate_direction(d, data, mode=mode, native=native, strength=strength, **kw)
     result.calibration = calibrate
@@ -234,12 +253,16 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     from xsteer.pipelines.binding import site_identity
     from xsteer.pipelines.generic import family_for
 
-    records = _alignment_records(benign, benign_name, allow_flagged)
+    flagged = _screen_anchors(benign, benign_name, allow_flagged)
     fam = family_for(pipe)
     spec = fam.site(site or fam.default_site)
     s_layer, _ = resolve_layer(source, source_layer, benign=benign)
     X = source.encode(list(benign), s_layer)
     Y = pipeline_site_features(pipe, benign, spec.name, **(call_kwargs or {}))
+    records = _alignment_records(
+        benign, benign_name, allow_flagged, flagged, Y,
+        lambda ts: pipeline_site_features(pipe, ts, spec.name, **(call_kwargs or {})),
+        f"{type(pipe).__name__}:{spec.name}")
     ident = site_identity(pipe, spec)
     if revision is not None:
         ident["revision"] = revision

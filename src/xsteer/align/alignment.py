@@ -137,6 +137,11 @@ class Alignment(HubMixin):
         if not 0.0 <= holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {holdout}")
         n = X.shape[0]
+        if n < X.shape[1]:
+            warnings.warn(f"fitting the alignment on {n} benign prompts, fewer than the source "
+                          f"dimension {X.shape[1]}: the map is underdetermined and will not "
+                          "carry a direction reliably (use more anchors, e.g. the shipped set)",
+                          stacklevel=2)
         n_hold = round(holdout * n)
         stats: dict[str, Any] = {"n_fit": n, "n_holdout": 0, "heldout_r2": None,
                                  "heldout_top1": None, "holdout_seed": seed}

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from xsteer import cli_args as check
+
 Opt = typer.Option
 
 
@@ -50,30 +52,43 @@ def generate_cmd(
                                "(hooks: negative branch too)")] = "conditional",
     negative_prompt: Annotated[str | None, Opt("--negative-prompt")] = None,
     seed: Annotated[int, Opt("--seed", help="seed of prompt i is seed + i")] = 0,
-    steps: Annotated[int | None, Opt("--steps")] = None,
-    guidance: Annotated[float | None, Opt("--guidance")] = None,
-    height: Annotated[int | None, Opt("--height")] = None,
-    width: Annotated[int | None, Opt("--width")] = None,
-    num_frames: Annotated[int | None, Opt("--num-frames", help="video pipelines only")] = None,
-    max_sequence_length: Annotated[int | None, Opt("--max-sequence-length", help="T5/UMT5/LLM "
+    steps: Annotated[int | None, Opt("--steps", callback=check.positive)] = None,
+    guidance: Annotated[float | None, Opt("--guidance", callback=check.finite)] = None,
+    height: Annotated[int | None, Opt("--height", callback=check.positive)] = None,
+    width: Annotated[int | None, Opt("--width", callback=check.positive)] = None,
+    num_frames: Annotated[int | None, Opt("--num-frames", callback=check.positive,
+                                           help="video pipelines only")] = None,
+    max_sequence_length: Annotated[int | None, Opt("--max-sequence-length",
+                                   callback=check.positive, help="T5/UMT5/LLM "
                                    "encoders: the length align and gate calibrate used")] = None,
-    fps: Annotated[int, Opt("--fps")] = 8,
+    fps: Annotated[int, Opt("--fps", callback=check.positive)] = 8,
     compare: Annotated[bool, Opt("--compare", help="also write the unsteered output (same "
                                  "seed) and a side-by-side grid")] = False,
     dtype: Annotated[str, Opt("--dtype", help="float32, float16 or bfloat16")] = "float32",
     device: Annotated[str, Opt("--device")] = "cpu",
     cpu_offload: Annotated[bool, Opt("--cpu-offload", help="enable_model_cpu_offload for big "
                                      "models")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite", help="write into an earlier `xsteer generate` "
+                                   "folder (its samples are replaced)")] = False,
 ) -> None:
     """Generate steered samples; writes media, a manifest per sample and (--compare) grids."""
     from xsteer.cli_args import check_strength
     from xsteer.directions import load_directions
     from xsteer.errors import XSteerError
-    from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
+    from xsteer.outdir import hold
+    from xsteer.pipelines.generate import (
+        check_call_kwargs,
+        generate_samples,
+        load_pipeline,
+        read_prompts,
+    )
     from xsteer.pipelines.preflight import check_pipeline_folder
     from xsteer.pipelines.steerer import Steerer
     from xsteer.steer import load_gates
 
+    hold(out, "samples", overwrite=overwrite, inputs={
+        "--pipeline": pipeline, "--direction": direction, "--prompts": prompts,
+        **{f"--gate {g}": g for g in gate or []}})
     check_strength(strength, allow_negative)
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
@@ -108,6 +123,7 @@ def generate_cmd(
              "width": width, "num_frames": num_frames,
              "max_sequence_length": max_sequence_length}
     call_kwargs = {k: v for k, v in extra.items() if v is not None}
+    check_call_kwargs(pipe, call_kwargs)
     manifests = generate_samples(pipe, steerer, texts, out, seed=seed, steps=steps,
                                  compare=compare, branch=branch, call_kwargs=call_kwargs,
                                  pipeline_id=pipeline, fps=fps)

@@ -70,17 +70,43 @@ def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu",
     return pipe
 
 
+OPTIONS = {"num_frames": "--num-frames", "max_sequence_length": "--max-sequence-length",
+           "negative_prompt": "--negative-prompt", "guidance_scale": "--guidance",
+           "height": "--height", "width": "--width"}
+
+
+def check_call_kwargs(pipe: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse call arguments the pipeline does not take (``--num-frames`` on an image pipeline,
+    ``--max-sequence-length`` where the encoder has no such setting), naming the option."""
+    import inspect
+
+    params = inspect.signature(pipe.__call__).parameters
+    # diffusers pipelines swallow deprecated arguments in **kwargs: these two must be named
+    loose = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for key in kwargs:
+        if key not in params and (not loose or key in ("num_frames", "max_sequence_length")):
+            raise XSteerError(f"{OPTIONS.get(key, key)} does not apply to "
+                              f"{type(pipe).__name__}: its __call__ has no {key!r}")
+
+
 def read_prompts(path: str | Path) -> list[str]:
     """Prompts from a ``.txt`` file (one a line, ``#`` comments) or ``.jsonl`` (key ``prompt``)."""
     p = Path(path)
     if not p.is_file():
         raise XSteerError(f"prompt file not found: {p}")
-    lines = p.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise XSteerError(f"{p}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     if p.suffix.lower() in (".jsonl", ".ndjson"):
         out = []
         for n, line in enumerate(lines, 1):
             if line.strip():
-                obj = json.loads(line)
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise XSteerError(f"{p}, line {n}: invalid JSON ({exc.msg}, column "
+                                      f"{exc.colno})") from None
                 if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
                     raise XSteerError(f"{p}, line {n}: expected an object with a 'prompt' string")
                 out.append(obj["prompt"])

@@ -33,12 +33,17 @@ def train_judge_cmd(
     video: Annotated[bool, typer.Option(help="also train on moved objects (clip frames)")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option()] = 1,
+    overwrite: Annotated[bool, typer.Option(help="replace the judge in --out")] = False,
 ) -> None:
     """Train the image judge on rendered scenes and report held-out accuracy."""
+    from xsteer.outdir import hold
     from xsteer.proving_ground.judge import judge_accuracy, train_judge
     from xsteer.proving_ground.scenes import judge_scenes
     from xsteer.proving_ground.text import proving_ground_dir
 
+    _positive(n_train=n_train, n_test=n_test, epochs=epochs)
+    # the cached judge is retrained in place; a folder the user names needs --overwrite
+    hold(out or proving_ground_dir() / "judge", "judge", overwrite=overwrite or out is None)
     _threads(threads)
     train_scenes = judge_scenes(n_train, seed, moved=video)
     test_scenes = judge_scenes(n_test, seed + 10_000, moved=video)
@@ -80,10 +85,16 @@ def train_cmd(
         help="wan: first train this many steps on single frames (Wan's joint image-video "
              "recipe), then --steps on clips")] = 0,
 ) -> None:
-    """Train a ProvingGroundPipeline (resumes from its checkpoint unless --fresh)."""
+    """Train a ProvingGroundPipeline (resumes from its checkpoint unless --fresh).
+
+    Every argument is checked before anything on disk changes; ``--fresh`` trains a new
+    checkpoint beside the old one and swaps it in when training ends."""
+    from xsteer.outdir import hold
     from xsteer.proving_ground.training import train_pipeline
 
-    double, single = (int(v) for v in [*layers.split(","), "0"][:2])
+    double, single = _ints(layers, "--layers", 2)
+    if out is not None:  # the default folder is named after the encoder, inside the cache
+        hold(out, "pipeline", resume=True)
     _threads(threads)
     target, stats = train_pipeline(
         arch, encoder, out, steps=steps, minutes=minutes, n_train=n_train,
@@ -101,6 +112,32 @@ def train_cmd(
                         "cut_by_minutes in the training record)", err=True, fg="red", bold=True)
 
 
+def _ints(text: str, option: str, n: int | None = None) -> tuple[int, ...]:
+    """A comma list of positive integers (``n`` of them, padded with 0, when given)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        from xsteer.errors import XSteerError
+
+        raise XSteerError(f"{option} must be comma-separated integers, got {text!r}") from None
+    if n is not None:
+        values = (*values, *(0,) * n)[:n]
+    if not values or any(v < 0 for v in values) or (n is None and min(values) < 1):
+        from xsteer.errors import XSteerError
+
+        raise XSteerError(f"{option} must be positive integers, got {text!r}")
+    return values
+
+
+def _positive(**counts: int) -> None:
+    """Refuse a count below 1, naming its option."""
+    from xsteer.errors import XSteerError
+
+    for name, v in counts.items():
+        if v < 1:
+            raise XSteerError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+
+
 @app.command("prompts")
 def prompts_cmd(
     out: Annotated[Path, typer.Option(help="folder for the benchmark files")],
@@ -112,11 +149,18 @@ def prompts_cmd(
         help="training captions to exclude (the generators' default: 6,000 images, 4,000 "
              "clips)")] = 0,
     seed: Annotated[int, typer.Option()] = 12345,
+    overwrite: Annotated[bool, typer.Option(help="rewrite the benchmark files in --out")] = False,
 ) -> None:
     """Write held-out benchmark files (unsafe, benign, pairs, calibration, FID reference) for
     ``xsteer sweep`` on a proving-ground pipeline."""
+    from xsteer.outdir import hold
     from xsteer.proving_ground.benchmarks import write_benchmarks
     from xsteer.proving_ground.captions import sample_dataset
+
+    _positive(n_benign=n_benign, n_per_category=n_per_category)
+    if video and frames < 1:
+        _positive(frames=frames)
+    hold(out, "benchmarks", overwrite=overwrite)
 
     n = n_train or (4000 if video else 6000)
     exclude = sample_dataset(n, 0, motion=video)[1]

@@ -8,9 +8,13 @@ from which a rerun resumes. Everything is safetensors + JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +246,45 @@ def _mean(v: list[float]) -> float:
 TRAIN_RECORD = "proving_ground_training.json"
 
 
+def check_training_args(*, steps: int, schedule: str, lr: float, batch_size: int | None,
+                        n_train: int | None, image_steps: int = 0,
+                        minutes: float | None = None) -> None:
+    """Refuse training arguments that cannot work, before a checkpoint or model is touched."""
+    if steps < 1:
+        raise XSteerError(f"--steps must be at least 1, got {steps}")
+    if image_steps < 0:
+        raise XSteerError(f"--image-steps must be 0 or more, got {image_steps}")
+    if schedule not in SCHEDULES:
+        raise XSteerError(f"unknown lr schedule {schedule!r}; known: {SCHEDULES}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise XSteerError(f"--lr must be a positive number, got {lr}")
+    for name, v in (("--batch-size", batch_size), ("--n-train", n_train)):
+        if v is not None and v < 1:
+            raise XSteerError(f"{name} must be at least 1, got {v}")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise XSteerError(f"--minutes must be a positive number, got {minutes}")
+
+
+@contextlib.contextmanager
+def fresh_checkpoint(ckpt: Path, fresh: bool) -> Iterator[Path]:
+    """The checkpoint folder a run trains in. Resuming: ``ckpt`` itself. ``fresh``: a new
+    folder beside it, swapped in only when training ends, so a run that fails or is stopped
+    leaves the old checkpoint whole (and the next ``--fresh`` clears its leftovers)."""
+    if not fresh:
+        yield ckpt
+        return
+    new = ckpt.parent / (ckpt.name + ".fresh")
+    if new.exists():
+        shutil.rmtree(new)
+    yield new
+    new.mkdir(parents=True, exist_ok=True)
+    from xsteer.io import staged_folder
+
+    with staged_folder(ckpt) as tmp:
+        tmp.rmdir()
+        os.rename(new, tmp)
+
+
 def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
                    minutes: float | None, n_train: int | None, batch_size: int | None,
                    lr: float, frames: int, hidden: int, heads: int, double_layers: int,
@@ -254,22 +297,39 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
     (batch 32), then ``steps`` on whole clips.
 
     The folder is a diffusers pipeline folder (``model_index.json``, safetensors); the training
-    record goes beside it in ``proving_ground_training.json``.
+    record goes beside it in ``proving_ground_training.json``. Every argument is checked before
+    anything on disk changes; the folder and (``fresh``) the checkpoint are swapped in whole.
     """
-    import shutil
+    from xsteer.proving_ground.denoisers import DenoiserConfig
+    from xsteer.proving_ground.text import proving_ground_dir
 
-    from xsteer.io import atomic_write_json
-    from xsteer.proving_ground.denoisers import DenoiserConfig, load_text_encoder, make_pipeline
-    from xsteer.proving_ground.text import PipelineTokens, proving_ground_dir
-
+    dcfg = DenoiserConfig(arch=arch, hidden=hidden, heads=heads, double_layers=double_layers,
+                          single_layers=single_layers, num_frames=frames)
+    check_training_args(steps=steps, schedule=schedule, lr=lr, batch_size=batch_size,
+                        n_train=n_train, image_steps=image_steps, minutes=minutes)
+    if image_steps and not frames:
+        raise XSteerError("--image-steps is for clip denoisers (wan): an image one trains "
+                          "on images already")
     root = proving_ground_dir()
     short = "gemma" if "gemma" in encoder.lower() else "minilm"
     target = out or root / f"{arch}-{short}"
-    ckpt = target.parent / (target.name + ".checkpoint")
-    if fresh and ckpt.exists():
-        shutil.rmtree(ckpt)
-    dcfg = DenoiserConfig(arch=arch, hidden=hidden, heads=heads, double_layers=double_layers,
-                          single_layers=single_layers, num_frames=frames)
+    with fresh_checkpoint(target.parent / (target.name + ".checkpoint"), fresh) as ckpt:
+        stats = _train_pipeline(dcfg, encoder, target, ckpt, root, steps=steps, minutes=minutes,
+                                n_train=n_train, batch_size=batch_size, lr=lr,
+                                schedule=schedule, seed=seed, threads=threads,
+                                image_steps=image_steps)
+    return target, stats
+
+
+def _train_pipeline(dcfg: Any, encoder: str, target: Path, ckpt: Path, root: Path, *,
+                    steps: int, minutes: float | None, n_train: int | None,
+                    batch_size: int | None, lr: float, schedule: str, seed: int, threads: int,
+                    image_steps: int) -> dict[str, Any]:
+    from xsteer.io import atomic_write_json, staged_folder
+    from xsteer.proving_ground.denoisers import load_text_encoder, make_pipeline
+    from xsteer.proving_ground.text import PipelineTokens
+
+    frames = dcfg.num_frames
     tokenizer, text_encoder, model_id = load_text_encoder(encoder)
     pipe = make_pipeline(tokenizer, text_encoder, dcfg, seed=seed)
     gcfg = DataSpec(max_length=dcfg.max_length, size=dcfg.sample_size, frames=frames)
@@ -277,9 +337,6 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
     data = build_dataset(PipelineTokens(pipe, model_id), n, seed, gcfg, cache=root / "cache")
     image_stage: dict[str, Any] | None = None
     if image_steps:
-        if not frames:
-            raise XSteerError("--image-steps is for clip denoisers (wan): an image one trains "
-                              "on images already")
         # Wan's recipe: images (one-frame clips) and videos train the same transformer. The
         # single frames are 4x cheaper than 4-frame clips and teach what each object looks like
         # before the clips teach how it moves.
@@ -292,11 +349,12 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
     if image_stage is not None:
         stats = {**stats, "image_stage": image_stage,
                  "seconds": stats["seconds"] + image_stage["seconds"]}
-    pipe.save_pretrained(target, safe_serialization=True)
-    atomic_write_json(target / TRAIN_RECORD, {
-        "denoiser": dcfg.to_dict(), "encoder": encoder, "encoder_model_id": model_id,
-        "parameters": sum(p.numel() for p in denoiser_of(pipe).parameters()),
-        "objective": "flow matching (logit-normal sigma, velocity target)",
-        "layout": "canonical", "seed": seed, "threads": threads, "n_train": n,
-        "schedule": schedule, **stats})
-    return target, stats
+    with staged_folder(target) as tmp:  # the old pipeline stays whole until the new is written
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        atomic_write_json(tmp / TRAIN_RECORD, {
+            "denoiser": dcfg.to_dict(), "encoder": encoder, "encoder_model_id": model_id,
+            "parameters": sum(p.numel() for p in denoiser_of(pipe).parameters()),
+            "objective": "flow matching (logit-normal sigma, velocity target)",
+            "layout": "canonical", "seed": seed, "threads": threads, "n_train": n,
+            "schedule": schedule, **stats})
+    return stats

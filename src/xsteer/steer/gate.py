@@ -11,6 +11,7 @@ benign prompts trigger it; prompts under it keep their embeddings bit-identical.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +112,17 @@ class Gate(HubMixin):
                     provenance=Provenance.from_list(m.get("data")), meta=dict(m.get("meta") or {}))
         except KeyError as exc:
             raise ArtifactError(f"{directory}: gate artifact lacks {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{directory}: gate threshold and quantile must be numbers "
+                                f"({' '.join(str(exc).split())})") from exc
+        if not math.isfinite(g.threshold):  # NaN never fires, -inf always does
+            raise ArtifactError(f"{directory}: gate threshold is {g.threshold}, not a finite "
+                                "number; calibrate the gate again")
+        if not 0.0 < g.quantile < 1.0:
+            raise ArtifactError(f"{directory}: gate quantile {g.quantile} is not in (0, 1)")
+        if g.direction.shape != g.center.shape or g.direction.ndim != 1:
+            raise ArtifactError(f"{directory}: gate direction {tuple(g.direction.shape)} and "
+                                f"center {tuple(g.center.shape)} must be vectors of one size")
         require_benign("gate calibration", g.provenance)
         return g
 

@@ -107,7 +107,7 @@ def _opt_int(row: Mapping[str, Any], key: str, where: str) -> int | None:
         return None
     try:
         return int(float(str(val)))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BenchmarkFormatError(f"{where}: column {key!r} is not a number: {val!r}") from None
 
 

@@ -54,6 +54,10 @@ def register(app: typer.Typer) -> None:
 
         cfg = SweepConfig.from_file(config, allow_paths=allow_path or ())
         from xsteer.evaluate.harness.sweep import Sweep
+        from xsteer.outdir import hold
+
+        # a sweep folder resumes; each process of a launch holds its own lock
+        hold(out, "sweep", resume=True, inputs={"CONFIG": config})
 
         try:  # per-prompt truncation warnings would drown the progress bar
             from diffusers.utils import logging as dlog

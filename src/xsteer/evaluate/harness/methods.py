@@ -125,7 +125,7 @@ class DirectionMethod(Method):
         strength then means a fraction of the typical benign norm for every method alike."""
         from xsteer.align.calibration import benign_stats, calibrate_direction
         from xsteer.data import load_benign
-        from xsteer.data.screen import screen
+        from xsteer.data.screen import screen, screen_semantic
         from xsteer.directions import DirectionSet
         from xsteer.pipelines import site_features
 
@@ -133,6 +133,8 @@ class DirectionMethod(Method):
         texts = load_benign(self.benign)
         screen(texts, str(self.benign), "magnitude calibration", hint="use a benign file")
         feats = site_features(gen.pipe, texts, [site], **gen.call_kwargs)[site].float().cpu()
+        screen_semantic(texts, feats, lambda ts: site_features(gen.pipe, ts, [site], **gen.call_kwargs)[site],
+                        str(self.benign), "magnitude calibration", hint="use a benign file", key=site)
         stats, how = benign_stats(feats), str(self.calibrate)
         if isinstance(self.directions, DirectionSet):
             return self.directions.map(lambda d: calibrate_direction(d, stats, how))
@@ -352,7 +354,11 @@ class _Context:
                     keep=pop_keep_options(keep, self.resolve, name))
 
     def strengths(self, s: Any) -> list[float]:
-        return list(s.strengths if s.strengths is not None else self.default_strengths)
+        out = list(s.strengths if s.strengths is not None else self.default_strengths)
+        if min(out, default=0.0) < 0 and not getattr(s, "allow_negative", False):
+            raise XSteerError(f"method {s.name or s.kind!r}: strength {min(out):g} is negative "
+                              "(it steers toward unsafe content); add allow_negative: true to it")
+        return out
 
 
 def _direction(s: Any, name: str, ctx: _Context) -> Method:

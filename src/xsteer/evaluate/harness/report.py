@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xsteer.errors import XSteerError, require
+from xsteer.errors import XSteerError, malformed, plain, require
 from xsteer.evaluate.harness.records import read_jsonl
 from xsteer.evaluate.harness.summary import ANY
 from xsteer.formatting import fmt_num as _fmt
@@ -282,7 +282,18 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     summary_path = run / "summary.json"
     if not summary_path.is_file():
         raise XSteerError(f"{run} has no summary.json: run `xsteer sweep` to the end first")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise XSteerError(f"{summary_path}: not a JSON summary ({plain(exc)}); run "
+                          "`xsteer sweep` again to rewrite it") from None
+    with malformed(str(summary_path), "the sweep summary"):
+        return _write_report(run, summary)
+
+
+def _write_report(run: Path, summary: Any) -> tuple[Path, Path]:
+    if not isinstance(summary, dict) or not isinstance(summary.get("rows"), list):
+        raise XSteerError(f"{run / 'summary.json'}: not a sweep summary (no list of rows)")
     records = list(read_jsonl(run / "records.jsonl"))
     rows = summary["rows"]
     judges = list(summary.get("judges", {}))

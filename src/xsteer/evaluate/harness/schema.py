@@ -65,6 +65,7 @@ class Benchmark(_Model):
 class _Method(_Model):
     name: str | None = None
     strengths: Strengths | None = None
+    allow_negative: bool = False  # a negative strength steers toward unsafe content
     mode: str | None = None
     modes: list[str] | None = None
 

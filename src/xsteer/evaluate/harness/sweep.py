@@ -175,7 +175,11 @@ class Sweep:
     def _check_out_dir(self) -> None:
         meta = self.out / "config.json"
         if meta.is_file():
-            old = json.loads(meta.read_text(encoding="utf-8")).get("digest")
+            try:
+                old = json.loads(meta.read_text(encoding="utf-8")).get("digest")
+            except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                raise XSteerError(f"{meta} is not a sweep's config record (not the JSON object "
+                                  "`xsteer sweep` writes); use a new --out folder") from None
             if old != self.cfg.digest():
                 raise XSteerError(f"{self.out} holds records of another config (digest {old}, "
                                   f"this one {self.cfg.digest()}); use a new --out folder")
