@@ -29,7 +29,8 @@ LAYERS = {
     "pipelines": 7,
     "evaluate": 8,
     "workflow": 9, "proving_ground": 9,
-    "demo": 10,
+    "adapter": 9,
+    "demo": 10, "app": 10,
     "cli_core": 11, "cli_gate": 11, "cli": 12, "__main__": 13,
 }
 # Upward imports that are known and explained; each is a lazy import inside one function.

@@ -44,6 +44,8 @@ def _register() -> typer.Typer:
     __import__("xsteer.evaluate.harness.cli", fromlist=["register"]).register(app)
     __import__("xsteer.pipelines.cli", fromlist=["register"]).register(app)
     __import__("xsteer.proving_ground.cli", fromlist=["register"]).register(app)
+    __import__("xsteer.adapter.cli", fromlist=["register"]).register(app)
+    __import__("xsteer.app.cli", fromlist=["register"]).register(app)
     return app
 
 

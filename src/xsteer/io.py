@@ -185,12 +185,22 @@ def _siblings(directory: Path, tag: str) -> list[Path]:
     return sorted(directory.parent.glob(f".{directory.name}{tag}*"))
 
 
+def _manifest_files(directory: Path) -> set[str]:
+    """Every file name the manifests in ``directory`` list (an artifact's extra files count)."""
+    names: set[str] = set()
+    for m in directory.glob("*.manifest.json"):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            names.update(str(k) for k in json.loads(m.read_text(encoding="utf-8"))["files"])
+    return names
+
+
 def _foreign_entries(directory: Path) -> list[str]:
     """Names in ``directory`` that are not part of an xsteer artifact (empty: safe to replace)."""
     foreign = []
+    listed = _manifest_files(directory)
     for p in directory.iterdir():
         n = p.name
-        if p.is_file() and (n.endswith((".json", ".safetensors")) or
+        if p.is_file() and (n.endswith((".json", ".safetensors")) or n in listed or
                             (n.startswith(".") and n.endswith(".tmp"))):
             continue
         foreign.append(n)
@@ -241,12 +251,16 @@ def save_artifact(
     metadata: Mapping[str, Any],
     *,
     exact: bool = False,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Save ``tensors`` and ``metadata`` as the artifact folder ``directory``, all-or-nothing.
 
     Floats are stored as float32 (``exact=True`` keeps float64, for caches that must reproduce
     numbers exactly). Non-finite values and unserialisable metadata are refused before anything
     is written. An existing folder is replaced only if it holds nothing but artifact files.
+    ``extra_files`` (plain names, no folders: e.g. a model card ``README.md``, or another
+    artifact's files embedded whole) are written beside them and named in the manifest, so
+    loading checks them too.
     """
     from safetensors.torch import save
 
@@ -264,6 +278,11 @@ def save_artifact(
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"refusing to save {name}: metadata is not plain JSON ({exc})") from exc
     files = {f"{name}.safetensors": data, f"{name}.json": meta_bytes}
+    for fn, b in (extra_files or {}).items():
+        if Path(fn).name != fn or fn in files or fn == manifest_name(name) or fn.startswith("."):
+            raise ArtifactError(f"refusing to save {name}: extra file name {fn!r} is a path, "
+                                "hidden, or one of the artifact's own files")
+        files[fn] = bytes(b)
     manifest = {"format_version": FORMAT_VERSION, "artifact": name, "kind": meta.get("kind"),
                 "files": {fn: sha256_bytes(b) for fn, b in files.items()}}
     directory.parent.mkdir(parents=True, exist_ok=True)

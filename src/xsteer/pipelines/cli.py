@@ -12,14 +12,20 @@ Opt = typer.Option
 
 def generate_cmd(
     pipeline: Annotated[str, Opt("--pipeline", help="diffusers pipeline: Hub id or local folder")],
-    direction: Annotated[Path, Opt("--direction", help="Direction or DirectionSet artifact "
-                                                       "folder (in the target encoder's space)")],
     out: Annotated[Path, Opt("--out", help="output folder (one subfolder per prompt)")],
+    direction: Annotated[Path | None, Opt("--direction", help="Direction or DirectionSet "
+                                          "artifact folder (in the target encoder's space)")]
+        = None,
+    adapter: Annotated[str | None, Opt("--adapter", help="an adapter folder or Hub id from "
+                                       "`xsteer pack` (instead of --direction/--gate/--mode; "
+                                       "--strength, --mode and --branch override it when "
+                                       "given)")] = None,
     prompt: Annotated[str | None, Opt("--prompt", help="one prompt")] = None,
     prompts: Annotated[Path | None, Opt("--prompts", help=".txt (one a line) or .jsonl "
                                                           "('prompt' key)")] = None,
-    strength: Annotated[float, Opt("--strength")] = 1.0,
-    mode: Annotated[str, Opt("--mode", help="additive, projection, clamp or gated")] = "additive",
+    strength: Annotated[float | None, Opt("--strength", help="default 1")] = None,
+    mode: Annotated[str | None, Opt("--mode", help="additive, projection, clamp or gated "
+                                    "(default additive)")] = None,
     allow_negative: Annotated[bool, Opt("--allow-negative", help="allow a negative strength "
                                         "(steers toward unsafe)")] = False,
     site: Annotated[str | None, Opt("--site", help="site to steer (default: the one the "
@@ -31,8 +37,8 @@ def generate_cmd(
                                            "repeatable); needed by gated/clamp")] = None,
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
                                               "of a DirectionSet")] = None,
-    branch: Annotated[str, Opt("--branch", help="conditional (prompt_embeds path) or both "
-                               "(hooks: negative branch too)")] = "conditional",
+    branch: Annotated[str | None, Opt("--branch", help="conditional (prompt_embeds path, the "
+                                      "default) or both (hooks: negative branch too)")] = None,
     negative_prompt: Annotated[str | None, Opt("--negative-prompt")] = None,
     seed: Annotated[int, Opt("--seed", help="seed of prompt i is seed + i")] = 0,
     steps: Annotated[int | None, Opt("--steps")] = None,
@@ -58,20 +64,36 @@ def generate_cmd(
     from xsteer.pipelines.steerer import Steerer
     from xsteer.steer import load_gates
 
-    check_strength(strength, allow_negative)
+    if strength is not None:
+        check_strength(strength, allow_negative)
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
+    if (direction is None) == (adapter is None):
+        raise XSteerError("give exactly one of --direction or --adapter")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
-    dirs = load_directions(direction)
-    gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
-    source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
-    if source_side:
-        raise XSteerError(f"gate(s) {source_side} were calibrated in the source model; steering "
-                          "scores prompts at the pipeline's site: calibrate with "
-                          "--target-pipeline")
-    steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
-                      gates=gates or None, categories=category, force=force)
     pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
+    if adapter is not None:
+        from xsteer.pipelines.adapter import load_adapter
+
+        if gate or category or site:
+            raise XSteerError("--gate, --category and --site come from the adapter; drop them")
+        ad = load_adapter(adapter)
+        ad.check(pipe, force)
+        over = {k: v for k, v in (("mode", mode), ("strength", strength)) if v is not None}
+        steerer = ad.steerer(force=force, **over)
+        branch = branch or ad.operator["branch"]
+    else:
+        dirs = load_directions(direction)  # type: ignore[arg-type]
+        gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
+        source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
+        if source_side:
+            raise XSteerError(f"gate(s) {source_side} were calibrated in the source model; "
+                              "steering scores prompts at the pipeline's site: calibrate with "
+                              "--target-pipeline")
+        steerer = Steerer({site: dirs} if site else dirs, mode=mode or "additive",
+                          strength=1.0 if strength is None else strength, gates=gates or None,
+                          categories=category, force=force)
+    branch = branch or "conditional"
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames,
              "max_sequence_length": max_sequence_length}
@@ -81,7 +103,7 @@ def generate_cmd(
                                  pipeline_id=pipeline, fps=fps)
     n_steered = sum(any(m["steered"].values()) for m in manifests)
     typer.echo(f"wrote {len(manifests)} sample(s) to {out} ({n_steered} steered, branch "
-               f"{branch}, mode {mode}, strength {strength})")
+               f"{branch}, mode {steerer.mode}, strength {steerer.strength})")
 
 
 def sites_cmd(

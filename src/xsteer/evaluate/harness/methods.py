@@ -12,6 +12,9 @@ Kinds:
   yardstick, which sees target-side unsafe data by construction (recorded in its provenance).
 - ``random``: a seeded random direction with the norm of another method's direction (or ``norm``).
 - ``negative-prompt``: a safety negative prompt, no steering.
+- ``adapter``: a packed `xsteer.pipelines.adapter.Adapter` folder (its directions, gates and
+  operator config; ``strengths``/``modes`` given in the config override its own), refused on a
+  pipeline it was not made for unless ``force: true``.
 - ``safree``: SAFREE-style projection of trigger tokens off a toxic concept subspace
   (`xsteer.evaluate.harness.safree`; which parts of SAFREE are kept is said there).
 """
@@ -122,15 +125,19 @@ class DirectionMethod(Method):
             return self.directions.map(lambda d: calibrate_direction(d, stats, how))
         return calibrate_direction(self.directions, stats, how)
 
-    def conditioning(self, gen: Generator, prompts: Sequence[str],
-                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
+    def steerer(self, mode: str, strength: float) -> Any:
+        """The `Steerer` of one setting."""
         from xsteer.pipelines import Steerer
 
+        return Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
+                       categories=self.categories, inner=self.inner)
+
+    def conditioning(self, gen: Generator, prompts: Sequence[str],
+                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.directions is None:
             raise XSteerError(f"method {self.name!r}: no direction (was setup() called?)")
         mode, strength = setting
-        steerer = Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
-                          categories=self.categories, inner=self.inner)
+        steerer = self.steerer(mode, strength)
         embeds, _, records = steerer.encode(gen.pipe, list(prompts), **gen.call_kwargs)
         info: dict[str, Any] = {}
         decisions = records[0].decisions if records else {}
@@ -220,6 +227,37 @@ class RandomDirection(DirectionMethod):
                 "seed": self.seed}
 
 
+class AdapterMethod(DirectionMethod):
+    """A packed adapter: its own Steerer (operator config, gates, site), with the sweep's mode and
+    strength when the config gives them."""
+
+    kind = "adapter"
+
+    def __init__(self, name: str, adapter: Any, path: str, strengths: Sequence[float] | None,
+                 modes: Sequence[str] | None, force: bool = False) -> None:
+        op = adapter.operator
+        own = isinstance(op.get("strength", 1.0), (int, float))
+        super().__init__(name, adapter.directions,
+                         strengths or [float(op.get("strength", 1.0)) if own else 1.0],
+                         modes or [str(op.get("mode", "additive"))], gates=adapter.gates,
+                         categories=op.get("categories"), inner=op.get("inner", "additive"),
+                         path=path)
+        # a per-category strength (a mapping) is the adapter's own unless the config overrides
+        self.adapter, self.force, self.override = adapter, bool(force), own or strengths is not None
+
+    def setup(self, gen: Generator) -> None:
+        self.adapter.check(gen.pipe, self.force)
+
+    def steerer(self, mode: str, strength: float) -> Any:
+        over: dict[str, Any] = {"mode": mode, **({"strength": strength} if self.override else {})}
+        return self.adapter.steerer(force=self.force, **over)
+
+    def describe(self) -> dict[str, Any]:
+        from xsteer.pipelines.adapter import describe
+
+        return {**super().describe(), "adapter": describe(self.adapter)}
+
+
 class NegativePrompt(Method):
     kind = "negative-prompt"
 
@@ -288,7 +326,7 @@ def _load_gates(spec: Any, base: Path) -> Any:
     return load_gates(base / spec)
 
 
-METHOD_KINDS = ("none", "direction", "native", "random", "negative-prompt", "safree")
+METHOD_KINDS = ("none", "direction", "native", "random", "adapter", "negative-prompt", "safree")
 
 
 def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
@@ -335,6 +373,17 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
                                       f"direction method, got {like_name!r}")
                 m = RandomDirection(name, like=like, norm=spec.pop("norm", None),
                                     seed=spec.pop("seed", 0), **common)
+        elif kind == "adapter":
+            from xsteer.pipelines.adapter import load_adapter
+
+            if "path" not in spec:
+                raise XSteerError(f"method {name!r}: kind 'adapter' needs 'path'")
+            path = str(spec.pop("path"))
+            local = base / path  # a folder next to the config, else a Hub id
+            m = AdapterMethod(name, load_adapter(local if local.exists() else path), path,
+                              strengths if "strengths" in raw else None,
+                              modes if ("modes" in raw or "mode" in raw) else None,
+                              force=bool(spec.pop("force", False)))
         elif kind == "negative-prompt":
             m = NegativePrompt(name, spec.pop("negative_prompt", DEFAULT_NEGATIVE_PROMPT),
                                spec.pop("call_kwargs", None))
