@@ -53,9 +53,10 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             try:
                 urllib.request.urlopen(url, timeout=2)
                 break
-            except OSError:
+            except OSError as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"xsteer app did not start: {log.read_text()[-2000:]}")
+                    raise RuntimeError(f"xsteer app did not start: "
+                                       f"{log.read_text()[-2000:]}") from exc
                 time.sleep(0.5)
         yield {"url": url, "adapter": adapter, "pipe": pipe, "prompts": prompts, "log": log}
     finally:
