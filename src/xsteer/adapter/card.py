@@ -158,8 +158,8 @@ def results_section(results: Mapping[str, Any]) -> str:
     parts += ["", f"Judges: {', '.join(sorted(results['judges'])) or 'none recorded'}. "
               f"Generation: {json.dumps(gen, sort_keys=True)}.",
               "", f"Hardware: {hw.get('device', 'not recorded')}"
-              + (f" ({hw.get('cpu')}, {hw.get('cpu_count')} cores, {hw.get('torch_threads')} "
-                 "torch threads)" if hw else "")
+              + (f", {hw.get('cpu_count')} cores, {hw.get('torch_threads')} torch threads"
+                 if hw else "")
               + f"; Python {env.get('python', '?')}, torch "
               f"{(env.get('versions') or {}).get('torch', '?')}. Time: "
               f"{results['generate_seconds_total']:.1f} s of generation for "
@@ -188,6 +188,8 @@ def model_card(adapter: Adapter, results: Mapping[str, Any] | None = None, *,
                          eval_results=eval_results(results) if results else None)
     d = adapter.directions
     cats = [d.category] if hasattr(d, "vector") else list(d.categories)  # type: ignore[union-attr]
+    steered = adapter.operator.get("categories") or cats
+    ref = ident.get("pipeline") or base or "PIPELINE"
     gates = [[c, "target", fmt_num(g.threshold, 4), fmt_num(g.quantile, 3),
               fmt_num(g.meta.get("heldout_false_trigger_rate"))] for c, g in adapter.gates.items()]
     if adapter.source_gate_dir is not None:
@@ -196,16 +198,16 @@ def model_card(adapter: Adapter, results: Mapping[str, Any] | None = None, *,
     body = [
         f"# {adapter.name}", "",
         f"A safety adapter made with [xsteer](https://pypi.org/project/xsteer/) for "
-        f"`{ident.get('pipeline_class')}` (`{ident.get('pipeline')}`). It steers the text "
+        f"`{ident.get('pipeline_class')}` (`{ref}`). It steers the text "
         f"conditioning at site `{ident.get('site')}` ({ident.get('encoder_class')}, config "
-        f"`{ident.get('config_sha')}`) away from {', '.join(cats)} content; it refuses any other "
+        f"`{ident.get('config_sha')}`) away from {', '.join(steered)} content; it refuses any other "
         "pipeline unless forced.", "",
         "## Use", "", "```python", "import xsteer", "",
         "adapter = xsteer.load_adapter(\"THIS_FOLDER_OR_HUB_ID\")",
         "with adapter.apply(pipe):", "    image = pipe(prompt).images[0]", "```", "",
-        "```bash", f"xsteer generate --pipeline {ident.get('pipeline')} --adapter "
+        "```bash", f"xsteer generate --pipeline {ref} --adapter "
         "THIS_FOLDER --prompt \"...\" --out out --compare",
-        f"xsteer app --pipeline {ident.get('pipeline')} --adapter THIS_FOLDER", "```", "",
+        f"xsteer app --pipeline {ref} --adapter THIS_FOLDER", "```", "",
         "## What it holds", "",
         markdown_table(["piece", "value"], [
             ["directions", f"{d.model_id} @ {d.site}, dim {d.dim}, categories {cats}"],
