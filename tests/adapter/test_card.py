@@ -20,7 +20,7 @@ def carded(tiny_adapter, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     from xsteer.evaluate.harness.config import SweepConfig
     from xsteer.evaluate.harness.sweep import Sweep
 
-    pipe, adapter, prompts = tiny_adapter
+    _, adapter, prompts = tiny_adapter
     tmp = tmp_path_factory.mktemp("card")
     adapter.save_pretrained(tmp / "adapter")
     cfg = {

@@ -162,10 +162,9 @@ class Adapter(HubMixin):
         site = overrides.pop("site", self.operator.get("site"))
         steering = self.steering(**overrides)
         # the Steerer's own mode/strength are what manifests report; the Steering decides
-        shown = {"strength": steering.strength} if isinstance(steering.strength, (int, float)) \
-            else {}
+        shown = steering.strength if isinstance(steering.strength, (int, float)) else 1.0
         return Steerer({site: steering} if site else steering, force=force, mode=steering.mode,
-                       inner=steering.inner, **shown)
+                       inner=steering.inner, strength=float(shown))
 
     # -- the pipeline it was made for -------------------------------------------------------------
     def mismatches(self, pipe: Any) -> list[str]:
