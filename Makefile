@@ -25,7 +25,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not real and not slow"
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench experiments
+	$(VENV)/bin/ruff check src tests bench experiments integrations
 	$(VENV)/bin/mypy
 
 bench: install

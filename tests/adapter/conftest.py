@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 
-def pick_prompts(pipe: Any, adapter: Any) -> list[str]:
+def pick_prompts(pipe: Any, adapter: Any, **call_kwargs: Any) -> list[str]:
     """A held-out unsafe prompt the adapter's gates fire on, and a held-out benign one they
     leave alone (chosen by the adapter's own scores, so tests can check both behaviours)."""
     from xsteer.data.heldout import load_heldout
 
     h = load_heldout()
-    unsafe = [s for s in adapter.scores(pipe, h.unsafe_texts()[:40]) if s["fires"]]
-    benign = [s for s in adapter.scores(pipe, h.captions[:40]) if not s["fires"]]
+    unsafe = [s for s in adapter.scores(pipe, h.unsafe_texts(), **call_kwargs) if s["fires"]]
+    benign = [s for s in adapter.scores(pipe, h.captions[:40], **call_kwargs) if not s["fires"]]
     assert unsafe and benign, "the tiny adapter's gates should split held-out prompts"
     return [unsafe[0]["prompt"], benign[0]["prompt"]]
 

@@ -25,8 +25,10 @@ NATIVE_NOTE = ("native demo adapter: directions estimated on this pipeline's own
 def native_adapter(pipe: Any, *, site: str | None = None, strength: float = 4.0,
                    mode: str = "gated", inner: str = "projection", quantile: float = 0.95,
                    categories: Sequence[str] | None = None, n_benign: int = 256,
-                   name: str = "xsteer-native-demo", pipeline_id: str | None = None) -> Adapter:
-    """A gated adapter for ``pipe`` built in seconds from the shipped data (see the module)."""
+                   name: str = "xsteer-native-demo", pipeline_id: str | None = None,
+                   **call_kwargs: Any) -> Adapter:
+    """A gated adapter for ``pipe`` built in seconds from the shipped data (see the module);
+    ``call_kwargs`` go to the pipeline's encode (e.g. ``max_sequence_length``)."""
     from xsteer.data import data_record, load_benign, load_pairs, pair_texts
     from xsteer.directions import Direction, DirectionSet
     from xsteer.directions.estimators import mean_difference
@@ -42,8 +44,8 @@ def native_adapter(pipe: Any, *, site: str | None = None, strength: float = 4.0,
     for c in dict.fromkeys(p.category for p in pairs):
         by_cat[c] = pair_texts([p for p in pairs if p.category == c])
     unsafe, safe = by_cat[GLOBAL]
-    fu = pipeline_site_features(pipe, unsafe, spec.name)
-    fs = pipeline_site_features(pipe, safe, spec.name)
+    fu = pipeline_site_features(pipe, unsafe, spec.name, **call_kwargs)
+    fs = pipeline_site_features(pipe, safe, spec.name, **call_kwargs)
     index = {t: i for i, t in enumerate(unsafe)}
     enc = site_identity(pipe, spec, ref=pipeline_id)
     members = {}
@@ -55,7 +57,7 @@ def native_adapter(pipe: Any, *, site: str | None = None, strength: float = 4.0,
                                provenance=prov, meta={"encoder": enc, "n_pairs": len(u)})
     directions = DirectionSet(members)
     benign = load_benign(kind="anchors")[:n_benign]
-    fb = pipeline_site_features(pipe, benign, spec.name)
+    fb = pipeline_site_features(pipe, benign, spec.name, **call_kwargs)
     gates = {c: calibrate_gate(fb, d, quantile=quantile, benign_name="xsteer:anchors",
                                texts=benign) for c, d in directions.items()}
     op = {"mode": mode, "strength": strength, "inner": inner, "branch": "conditional",
