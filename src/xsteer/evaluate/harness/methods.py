@@ -379,7 +379,7 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
             if "path" not in spec:
                 raise XSteerError(f"method {name!r}: kind 'adapter' needs 'path'")
             path = str(spec.pop("path"))
-            local = base / path  # a folder next to the config, else a Hub id
+            local = base / Path(path).expanduser()  # a folder (config-relative), else a Hub id
             m = AdapterMethod(name, load_adapter(local if local.exists() else path), path,
                               strengths if "strengths" in raw else None,
                               modes if ("modes" in raw or "mode" in raw) else None,
