@@ -144,3 +144,29 @@ def test_push_to_hub_uploads_a_folder_that_loads(tiny_adapter, tmp_path: Path,
                         lambda repo_id, **kw: str(uploaded))
     again = load_adapter("me/safety")
     assert again.card == adapter.card and again.operator == adapter.operator
+
+
+def test_a_source_side_gate_travels_inside_the_adapter(tiny_adapter, tmp_path: Path) -> None:
+    from xsteer.adapter import pack
+    from xsteer.steer.probe import SourceProbe
+
+    pipe, adapter, _ = tiny_adapter
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 8, generator=g)
+    probe = SourceProbe(model_id="src-model", layers=(3,)).fit(X, (X[:, 0] > 1).tolist(),
+                                                                ["violence"] * 200)
+    probe.calibrate(torch.randn(200, 8, generator=g) - 3.0, q=0.05, delta=0.1)
+    probe.save_pretrained(tmp_path / "probe")
+    ad = pack(adapter.directions, operator={"mode": "additive", "strength": 1.0}, pipe=pipe,
+              source_gate=tmp_path / "probe", source_model={"model_id": "src-model"})
+    assert ad.gate_kind == "source"
+    folder = ad.save_pretrained(tmp_path / "ad")
+    loaded = load_adapter(folder)
+    assert loaded.source_gate_dir == folder and loaded.source_model["gate"]["layers"] == [3]
+    again = SourceProbe.from_pretrained(str(folder))  # the probe loads from the adapter folder
+    assert torch.equal(again.coef_, probe.coef_)
+    data = bytearray((folder / "probe.safetensors").read_bytes())
+    data[-1] ^= 0x01
+    (folder / "probe.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        load_adapter(folder)
