@@ -12,6 +12,10 @@ For each pipeline, interleaved, medians of ``--reps`` calls after a warm-up:
 - ``conditional``: ``Steerer.generate`` (the default: positive prompt encoded with the hooks on,
   passed as ``prompt_embeds``);
 - ``gated``: the conditional path with a benign-calibrated gate per call;
+- ``source-gated`` (FLUX only): the conditional path decided by a source-side gate whose source
+  model is an 8B LLM (the Llama-3.1-8B config, random bf16 weights, four probe layers) on the
+  same device; its decision alone (``source decision``) is timed too and reported as a share
+  of the unsteered call (target: <= 2%);
 
 reported as ratios to ``unsteered`` (target: <= 1.01), plus the peak-memory delta of each
 variant over the unsteered call. ``--tiny`` runs the same code with tiny configs on the CPU
@@ -51,6 +55,13 @@ T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24
               relative_attention_num_buckets=32, relative_attention_max_distance=128,
               feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, dropout_rate=0.0)
 UMT5_XXL = {**T5_XXL, "vocab_size": 256384}
+LLAMA_31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                   num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                   max_position_embeddings=131072, rms_norm_eps=1e-5, rope_theta=500000.0,
+                   rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0,
+                                 "original_max_position_embeddings": 8192},
+                   bos_token_id=128000, eos_token_id=128001)
 WAN22_TRANSFORMER = dict(patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128,
                          in_channels=16, out_channels=16, text_dim=4096, freq_dim=256,
                          ffn_dim=13824, num_layers=40, cross_attn_norm=True,
@@ -79,6 +90,9 @@ TINY = {
     "wan_transformer": dict(WAN22_TRANSFORMER, num_attention_heads=2, attention_head_dim=12,
                             text_dim=32, ffn_dim=32, num_layers=1, rope_max_seq_len=32),
     "wan_vae": dict(WAN_VAE, base_dim=3, dim_mult=[1, 1, 1, 1], num_res_blocks=1),
+    "llama": dict(LLAMA_31_8B, vocab_size=1000, hidden_size=32, intermediate_size=64,
+                  num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                  bos_token_id=1, eos_token_id=2),
 }
 TINY_CALLS = {"flux": dict(height=16, width=16, num_inference_steps=2, guidance_scale=0.0,
                            max_sequence_length=16),
@@ -150,6 +164,31 @@ BENIGN = ["a bowl of fruit on a table", "a dog in a park", "a red bicycle by a w
           "a train at a station", "a vase of tulips"]
 
 
+def build_source_gate(tiny: bool, device: str, dtype: torch.dtype) -> Any:
+    """A `SourceGate` on an 8B Llama (random weights) with a random four-layer probe."""
+    from transformers import LlamaConfig, LlamaModel
+
+    from xsteer.encoders import HFEncoder
+    from xsteer.pipelines.tiny import tiny_tokenizer
+    from xsteer.probe_fit import default_probe_layers
+    from xsteer.steer.probe import SourceProbe
+    from xsteer.steer.source_gate import SourceGate
+
+    cfg = LlamaConfig(**(TINY["llama"] if tiny else LLAMA_31_8B))
+    model = _make(lambda: LlamaModel(cfg), device, dtype)
+    enc = HFEncoder.from_model(model, tiny_tokenizer(77), model_id="random/llama-3.1-8b",
+                               device=device, dtype=dtype, causal=True)
+    layers = default_probe_layers(cfg.num_hidden_layers)
+    g = torch.Generator().manual_seed(0)
+    width = cfg.hidden_size * len(layers)
+    cats = ("violence", "sexual", "global")
+    probe = SourceProbe(model_id=enc.model_id, layers=layers, mean_=torch.zeros(width),
+                        scale_=torch.ones(width),
+                        coef_=torch.randn(len(cats), width, generator=g) / width ** 0.5,
+                        intercept_=torch.zeros(len(cats)), names_=cats, threshold_=0.0)
+    return SourceGate(probe, enc, check=False)
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -174,6 +213,9 @@ def measure(name: str, tiny: bool, device: str, dtype: torch.dtype, reps: int) -
                   / feats.shape[1] ** 0.5, "random", site)
     gate = Gate.calibrate(feats, d.vector, quantile=0.9)
     additive, gated = Steerer(d, strength=0.5), Steerer(d, mode="gated", strength=0.5, gates=gate)
+    source = build_source_gate(tiny, device, dtype) if name == "flux" else None
+    by_source = (Steerer(d, mode="gated", strength=0.5, source_gate=source)
+                 if source is not None else None)
 
     def run(kind: str) -> None:
         kw = dict(call, output_type="latent", generator=torch.Generator("cpu").manual_seed(0))
@@ -184,11 +226,19 @@ def measure(name: str, tiny: bool, device: str, dtype: torch.dtype, reps: int) -
                 pipe(prompt=PROMPT, **kw)
         elif kind == "conditional":
             additive.generate(pipe, PROMPT, **kw)
+        elif kind == "source decision":
+            assert source is not None
+            source.decide([PROMPT])
+        elif kind == "source-gated":
+            assert by_source is not None
+            by_source.generate(pipe, PROMPT, **kw)
         else:
             gated.generate(pipe, PROMPT, **kw)
         _sync(device)
 
-    kinds = ("unsteered", "hooks", "conditional", "gated")
+    kinds: tuple[str, ...] = ("unsteered", "hooks", "conditional", "gated")
+    if source is not None:
+        kinds += ("source decision", "source-gated")
     times: dict[str, list[float]] = {k: [] for k in kinds}
     peaks: dict[str, int] = {}
     for k in kinds:  # warm-up, and the peak memory of each variant on its own

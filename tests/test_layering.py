@@ -28,8 +28,7 @@ LAYERS = {
     "align": 6, "steer": 6,
     "pipelines": 7,
     "evaluate": 8,
-    "workflow": 9, "proving_ground": 9,
-    "adapter": 9,
+    "workflow": 9, "probe_fit": 9, "proving_ground": 9, "adapter": 9,
     "demo": 10, "app": 10,
     "cli_core": 11, "cli_gate": 11, "cli": 12, "__main__": 13,
 }

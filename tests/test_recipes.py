@@ -78,7 +78,15 @@ def _check_artifacts(env: dict[str, str], site: str, gates: str) -> None:
     assert 0.0 <= g["heldout_false_trigger_rate"] <= 1.0
     m = json.loads((run / "samples" / "0000" / "manifest.json").read_text())
     assert m["sites"][site]["model_check"] == "match" and m["sites"][site]["forced"] is None
-    assert "xsteer-gated" in (run / "sweep" / "report" / "report.md").read_text()
+    report = (run / "sweep" / "report" / "report.md").read_text()
+    assert "xsteer-gated" in report and "xsteer-probe" in report
+    probe = json.loads((run / "probe" / "probe.json").read_text())
+    assert probe["kind"] == "source-probe"
+    assert probe["source"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert probe["source"]["weight_probe"] and probe["calibration"]["q"] == 0.01
+    assert set(probe["meta"]["heldout"]["false_triggers"]) >= {"captions", "nearmiss"}
+    assert all(len(sha) == 64 for sha in probe["meta"]["files"].values())
+    assert m["decided_by"] == "source" and m["source_gate"]["model_id"] == probe["model_id"]
 
 
 @pytest.mark.parametrize("family,site", [("flux", "text_encoder_2"),

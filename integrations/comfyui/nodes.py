@@ -78,23 +78,25 @@ def real_tokens(states: torch.Tensor, extra: dict[str, Any]) -> torch.Tensor | N
     return None if bool(nonzero.all()) else nonzero
 
 
-def steer_entry(entry: list[Any], steering: Steering, part: Part) -> tuple[list[Any],
-                                                                           dict[str, bool]]:
-    """One ``[tensor, dict]`` conditioning entry steered at ``part``; and the gate decisions."""
+def steer_entry(entry: list[Any], steering: Steering, part: Part,
+                source: dict[str, torch.Tensor] | None = None) -> tuple[list[Any],
+                                                                         dict[str, bool]]:
+    """One ``[tensor, dict]`` conditioning entry steered at ``part``; and the gate decisions
+    (``source``: a source-side gate's decisions for the entry's prompt)."""
     cond, extra = entry[0], dict(entry[1])
     if part.slot == "pooled":
         pooled = extra.get("pooled_output")
         if not isinstance(pooled, torch.Tensor):
             raise ValueError("this conditioning has no pooled_output to steer")
         piece = pooled[..., part.start:part.stop]
-        new, dec = steering.apply(piece)
+        new, dec = steering.apply(piece, source=source)
         if new is not piece:
             pooled = pooled.clone()
             pooled[..., part.start:part.stop] = new
             extra["pooled_output"] = pooled
         return [cond, extra], {c: bool(v[0]) for c, v in dec.items()}
     piece = cond[:, part.start:part.stop]
-    new, dec = steering.apply(piece, real_tokens(piece, extra))
+    new, dec = steering.apply(piece, real_tokens(piece, extra), source=source)
     if new is not piece and bool(torch.stack(list(dec.values())).any()):
         cond = cond.clone()
         cond[:, part.start:part.stop] = new
@@ -103,15 +105,24 @@ def steer_entry(entry: list[Any], steering: Steering, part: Part) -> tuple[list[
 
 def steer_conditioning(conditioning: list[list[Any]], adapter: Adapter, encoder: str,
                        strength: float | None = None, token_offset: int = -1,
+                       prompt: str | None = None,
                        ) -> tuple[list[list[Any]], list[dict[str, bool]]]:
-    """Every entry of ComfyUI ``conditioning`` steered by ``adapter`` (the input is not changed)."""
+    """Every entry of ComfyUI ``conditioning`` steered by ``adapter`` (the input is not changed).
+    An adapter whose source-side gate decides needs the ``prompt`` text (the conditioning holds
+    only its states)."""
     over = {} if strength is None else {"strength": float(strength)}
     steering = adapter.steering(**over)
     site = str(adapter.operator.get("site") or adapter.pipeline.get("site"))
     part = part_for(encoder, site, token_offset)
+    source = None
+    if steering.mode == "gated" and steering.combine != "target":
+        if not prompt:
+            raise ValueError("this adapter's source-side gate reads the prompt's text: connect "
+                             "the prompt to the node's 'prompt' input")
+        source = adapter.source_gate().decide([prompt], half=steering.combine == "or")
     out, decisions = [], []
     for entry in conditioning:
-        steered, dec = steer_entry(entry, steering, part)
+        steered, dec = steer_entry(entry, steering, part, source)
         out.append(steered)
         decisions.append(dec)
     return out, decisions
@@ -139,12 +150,15 @@ class SafetyAdapterNode:
                                    "tooltip": "-1: the adapter's own strength"}),
             "token_offset": ("INT", {"default": -1, "min": -1, "max": 4096,
                                      "tooltip": "-1: the layout's (SD3: 77 CLIP tokens)"}),
-        }}
+        }, "optional": {"prompt": ("STRING", {"multiline": True, "forceInput": True,
+                                              "tooltip": "the prompt's text, for an adapter "
+                                                         "whose source-side gate decides"})}}
 
     def steer(self, conditioning: list[list[Any]], adapter: str, encoder: str,
-              strength: float = -1.0, token_offset: int = -1) -> tuple[list[list[Any]]]:
+              strength: float = -1.0, token_offset: int = -1,
+              prompt: str | None = None) -> tuple[list[list[Any]]]:
         out, _ = steer_conditioning(conditioning, _adapter(adapter), encoder,
-                                    None if strength < 0 else strength, token_offset)
+                                    None if strength < 0 else strength, token_offset, prompt)
         return (out,)
 
 
@@ -161,12 +175,13 @@ class GateNode:
         return {"required": {"conditioning": ("CONDITIONING",),
                              "adapter": ("STRING", {"default": ""}),
                              "encoder": (list(ENCODERS),),
-                             "token_offset": ("INT", {"default": -1, "min": -1, "max": 4096})}}
+                             "token_offset": ("INT", {"default": -1, "min": -1, "max": 4096})},
+                "optional": {"prompt": ("STRING", {"multiline": True, "forceInput": True})}}
 
     def decide(self, conditioning: list[list[Any]], adapter: str, encoder: str,
-               token_offset: int = -1) -> tuple[str, bool]:
+               token_offset: int = -1, prompt: str | None = None) -> tuple[str, bool]:
         _, decisions = steer_conditioning(conditioning, _adapter(adapter), encoder,
-                                          token_offset=token_offset)
+                                          token_offset=token_offset, prompt=prompt)
         first = decisions[0] if decisions else {}
         return json.dumps(first, sort_keys=True), any(first.values())
 

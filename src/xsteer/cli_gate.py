@@ -1,9 +1,12 @@
-"""``xsteer gate calibrate``: a benign-calibrated gate artifact from the command line.
+"""``xsteer gate calibrate`` and ``xsteer gate score``: gate artifacts from the command line.
 
-The gate reads benign prompts where its direction lives: at a pipeline site exactly as the
-pipeline reads it (``--target-pipeline ID --site NAME``, text encoders only), in a target model
-(``--target MODEL``), or in the source model (``--source MODEL``: a source-side gate, for
-measurements; steering reads the target). The threshold is the ``--quantile`` of benign scores
+Two kinds of gate. **Source-side** (``--source MODEL``): the source LLM reads the prompt's text
+and a per-category probe decides (`xsteer.probe_fit.fit_source_gate`: fitted on unsafe prompts,
+which the source side may see, and benign texts; conformal threshold at ``--q``/``--delta`` on
+held-apart benign texts; held-out false-trigger rate per benign style recorded). **Target-side**
+(``--direction``): the gate reads benign prompts where its direction lives: at a pipeline site
+exactly as the pipeline reads it (``--target-pipeline ID --site NAME``, text encoders only) or in
+a target model (``--target MODEL``). Its threshold is the ``--quantile`` of benign scores
 on a seeded share of the benign file (with ``--delta``, the conformal threshold that keeps false
 triggers at most ``1 - quantile`` with probability ``1 - delta``); the artifact records the
 quantile, the file's sha256 and the false-trigger rate on the held-out rest. A target-side gate's
@@ -28,16 +31,28 @@ gate_app = typer.Typer(help="Benign-calibrated gates (steer only prompts that sc
 
 @gate_app.command("calibrate")
 def calibrate_cmd(
-    direction: Annotated[Path, Opt("--direction", help="Direction or DirectionSet artifact")],
     out: Annotated[Path, Opt("--out", help="gate folder (with --per-category: a folder of them)")],
-    benign: Annotated[Path | None, Opt("--benign", help="benign prompts (.txt/.csv/.jsonl): "
-                                       "BENIGN ONLY; default: the shipped anchors")] = None,
+    direction: Annotated[Path | None, Opt("--direction", help="Direction or DirectionSet "
+                                          "artifact (target-side gates)")] = None,
+    benign: Annotated[list[Path] | None, Opt("--benign", help="benign prompts (.txt/.csv/"
+                                             ".jsonl): BENIGN ONLY; default: the shipped "
+                                             "anchors. --source: repeatable, one style per "
+                                             "file, added to the shipped ones")] = None,
     target_pipeline: Annotated[str | None, Opt("--target-pipeline", help="diffusers pipeline "
                                "(Hub id or folder); loads its text encoders only")] = None,
     site: Annotated[str | None, Opt("--site", help="pipeline site (default: the one the "
                                     "direction records)")] = None,
     target: Annotated[str | None, Opt("--target", help="target model (alias, id, folder)")] = None,
-    source: Annotated[str | None, Opt("--source", help="source model: a source-side gate")] = None,
+    source: Annotated[str | None, Opt("--source", help="source model (alias, id, folder): fit "
+                                      "the source-side probe gate")] = None,
+    layers: Annotated[str | None, Opt("--layers", help="--source: comma-separated source "
+                                      "layers (default: four middle layers)")] = None,
+    q: Annotated[float | None, Opt("--q", callback=check.finite, help="--source: false-trigger "
+                                   "budget (default 0.01; or 1 - --quantile)")] = None,
+    pairs: Annotated[Path | None, Opt("--pairs", help="--source: safe/unsafe pairs JSONL "
+                                      "(default: the shipped pairs)")] = None,
+    unsafe: Annotated[list[Path] | None, Opt("--unsafe", help="--source: more unsafe prompts, "
+                                             "JSONL {category, prompt} (repeatable)")] = None,
     quantile: Annotated[float, Opt("--quantile", callback=check.quantile,
                                    help="benign quantile of the threshold")] = 0.99,
     delta: Annotated[float | None, Opt("--delta", help="conformal threshold: false triggers "
@@ -60,7 +75,56 @@ def calibrate_cmd(
     force: Annotated[bool, Opt("--force", help="calibrate even if the direction was made for "
                                "another site or encoder (recorded)")] = False,
 ) -> None:
-    """Calibrate a gate on benign prompts where the direction lives; write it to OUT."""
+    """Calibrate a gate: a source-side probe (--source) or a target-side gate on benign prompts
+    where the direction lives; write it to OUT."""
+    from xsteer.errors import XSteerError
+
+    if source is not None:
+        if direction is not None or target is not None or target_pipeline is not None:
+            raise XSteerError("--source fits the source-side probe: give no --direction, "
+                              "--target or --target-pipeline with it")
+        _calibrate_source(source, out, benign or [], layers, q, 1.0 - quantile, delta, pairs,
+                          unsafe or [], seed, device, dtype)
+        return
+    if direction is None:
+        raise XSteerError("a target-side gate needs --direction (or use --source MODEL for the "
+                          "source-side probe)")
+    if benign is not None and len(benign) > 1:
+        raise XSteerError("a target-side gate takes one --benign file")
+    _calibrate_target(direction, out, benign[0] if benign else None, target_pipeline, site,
+                      target, quantile, delta, holdout, allow_flagged, per_category, seed,
+                      max_sequence_length, dtype, device, force)
+
+
+def _calibrate_source(source: str, out: Path, benign: list[Path], layers: str | None,
+                      q: float | None, q_default: float, delta: float | None,
+                      pairs: Path | None, unsafe: list[Path], seed: int, device: str,
+                      dtype: str) -> None:
+    import torch
+
+    from xsteer.encoders import get_encoder
+    from xsteer.probe_fit import check_layers, default_probe_data, fit_source_gate, summary_line
+
+    qq = q if q is not None else round(q_default, 10)  # 1 - 0.99 is 0.010000000000000009
+    if not 0.0 < qq < 1.0:
+        raise typer.BadParameter(f"--q must be in (0, 1), got {qq}")
+    dl = 0.05 if delta is None else delta
+    if not 0.0 < dl < 1.0:
+        raise typer.BadParameter(f"--delta must be in (0, 1), got {dl}")
+    data = default_probe_data(pairs, unsafe, benign)
+    enc = get_encoder(source, device=device, dtype=getattr(torch, dtype))
+    probe = fit_source_gate(enc, data, layers=check_layers(layers), q=qq, delta=dl, seed=seed,
+                            name=source)
+    probe.save_pretrained(out)
+    typer.echo(f"wrote {out} (source-side probe on {enc.model_id}, layers "
+               f"{list(probe.layers)}): {summary_line(probe)}")
+
+
+def _calibrate_target(direction: Path, out: Path, benign: Path | None,
+                      target_pipeline: str | None, site: str | None, target: str | None,
+                      quantile: float, delta: float | None, holdout: float, allow_flagged: bool,
+                      per_category: bool, seed: int, max_sequence_length: int | None, dtype: str,
+                      device: str, force: bool) -> None:
     from xsteer.data import load_benign
     from xsteer.data.screen import screen
     from xsteer.directions import DirectionSet, load_directions
@@ -69,7 +133,7 @@ def calibrate_cmd(
     from xsteer.provenance import Side
     from xsteer.workflow import calibrate_gate, check_target, parse_site, pipeline_site_features
 
-    if sum(x is not None for x in (target_pipeline, target, source)) != 1:
+    if sum(x is not None for x in (target_pipeline, target)) != 1:
         raise XSteerError("give exactly one of --target-pipeline, --target or --source")
     if site is not None and target_pipeline is None:
         raise XSteerError("--site needs --target-pipeline")
@@ -79,8 +143,7 @@ def calibrate_cmd(
     texts = load_benign(benign) if benign is not None else load_benign(kind="anchors")
     benign_name = benign.name if benign is not None else "xsteer:anchors"
     # the target side never sees unsafe text; a source-side gate may (it is the source's data)
-    flagged = (0 if source is not None else
-               screen(texts, benign_name, "gate calibration", allow_flagged))
+    flagged = screen(texts, benign_name, "gate calibration", allow_flagged)
     # a user file: its bytes; the shipped set: its prompts joined by newlines
     sha = sha256_bytes(benign.read_bytes() if benign is not None else
                        "\n".join(texts).encode("utf-8"))
@@ -105,12 +168,13 @@ def calibrate_cmd(
     else:
         from xsteer.encoders import get_encoder
 
-        enc = get_encoder(target or source or "")
+        assert target is not None
+        enc = get_encoder(target)
         check_target(first, enc)
         layer, pooling = parse_site(first.site)
         feats = enc.encode(texts, layer, pooling)
         extra.update(model=enc.model_id, site=first.site)
-        side = "target" if target is not None else "source"
+        side = "target"
     written = []
     for cat, d in members.items():
         gate = calibrate_gate(feats, d, quantile=quantile, holdout=holdout, seed=seed,
@@ -122,6 +186,42 @@ def calibrate_cmd(
                        f"{gate.meta['heldout_false_trigger_rate']}")
     typer.echo(f"wrote {out} ({side}-side, quantile {quantile}, benign sha256 {sha[:12]}): "
                + "; ".join(written))
+
+
+@gate_app.command("score")
+def score_cmd(
+    gate: Annotated[Path, Opt("--gate", help="source-side gate folder (xsteer gate calibrate "
+                              "--source)")],
+    prompts: Annotated[Path, Opt("--prompts", help="prompts to audit (.txt/.csv/.jsonl)")],
+    json_out: Annotated[Path | None, Opt("--json", help="write one object per prompt, in "
+                                         "input order")] = None,
+    source_device: Annotated[str, Opt("--source-device")] = "cpu",
+    source_dtype: Annotated[str, Opt("--source-dtype")] = "float32",
+) -> None:
+    """Print each prompt's decision and per-category scores under a source-side gate."""
+    from xsteer.data.loaders import load_prompts
+    from xsteer.errors import XSteerError
+    from xsteer.io import atomic_write_text
+    from xsteer.steer.source_gate import SourceGate, is_source_gate_dir
+
+    if not is_source_gate_dir(gate):
+        raise XSteerError(f"{gate}: not a source-side gate (no probe.json); gate score audits "
+                          "prompts with the source model")
+    texts = load_prompts(prompts)
+    sg = SourceGate.from_pretrained(gate, device=source_device, dtype=source_dtype)
+    recs = sg.score(texts)
+    names = list(sg.probe.names_)
+    for r in recs:
+        fired = [n for n in names if r["categories"][n]["fires"]]
+        typer.echo(f"{'FIRES' if r['fires'] else 'pass '}  "
+                   f"{r['categories']['global']['score']:+.2f}  "
+                   f"{','.join(fired) or '-':<24} {r['prompt']}")
+    n_fire = sum(r["fires"] for r in recs)
+    typer.echo(f"{n_fire} of {len(recs)} prompts fire (threshold {sg.probe.threshold_:.4g})")
+    if json_out is not None:
+        import json
+
+        atomic_write_text(json_out, "".join(json.dumps(r) + "\n" for r in recs))
 
 
 def register(app: typer.Typer) -> None:

@@ -45,7 +45,7 @@ def test_the_http_api_steers_only_the_flagged_prompt(app_server: dict[str, Any])
         plain, steered = _image(a), _image(b)
         want = _steerer_decisions(app_server, prompt)
         assert details["decisions"] == want
-        rows = {r[0]: r[3] for r in table["data"]}
+        rows = {r[0]: r[-1] for r in table["data"]}
         assert rows == {c: "steered" if v else "not steered" for c, v in want.items()}
         if prompt == unsafe:
             assert any(want.values()) and not np.array_equal(plain, steered)
@@ -79,7 +79,7 @@ def test_the_page_in_a_headless_browser(app_server: dict[str, Any]) -> None:
             rows = page.evaluate("""() => [...document.querySelectorAll('#gates [role=row]')]
                 .map(r => [...r.querySelectorAll('[role=gridcell], [role=columnheader]')]
                 .map(c => (c.querySelector('span') || c).innerText.trim()))""")
-            shown = {r[0]: r[-1] for r in rows if len(r) >= 4}
+            shown = {r[0]: r[-1] for r in rows if len(r) >= 5}
             want = _steerer_decisions(app_server, unsafe)
             assert shown.pop("category") == "decision"
             # each row shows the Steerer's decision

@@ -1,9 +1,11 @@
-"""Leak checks: no training file shares a prompt, or a near copy of one, with either held-out set.
+"""Leak checks: no training file shares a prompt, or a near copy of one, with any held-out set.
 
-Training files: the pairs (both sides) and the anchors (``benign.txt``, ``benign_nearmiss.txt``).
-Held-out sets: the second set written apart (``heldout_*`` in the package) and the proving-ground set
-written outside this repository (``experiments/data/pg_written_apart*.jsonl``); the in-distribution
-``captions_heldout.txt`` is also kept apart from the second set, so that set stays independent.
+Training files: the pairs (both sides), the anchors (``benign.txt``, ``benign_nearmiss.txt``) and
+every probe corpus file shipped in the package (``probe_*``, found by glob, so a new one joins the
+check by being there). Held-out sets: the second set written apart (``heldout_*`` in the package),
+the third set in the lexica.art style (``heldout_lexica_*``) and the proving-ground set written
+outside this repository (``experiments/data/pg_written_apart*.jsonl``); the in-distribution
+``captions_heldout.txt`` is also kept apart from the written-apart sets, so they stay independent.
 
 "Near copy": same text after lower-casing and dropping punctuation, or content-word Jaccard
 ≥ `NEAR` (function words and framing words such as "alt text" or "stock photo" dropped first, so
@@ -23,10 +25,14 @@ import pytest
 from tests.data.test_data import _BLOCK_RE
 from xsteer.categories import CATEGORIES
 from xsteer.data import load_benign, load_pairs
-from xsteer.data.heldout import TECHNIQUES, HeldOutSet, load_heldout
+from xsteer.data.heldout import TECHNIQUES, HeldOutSet, LexicaSet, load_heldout, load_heldout_lexica
+from xsteer.data.loaders import _json_objects, _parse_txt
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_FILES = sorted((ROOT / "experiments" / "data").glob("pg_written_apart*.jsonl"))
+PROBE_FILES = sorted(p for p in (ROOT / "src" / "xsteer" / "data").glob("probe_*")
+                     if p.suffix in (".jsonl", ".txt"))
+TRAIN_FILES = ["pairs.jsonl", "benign.txt", "benign_nearmiss.txt", *(p.name for p in PROBE_FILES)]
 NEAR = 0.6
 _STOP = frozenset("a an the of in on at with and is are to for by from its his her their "
                   "alt text stock photo image picture shows".split())
@@ -62,6 +68,23 @@ def near_copies(texts: Sequence[str], against: Sequence[str],
     return hits
 
 
+def corpus_texts(path: Path) -> list[str]:
+    """Every text in a corpus file, whatever its schema: the lines of a ``.txt``, and every string
+    (or string in a list) of each ``.jsonl`` object, so a new key cannot slip past the check."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".txt":
+        return _parse_txt(text)
+    out: list[str] = []
+    for _, obj in _json_objects(path.name, text):
+        for val in obj.values():
+            out += [v for v in (val if isinstance(val, list) else [val]) if isinstance(v, str)]
+    return out
+
+
+def lexica_texts(lex: LexicaSet) -> list[str]:
+    return [u.prompt for u in lex.unsafe] + lex.benign + lex.nearmiss
+
+
 def _heldout_texts(h: HeldOutSet) -> list[str]:
     return (h.unsafe_texts() + h.safe_texts() + h.captions + h.nearmiss
             + [r.prompt for r in h.euphemistic])
@@ -73,11 +96,17 @@ def heldout() -> HeldOutSet:
 
 
 @pytest.fixture(scope="module")
+def lexica() -> LexicaSet:
+    return load_heldout_lexica()
+
+
+@pytest.fixture(scope="module")
 def training() -> dict[str, list[str]]:
     pairs = load_pairs()
     return {"pairs.jsonl": [p.unsafe for p in pairs] + [p.safe for p in pairs],
             "benign.txt": load_benign(kind="generic"),
-            "benign_nearmiss.txt": load_benign(kind="nearmiss")}
+            "benign_nearmiss.txt": load_benign(kind="nearmiss"),
+            **{p.name: corpus_texts(p) for p in PROBE_FILES}}
 
 
 @pytest.fixture(scope="module")
@@ -87,25 +116,44 @@ def pg_texts() -> list[str]:
             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("train_file", ["pairs.jsonl", "benign.txt", "benign_nearmiss.txt"])
+@pytest.mark.parametrize("train_file", TRAIN_FILES)
 def test_no_training_file_leaks_into_the_second_heldout_set(
         train_file: str, training: dict[str, list[str]], heldout: HeldOutSet) -> None:
     hits = near_copies(_heldout_texts(heldout), training[train_file])
     assert not hits, f"{len(hits)} held-out prompts copy {train_file}: {hits[:5]}"
 
 
-@pytest.mark.parametrize("train_file", ["pairs.jsonl", "benign.txt", "benign_nearmiss.txt"])
+@pytest.mark.parametrize("train_file", TRAIN_FILES)
 def test_no_training_file_leaks_into_the_set_written_outside(
         train_file: str, training: dict[str, list[str]], pg_texts: list[str]) -> None:
     hits = near_copies(pg_texts, training[train_file])
     assert not hits, f"{len(hits)} outside prompts copy {train_file}: {hits[:5]}"
 
 
-def test_the_two_heldout_sets_and_the_shipped_captions_stay_apart(
-        heldout: HeldOutSet, pg_texts: list[str]) -> None:
-    mine = _heldout_texts(heldout)
+@pytest.mark.parametrize("train_file", TRAIN_FILES)
+def test_no_training_file_leaks_into_the_lexica_set(
+        train_file: str, training: dict[str, list[str]], lexica: LexicaSet) -> None:
+    hits = near_copies(lexica_texts(lexica), training[train_file])
+    assert not hits, f"{len(hits)} lexica prompts copy {train_file}: {hits[:5]}"
+
+
+def test_the_heldout_sets_and_the_shipped_captions_stay_apart(
+        heldout: HeldOutSet, lexica: LexicaSet, pg_texts: list[str]) -> None:
+    mine, lex = _heldout_texts(heldout), lexica_texts(lexica)
     assert not near_copies(mine, pg_texts)
     assert not near_copies(mine, load_benign(kind="captions"))
+    for other in (mine, pg_texts, load_benign(kind="captions")):
+        assert not near_copies(lex, other)
+
+
+def test_corpus_texts_reads_every_string_of_any_schema(tmp_path: Path) -> None:
+    f = tmp_path / "probe_x.jsonl"
+    f.write_text('{"label": 1, "text": "a b", "variants": ["c d", 2]}\n\n{"prompt": "e f"}\n',
+                 encoding="utf-8")
+    assert corpus_texts(f) == ["a b", "c d", "e f"]
+    t = tmp_path / "probe_y.txt"
+    t.write_text("# comment\nx y\n\n", encoding="utf-8")
+    assert corpus_texts(t) == ["x y"]
 
 
 def test_the_leak_check_catches_planted_copies(training: dict[str, list[str]]) -> None:

@@ -1,5 +1,5 @@
 """The benign corpus build: deterministic, the promised size and mix, screened, and free of copies of
-either held-out set."""
+any held-out set."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from tests.data.test_leaks import PG_FILES, _heldout_texts, near_copies
-from xsteer.data.heldout import load_heldout
+from tests.data.test_leaks import PG_FILES, _heldout_texts, lexica_texts, near_copies
+from xsteer.data.heldout import load_heldout, load_heldout_lexica
 from xsteer.data.scale import (
     SOURCES,
     UNSAFE_WORDS,
@@ -51,7 +51,7 @@ def test_built_texts_are_screened_and_copy_no_heldout_prompt(corpus: BenignCorpu
     built = [t for t, s in zip(corpus.texts, corpus.sources, strict=True) if s != "shipped"]
     assert not [t for t in built if is_screened_out(t)]
     sample = random.Random(0).sample(built, 1500)
-    held = _heldout_texts(load_heldout()) + pg_texts
+    held = _heldout_texts(load_heldout()) + lexica_texts(load_heldout_lexica()) + pg_texts
     assert not near_copies(sample, held)
 
 

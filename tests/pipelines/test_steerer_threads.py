@@ -97,3 +97,39 @@ def test_a_handle_removed_from_another_thread_stops_steering_its_own() -> None:
     t.join(30)
     assert torch.equal(_unsteered(pipe, prompt), plain)
     assert not pipe.text_encoder._forward_hooks
+
+
+def test_source_gated_requests_on_8_threads_match_their_sequential_reference() -> None:
+    """The source model's scoring (its tokenizer included) is shared by threads: each request's
+    steered embeds equal its run alone, through both the hook and the prompt_embeds paths."""
+    from tests.fakes import KeywordEncoder, planted_probe
+    from xsteer.directions import DirectionSet
+    from xsteer.steer.source_gate import SourceGate
+
+    pipe = tiny.build("sd")
+    enc = KeywordEncoder(keywords=("violent", "knife"))
+    gate = SourceGate(planted_probe(enc, ("violence", "illegal")), enc)
+    g = torch.Generator().manual_seed(4)
+    dirs = DirectionSet({c: Direction(torch.randn(32, generator=g), "tiny", "text_encoder")
+                         for c in ("violence", "illegal")})
+    steerer = Steerer(dirs, mode="gated", strength=2.0, source_gate=gate)
+
+    def request(i: int) -> torch.Tensor:
+        prompt = PROMPTS[i % len(PROMPTS)]
+        if i % 3 == 0:
+            return _unsteered(pipe, prompt)
+        if i % 3 == 1:
+            embeds, _, _ = steerer.encode(pipe, prompt)
+            return embeds["prompt_embeds"].clone()
+        with encode_lock(pipe), steerer.apply(pipe), torch.no_grad():  # hook path, decoded text
+            embeds, _ = family_for(pipe).encode(pipe, [prompt], {})
+        return embeds["prompt_embeds"].clone()
+
+    reference = [request(i) for i in range(120)]
+    flagged = [i for i in range(120) if i % 3 and not torch.equal(
+        reference[i], _unsteered(pipe, PROMPTS[i % len(PROMPTS)]))]
+    assert 0 < len(flagged) < 80
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(request, range(120)))
+    assert [i for i in range(120) if not torch.equal(got[i], reference[i])] == []
+    assert not pipe.text_encoder._forward_hooks and not pipe.unet._forward_hooks

@@ -69,8 +69,7 @@ def source_identity(directions: Direction | DirectionSet, source_gate_dir: Path 
         import json
 
         probe = json.loads((source_gate_dir / "probe.json").read_text(encoding="utf-8"))
-        out["gate"] = {k: probe.get(k) for k in ("model_id", "layers", "revision",
-                                                  "weights_probe", "source") if k in probe}
+        out["gate"] = {k: probe.get(k) for k in ("model_id", "layers", "source") if k in probe}
         out.setdefault("model_id", probe.get("model_id"))
     return out
 
@@ -83,6 +82,8 @@ def pack(directions: Direction | DirectionSet, *, operator: Mapping[str, Any],
     """An `Adapter` from its pieces. ``pipe`` (or the directions' own record) fixes the pipeline
     identity; ``source_gate`` is a folder with a source-side gate (``probe.*``)."""
     op = check_operator(operator)
+    if source_gate is not None and op.get("mode") == "gated":
+        op.setdefault("combine", "source")  # as the Steerer: a source gate decides by default
     gate_dir = None
     if source_gate is not None:
         gate_dir = Path(source_gate)

@@ -21,7 +21,7 @@ import numpy as np
 from xsteer.app.session import AppSession, Result
 from xsteer.errors import require
 
-GATE_HEADERS = ["category", "gate score", "threshold", "decision"]
+GATE_HEADERS = ["category", "target gate score", "threshold", "source gate score", "decision"]
 OPERATORS = ("gated", "additive", "projection", "clamp")
 INNERS = ("additive", "projection")
 

@@ -153,9 +153,9 @@ class AppSession:
         b, _ = _first(res.output)
         diff, top = difference(a, b)
         decided = {c: bool(v[0]) for site in res.decisions().values() for c, v in site.items()}
-        scores = self.adapter.scores(self.pipe, [prompt])[0]["categories"]
-        rows = [[c, _num(s["score"]), _num(s["threshold"]), "steered" if decided.get(c) else
-                 "not steered"] for c, s in scores.items()]
+        scores = self.adapter.scores(self.pipe, [prompt], steering=over)[0]["categories"]
+        rows = [[c, _num(s["score"]), _num(s["threshold"]), _num(s["source_score"]),
+                 "steered" if decided.get(c) else "not steered"] for c, s in scores.items()]
         return Result(unsteered=upscale(to_uint8(a)), steered=upscale(to_uint8(b)),
                       difference=upscale(to_uint8(diff)), rows=rows, fired=any(decided.values()),
                       max_abs_diff=top, seconds=time.perf_counter() - t0, video=video,

@@ -1,6 +1,6 @@
-"""The second held-out set, written apart from the training data: evaluation only, never fitted on.
+"""The held-out sets written apart from the training data: evaluation only, never fitted on.
 
-Four shipped files (``heldout_*``, see ``README.md`` in this folder for how they were written):
+The second set (`load_heldout`): four shipped files (``heldout_*``, see ``README.md`` in this folder for how they were written):
 safe/unsafe pairs (same format as ``pairs.jsonl``), captions and near-miss benign prompts (for
 false triggers), and euphemistic or indirect unsafe rewrites (recall under obfuscation). Nothing
 in the library fits, calibrates or tunes on them; ``tests/data/test_leaks.py`` checks that no
@@ -11,6 +11,17 @@ training file overlaps them.
 True
 >>> sorted({e.technique for e in h.euphemistic})[:3]
 ['artistic', 'clinical', 'euphemism']
+
+The third set (`load_heldout_lexica`): prompts in the lexica.art / I2P style (long, comma-separated,
+artists, quality tags, prompt weights such as ``(masterpiece:1.2)``): unsafe prompts tagged with
+their category and whether the harm is only implied (an artist, a famous scene, a situation),
+benign prompts in the same style, and near-miss benign prompts (false triggers).
+
+>>> lex = load_heldout_lexica()
+>>> len(lex.unsafe) >= 210 and len(lex.benign) >= 300 and len(lex.nearmiss) >= 150
+True
+>>> len(lex.unsafe_texts("hate", implicit=True))
+15
 """
 
 from __future__ import annotations
@@ -27,9 +38,12 @@ from xsteer.data.loaders import (
     _shipped,
     dedupe,
 )
+from xsteer.errors import UnknownCategoryError
 
 HELDOUT_FILES = {"pairs": "heldout_pairs.jsonl", "captions": "heldout_captions.txt",
                  "nearmiss": "heldout_nearmiss.txt", "euphemistic": "heldout_euphemistic.jsonl"}
+LEXICA_FILES = {"unsafe": "heldout_lexica_unsafe.jsonl", "benign": "heldout_lexica_benign.txt",
+                "nearmiss": "heldout_lexica_nearmiss.txt"}
 TECHNIQUES = ("euphemism", "metaphor", "misspelling", "foreign", "clinical", "artistic", "style",
               "slang")
 
@@ -84,3 +98,57 @@ def load_heldout() -> HeldOutSet:
                       captions=dedupe(_parse_txt(text("captions")[1])),
                       nearmiss=dedupe(_parse_txt(text("nearmiss")[1])),
                       euphemistic=_parse_rewrites(*text("euphemistic")))
+
+
+@dataclass(frozen=True)
+class LexicaPrompt:
+    """One unsafe lexica-style prompt; ``implicit`` when it implies the harm without naming it."""
+
+    category: str
+    implicit: bool
+    prompt: str
+
+
+@dataclass(frozen=True)
+class LexicaSet:
+    """The third held-out set (lexica.art / I2P style), as loaded from the package."""
+
+    unsafe: list[LexicaPrompt]
+    benign: list[str]
+    nearmiss: list[str]
+
+    def unsafe_texts(self, category: str | None = None,
+                     implicit: bool | None = None) -> list[str]:
+        """Unsafe prompts, optionally of one category (aliases accepted) and one kind."""
+        cat = None if category is None else normalize_category(category, allow_global=False)
+        return [u.prompt for u in self.unsafe
+                if (cat is None or u.category == cat) and (implicit is None or u.implicit == implicit)]
+
+
+def _parse_lexica(name: str, text: str) -> list[LexicaPrompt]:
+    """JSONL lines ``{"category", "implicit", "prompt"}``; errors name the file and line."""
+    out: list[LexicaPrompt] = []
+    for where, obj in _json_objects(name, text):
+        for key in ("category", "implicit", "prompt"):
+            if key not in obj:
+                raise DataFormatError(f"{where}: missing key {key!r}")
+        cat, implicit, prompt = obj["category"], obj["implicit"], obj["prompt"]
+        if not isinstance(implicit, bool):
+            raise DataFormatError(f"{where}: 'implicit' must be true or false, got {implicit!r}")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DataFormatError(f"{where}: 'prompt' must be a non-empty string")
+        if not isinstance(cat, str):
+            raise DataFormatError(f"{where}: 'category' must be a string, got {cat!r}")
+        try:
+            category = normalize_category(cat, allow_global=False)
+        except UnknownCategoryError as exc:
+            raise UnknownCategoryError(f"{where}: {exc}") from exc
+        out.append(LexicaPrompt(category, implicit, prompt.strip()))
+    return out
+
+
+def load_heldout_lexica() -> LexicaSet:
+    """The shipped third held-out set: unsafe (category, implicit, prompt), benign and near-miss."""
+    return LexicaSet(unsafe=_parse_lexica(*_shipped(LEXICA_FILES["unsafe"])),
+                     benign=dedupe(_parse_txt(_shipped(LEXICA_FILES["benign"])[1])),
+                     nearmiss=dedupe(_parse_txt(_shipped(LEXICA_FILES["nearmiss"])[1])))

@@ -185,6 +185,25 @@ def _parse_jsonl_texts(name: str, text: str) -> list[str]:
     return out
 
 
+def _parse_user_texts(path: str | os.PathLike[str]) -> tuple[str, list[str]]:
+    name, text = _read_user(path)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return name, _parse_csv(name, text)
+    if suffix in (".jsonl", ".ndjson"):
+        return name, _parse_jsonl_texts(name, text)
+    return name, _parse_txt(text)
+
+
+def load_prompts(path: str | os.PathLike[str]) -> list[str]:
+    """Prompts of a user file in input order, duplicates kept (``.txt``/``.csv``/``.jsonl`` as
+    `load_benign` reads them): for auditing or generating exactly what the file lists."""
+    name, texts = _parse_user_texts(path)
+    if not texts:
+        raise EmptyDataError(f"{name}: no prompts")
+    return texts
+
+
 def load_benign(path: str | os.PathLike[str] | None = None, kind: str = "generic") -> list[str]:
     """Load benign prompts, deduplicated in order (case- and whitespace-insensitive).
 
@@ -203,14 +222,7 @@ def load_benign(path: str | os.PathLike[str] | None = None, kind: str = "generic
             texts += _parse_txt(_shipped(fname)[1])
         name = f"shipped benign set {kind!r}"
     else:
-        name, text = _read_user(path)
-        suffix = Path(path).suffix.lower()
-        if suffix == ".csv":
-            texts = _parse_csv(name, text)
-        elif suffix in (".jsonl", ".ndjson"):
-            texts = _parse_jsonl_texts(name, text)
-        else:
-            texts = _parse_txt(text)
+        name, texts = _parse_user_texts(path)
     out = dedupe(texts)
     if not out:
         raise EmptyDataError(f"{name}: no benign prompts")

@@ -11,7 +11,7 @@ of thousands of benign texts from three sources that every install already has:
   `ast`, never imported): instructions and technical prose, a real corpus unlike the captions.
 
 Every text is screened (`UNSAFE_WORDS`), deduplicated, and dropped if it copies or nearly copies a
-held-out prompt (the shipped held-out captions and the second held-out set). The result depends
+held-out prompt (the shipped held-out captions, the second held-out set and the lexica-style third). The result depends
 only on ``n``, ``seed``, the shipped files and the Python version (recorded in the manifest with a
 hash of the texts), so it is a build step, not a data file: nothing is downloaded, nothing shipped.
 
@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xsteer.data.heldout import load_heldout
+from xsteer.data.heldout import load_heldout, load_heldout_lexica
 from xsteer.data.loaders import dedupe, load_benign, norm_key
 from xsteer.errors import XSteerError
 
@@ -159,9 +159,10 @@ def build_benign_corpus(n: int = 20000, seed: int = 0, sources: Sequence[str] = 
     gen = list(generic) if generic is not None else load_benign(kind="generic")
     nm = list(nearmiss) if nearmiss is not None else load_benign(kind="nearmiss")
     shipped = dedupe(gen + nm)
-    h = load_heldout()
+    h, lex = load_heldout(), load_heldout_lexica()
     held = _NearIndex([*load_benign(kind="captions"), *h.captions, *h.nearmiss,
-                       *h.unsafe_texts(), *h.safe_texts(), *(r.prompt for r in h.euphemistic)])
+                       *h.unsafe_texts(), *h.safe_texts(), *(r.prompt for r in h.euphemistic),
+                       *lex.unsafe_texts(), *lex.benign, *lex.nearmiss])
     seen = {norm_key(t) for t in shipped}
     texts, srcs = list(shipped), ["shipped"] * len(shipped)
     need = max(0, n - len(texts))

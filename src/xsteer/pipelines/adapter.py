@@ -44,9 +44,8 @@ from xsteer.steer import Gate, Steering
 ARTIFACT = "adapter"
 CARD = "README.md"
 PROBE_FILES = ("probe.json", "probe.safetensors", "probe.manifest.json")
-# operator keys the adapter reads itself; every other key goes to `Steering`
-OWN_KEYS = ("branch", "site", "combine")
-COMBINE = ("source", "target", "or", "and")
+# operator keys the adapter reads itself; every other key (combine included) goes to `Steering`
+OWN_KEYS = ("branch", "site")
 _STEERING_KEYS = tuple(f.name for f in dataclasses.fields(Steering)
                        if f.name not in ("directions", "gates"))
 
@@ -67,9 +66,6 @@ def check_operator(op: Mapping[str, Any]) -> dict[str, Any]:
     if out["branch"] not in BRANCHES:
         raise XSteerError(f"adapter operator: branch must be one of {BRANCHES}, "
                           f"got {out['branch']!r}")
-    if out.get("combine") is not None and out["combine"] not in COMBINE:
-        raise XSteerError(f"adapter operator: combine must be one of {COMBINE}, "
-                          f"got {out['combine']!r}")
     return out
 
 
@@ -100,9 +96,9 @@ class Adapter(HubMixin):
 
     Attributes:
         directions: the direction (set) in the pipeline site's space.
-        operator: ``{mode, strength, inner, categories, ...}`` (`Steering` keywords) plus
-            ``branch`` (``conditional`` or ``both``), ``site`` (None: the direction's) and
-            ``combine`` (how a source-side gate and target gates combine).
+        operator: ``{mode, strength, inner, categories, combine, ...}`` (`Steering` keywords;
+            ``combine``: how a source-side gate and target gates decide) plus ``branch``
+            (``conditional`` or ``both``) and ``site`` (None: the direction's).
         pipeline: what it was made for: ``pipeline_class``, ``family``, ``site`` and the site's
             encoder (``model_id``, ``revision``, ``config_sha``, ``weights_probe``).
         gates: target-side gates ``{category: Gate}``.
@@ -122,6 +118,7 @@ class Adapter(HubMixin):
     meta: dict[str, Any] = field(default_factory=dict)
     _handles: list[_Handle] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _source: Any = field(default=None, init=False, repr=False)
 
     _artifact_name = ARTIFACT
 
@@ -149,22 +146,40 @@ class Adapter(HubMixin):
     def steering(self, **overrides: Any) -> Steering:
         """The `Steering` this adapter applies (``overrides``: e.g. ``strength=``, ``mode=``)."""
         kw = {k: v for k, v in {**self.operator, **overrides}.items() if k in _STEERING_KEYS}
-        gates = dict(self.gates)
-        if self.source_gate_dir is not None and kw.get("mode") == "gated" and not gates:
-            # SLOT(source gate): until the Steerer takes a source gate, a source-only adapter
-            # cannot be gated at the target site
-            raise XSteerError("this adapter's gate is source-side; this xsteer's Steerer "
-                              "gates at the target site only")
-        return Steering(self.directions, gates=gates, **kw)
+        if kw.get("mode", "additive") != "gated":  # who decides matters to gated steering only
+            kw.pop("combine", None)
+        return Steering(self.directions, gates=dict(self.gates), **kw)
 
-    def steerer(self, *, force: bool = False, **overrides: Any) -> Steerer:
+    def source_gate(self, *, device: str = "cpu", dtype: str = "float32",
+                    encoder: Any = None) -> Any:
+        """The source-side gate (`SourceGate`: the probe and its source model, identity-checked),
+        loaded once per adapter; None when the adapter holds none. ``encoder``: use this source
+        model instead of loading the recorded one."""
+        if self.source_gate_dir is None:
+            return None
+        with self._lock:
+            if self._source is None or encoder is not None:
+                from xsteer.steer.source_gate import SourceGate
+
+                self._source = SourceGate.from_pretrained(self.source_gate_dir, device=device,
+                                                          dtype=dtype, encoder=encoder)
+            return self._source
+
+    def steerer(self, *, force: bool = False, source_device: str = "cpu",
+                source_dtype: str = "float32", **overrides: Any) -> Steerer:
         """The `Steerer` built from the adapter's pieces (what `apply` and `generate` use)."""
         site = overrides.pop("site", self.operator.get("site"))
         steering = self.steering(**overrides)
+        sourced = steering.mode == "gated" and steering.combine != "target"
+        gate = self.source_gate(device=source_device, dtype=source_dtype) if sourced else None
+        if sourced and gate is None:
+            raise XSteerError(f"combine={steering.combine!r} needs a source-side gate; this "
+                              "adapter holds none")
         # the Steerer's own mode/strength are what manifests report; the Steering decides
         shown = steering.strength if isinstance(steering.strength, (int, float)) else 1.0
         return Steerer({site: steering} if site else steering, force=force, mode=steering.mode,
-                       inner=steering.inner, strength=float(shown))
+                       inner=steering.inner, strength=float(shown), source_gate=gate,
+                       combine=steering.combine if sourced else None)
 
     # -- the pipeline it was made for -------------------------------------------------------------
     def mismatches(self, pipe: Any) -> list[str]:
@@ -230,24 +245,32 @@ class Adapter(HubMixin):
         return self.steerer(force=force, **over).generate(pipe, prompt, branch=branch,
                                                           **call_kwargs)
 
-    def scores(self, pipe: Any, prompts: Sequence[str], **call_kwargs: Any) -> list[dict[str, Any]]:
-        """Per prompt, each category's gate score and decision at the pipeline's site, as the
-        steering decides them: ``{"prompt", "fires", "categories": {cat: {"score", "fires"}}}``."""
+    def scores(self, pipe: Any, prompts: Sequence[str], *,
+               steering: Mapping[str, Any] | None = None,
+               **call_kwargs: Any) -> list[dict[str, Any]]:
+        """Per prompt, each category's gate scores and decision as the steering decides them
+        (`Steering.decisions` on the site's pooled states and, with a source-side gate, its
+        decisions): ``{"prompt", "fires", "categories": {cat: {"score", "threshold",
+        "source_score", "fires"}}}``; ``steering`` overrides operator keys as in `generate`."""
         from xsteer.pipelines.steerer import site_features
 
-        (b,) = self.steerer(force=True).binding(pipe)
+        (b,) = self.steerer(force=True, **dict(steering or {})).binding(pipe)
         feats = site_features(pipe, list(prompts), [b.site.name], **call_kwargs)[b.site.name]
         st = b.steering
+        sourced = st.mode == "gated" and st.combine != "target"
+        src = self.source_gate().score(list(prompts), half=st.combine == "or") if sourced else None
+        src_dec = ({c: torch.tensor([r["categories"][c]["fires"] for r in src])
+                    for c in src[0]["categories"]} if src else None)
+        dec = st.decisions(feats.float(), src_dec)
         out = []
         for i, p in enumerate(prompts):
             cats: dict[str, Any] = {}
             for c in st.active_categories():
                 g = st.gates.get(c)
-                score = float(g.scores(feats[i:i + 1])[0]) if g is not None else None
-                fires = bool(g.fires(feats[i:i + 1])[0]) if st.mode == "gated" and g else \
-                    st.mode != "gated"
-                cats[c] = {"score": score, "fires": fires,
-                           "threshold": g.threshold if g is not None else None}
+                cats[c] = {"score": float(g.scores(feats[i:i + 1])[0]) if g is not None else None,
+                           "threshold": g.threshold if g is not None else None,
+                           "source_score": src[i]["categories"][c]["score"] if src else None,
+                           "fires": bool(dec[c][i])}
             out.append({"prompt": p, "fires": any(v["fires"] for v in cats.values()),
                         "categories": cats})
         return out

@@ -18,8 +18,8 @@ def generate_cmd(
         = None,
     adapter: Annotated[str | None, Opt("--adapter", help="an adapter folder or Hub id from "
                                        "`xsteer pack` (instead of --direction/--gate/--mode; "
-                                       "--strength, --mode and --branch override it when "
-                                       "given)")] = None,
+                                       "--strength, --mode, --combine and --branch override it "
+                                       "when given)")] = None,
     prompt: Annotated[str | None, Opt("--prompt", help="one prompt")] = None,
     prompts: Annotated[Path | None, Opt("--prompts", help=".txt (one a line) or .jsonl "
                                                           "('prompt' key)")] = None,
@@ -33,8 +33,15 @@ def generate_cmd(
     force: Annotated[bool, Opt("--force", help="steer even if the direction was made for "
                                "another site or encoder (the manifest records it)")] = False,
     gate: Annotated[list[Path] | None, Opt("--gate", help="gate folder from `xsteer gate "
-                                           "calibrate` (one gate, or one per category; "
+                                           "calibrate`: a source-side probe (--source), or "
+                                           "target gates (one, or one per category; "
                                            "repeatable); needed by gated/clamp")] = None,
+    combine: Annotated[str | None, Opt("--combine", help="with a source-side gate: source "
+                                       "(default), or or/and with target gates")] = None,
+    source_device: Annotated[str, Opt("--source-device", help="device of the source model a "
+                                      "source-side gate loads")] = "cpu",
+    source_dtype: Annotated[str, Opt("--source-dtype", help="dtype of that source "
+                                     "model")] = "float32",
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
                                               "of a DirectionSet")] = None,
     branch: Annotated[str | None, Opt("--branch", help="conditional (prompt_embeds path, the "
@@ -71,28 +78,41 @@ def generate_cmd(
     if (direction is None) == (adapter is None):
         raise XSteerError("give exactly one of --direction or --adapter")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
-    pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     if adapter is not None:
         from xsteer.pipelines.adapter import load_adapter
 
         if gate or category or site:
             raise XSteerError("--gate, --category and --site come from the adapter; drop them")
         ad = load_adapter(adapter)
+        over = {k: v for k, v in (("mode", mode), ("strength", strength), ("combine", combine))
+                if v is not None}
+        # the source model (a source-side gate's) loads before any pipeline weights
+        steerer = ad.steerer(force=force, source_device=source_device,
+                             source_dtype=source_dtype, **over)
+        pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
         ad.check(pipe, force)
-        over = {k: v for k, v in (("mode", mode), ("strength", strength)) if v is not None}
-        steerer = ad.steerer(force=force, **over)
         branch = branch or ad.operator["branch"]
     else:
+        from xsteer.steer.source_gate import SourceGate, is_source_gate_dir
+
         dirs = load_directions(direction)  # type: ignore[arg-type]
-        gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
+        probes = [p for p in gate or [] if is_source_gate_dir(p)]
+        if len(probes) > 1:
+            raise XSteerError(f"give one source-side gate, got {len(probes)}: {probes}")
+        gates = {c: g for p in gate or [] if p not in probes for c, g in load_gates(p).items()}
         source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
         if source_side:
-            raise XSteerError(f"gate(s) {source_side} were calibrated in the source model; "
-                              "steering scores prompts at the pipeline's site: calibrate with "
-                              "--target-pipeline")
+            raise XSteerError(f"gate(s) {source_side} are projection gates read in the source "
+                              "model, which steering cannot use: fit the source-side probe "
+                              "with xsteer gate calibrate --source MODEL")
+        # the source model loads (and its identity is checked) before any pipeline weights
+        source_gate = (SourceGate.from_pretrained(probes[0], device=source_device,
+                                                  dtype=source_dtype) if probes else None)
         steerer = Steerer({site: dirs} if site else dirs, mode=mode or "additive",
                           strength=1.0 if strength is None else strength, gates=gates or None,
-                          categories=category, force=force)
+                          categories=category, force=force, source_gate=source_gate,
+                          combine=combine)
+        pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
     branch = branch or "conditional"
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames,

@@ -160,6 +160,11 @@ def generate_samples(pipe: Any, steerer: Steerer, prompts: Sequence[str], out_di
                                     "categories": b.steering.active_categories(), **b.check}
                       for b in bound},
             "gate": gate, "steered": {site: any(c.values()) for site, c in gate.items()},
+            "decided_by": steerer.combine if steerer.mode == "gated" else None,
+            "source_gate": None if steerer.source_gate is None else {
+                "model_id": steerer.source_gate.encoder.model_id,
+                "layers": list(steerer.source_gate.probe.layers),
+                "threshold": steerer.source_gate.probe.threshold_},
             "call_kwargs": _jsonable(kw), "timings": timings, "files": files,
         }
         atomic_write_json(folder / "manifest.json", manifest)

@@ -37,6 +37,13 @@ class CallRecord:
     site: str
     n: int
     decisions: dict[str, list[bool]] = field(default_factory=dict)
+    texts: list[str] | None = None  # what a source-side gate read, when one decided
+
+
+# Decides a call for a source-side gate: (args, kwargs, batch size) -> per-category decisions and
+# the texts read, or None when the call is not the positive prompt's (left untouched).
+SourceDecide = Callable[[tuple[Any, ...], dict[str, Any], int],
+                        "tuple[dict[str, torch.Tensor], list[str]] | None"]
 
 
 def _is_mapping_output(output: Any) -> bool:
@@ -113,16 +120,27 @@ def token_mask(args: tuple[Any, ...], kwargs: dict[str, Any], states: torch.Tens
 
 
 def steering_hook(site: SiteSpec, steering: Steering, records: list[CallRecord],
-                  prefix: int = 0) -> Hook:
-    """A ``register_forward_hook(..., with_kwargs=True)`` hook that steers ``site``."""
+                  prefix: int = 0, source: SourceDecide | None = None) -> Hook:
+    """A ``register_forward_hook(..., with_kwargs=True)`` hook that steers ``site``.
+
+    ``source``: a source-side gate's decider; calls it returns None for (negative-branch
+    encodes) pass through untouched and unrecorded."""
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              output: Any) -> Any:
         states = read_site(output, site)
+        texts = None
+        ext = None
+        if source is not None:
+            got = source(args, kwargs, int(states.shape[0]))
+            if got is None:
+                return None
+            ext, texts = got
         mask = token_mask(args, kwargs, states, prefix) if site.kind == "tokens" else None
-        new, dec = steering.apply(states, mask)
+        new, dec = steering.apply(states, mask, source=ext)
         records.append(CallRecord(site.name, int(states.shape[0]),
-                                  {c: [bool(x) for x in v.tolist()] for c, v in dec.items()}))
+                                  {c: [bool(x) for x in v.tolist()] for c, v in dec.items()},
+                                  texts))
         if new is states:
             return None  # strength 0: keep the original output object itself
         return write_site(output, site, new)

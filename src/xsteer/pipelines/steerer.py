@@ -12,6 +12,13 @@ Two paths, both through official extension points and both fully reversible:
 
 The math lives in `xsteer.steer.Steering`; this module only finds the sites and moves tensors.
 
+Who decides which prompts a gated steering touches: the target gates on the site's own states
+(``combine="target"``), or a source-side gate (``source_gate=SourceGate``, ``combine="source"``,
+the default when one is given) that reads the prompt's text with the source LLM, or both
+(``"or"``: each side calibrated at half the false-trigger budget; ``"and"``). How the text reaches
+the source gate on each path: `xsteer.pipelines.source`. With a source gate only the positive
+prompt's encode is ever steered.
+
 >>> from xsteer.pipelines import Steerer                                # doctest: +SKIP
 >>> steerer = Steerer(direction, mode="additive", strength=0.5)         # doctest: +SKIP
 >>> with steerer.apply(pipe):                                           # doctest: +SKIP
@@ -48,6 +55,7 @@ from xsteer.pipelines.sites import (
     table_family,
 )
 from xsteer.steer import Gate, Steering
+from xsteer.steer.source_gate import SourceGate
 
 BRANCHES = ("conditional", "both")
 # Steering only the conditional branch is amplified by the guidance scale and keeps the user's
@@ -126,14 +134,25 @@ class Steerer:
         sites: hand-written `SiteSpec` list for pipelines the table does not know (or to
             override it, e.g. a ``clip_skip`` layer).
         encode: the positive-prompt encode adapter for such pipelines (conditional branch).
+        source_gate: a `SourceGate` (source LLM + per-category probe) deciding from the prompt's
+            text which categories fire (``mode="gated"``).
+        combine: ``target``, ``source``, ``or`` or ``and`` (default: ``source`` with a source
+            gate, else ``target``).
     """
 
     def __init__(self, directions: SiteValue | Mapping[str, SiteValue], *,
                  mode: str = "additive", strength: float = 1.0, gates: GateSpec = None,
                  categories: list[str] | None = None, inner: str = "additive",
                  sites: Sequence[SiteSpec] | None = None, encode: EncodeFn | None = None,
-                 force: bool = False) -> None:
+                 force: bool = False, source_gate: SourceGate | None = None,
+                 combine: str | None = None) -> None:
         self.mode, self.strength, self.inner = mode, float(strength), inner
+        self.source_gate = source_gate
+        self.combine = combine or ("source" if source_gate is not None else "target")
+        if self.combine != "target" and source_gate is None:
+            raise XSteerError(f"combine={self.combine!r} needs a source_gate (a SourceGate)")
+        if source_gate is not None and self.combine == "target":
+            raise XSteerError("a source_gate was given but combine='target' ignores it")
         self.force = bool(force)
         self.sites = list(sites) if sites is not None else None
         self.encode_fn = encode
@@ -146,10 +165,18 @@ class Steerer:
             elif isinstance(val, (Direction, DirectionSet)):
                 g = gate_map.get(key, gate_map.get(None, {}))
                 self._items[key] = Steering(val, mode=mode, strength=strength, gates=dict(g),
-                                            categories=categories, inner=inner)
+                                            categories=categories, inner=inner,
+                                            combine=self.combine)
             else:
                 raise XSteerError(f"site {key!r}: expected a Direction, DirectionSet or Steering, "
                                   f"got {type(val).__name__}")
+        if source_gate is not None:
+            names = set(source_gate.names)
+            for key, st in self._items.items():
+                missing = [c for c in st.active_categories() if c not in names]
+                if missing:
+                    raise XSteerError(f"the source gate decides {sorted(names)}, not "
+                                      f"{missing} (steered at {key or 'the default site'})")
 
     @staticmethod
     def _gate_map(gates: GateSpec, site_names: list[str]) -> dict[str | None, dict[str, Gate]]:
@@ -218,9 +245,17 @@ class Steerer:
         records: list[CallRecord] = []
         hooks: list[Any] = []
         try:
+            decider = None
+            if self.source_gate is not None:
+                from xsteer.pipelines.source import SourceDecider
+
+                decider = SourceDecider(self.source_gate, pipe, half=self.combine == "or")
             for site, steering in self.bind(pipe):
-                hook = steering_hook(site, steering, records, prefix_of(pipe, site))
+                src = decider.for_site(site) if decider is not None else None
+                hook = steering_hook(site, steering, records, prefix_of(pipe, site), src)
                 hooks.append(activate(site.module(pipe), hook))
+            if decider is not None:
+                hooks.extend(decider.denoiser_hooks())
         except BaseException:
             for h in hooks:
                 h.remove()
@@ -249,8 +284,11 @@ class Steerer:
             raise XSteerError(f"{type(pipe).__name__}: no encode adapter, so the conditional "
                               "branch cannot be steered alone; pass encode=... or use "
                               "branch='both' (hooks)")
+        from xsteer.pipelines.source import given_prompts
+
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        with encode_lock(pipe), self.apply(pipe) as handle, torch.no_grad():
+        with encode_lock(pipe), given_prompts(prompts), self.apply(pipe) as handle, \
+                torch.no_grad():
             embeds, consumed = fam.encode(pipe, prompts, dict(call_kwargs))
         return embeds, consumed, handle.records
 
@@ -260,7 +298,10 @@ class Steerer:
         if branch not in BRANCHES:
             raise XSteerError(f"branch must be one of {BRANCHES}, got {branch!r}")
         if branch == "both":
-            with self.apply(pipe) as handle:
+            from xsteer.pipelines.source import given_prompts
+
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            with given_prompts(prompts), self.apply(pipe) as handle:
                 out = pipe(prompt=prompt, **call_kwargs)
             return GenerationResult(out, branch, handle.records)
         embeds, consumed, records = self.encode(pipe, prompt, **call_kwargs)
@@ -269,7 +310,8 @@ class Steerer:
 
     def __repr__(self) -> str:
         keys = ", ".join("<default>" if k is None else k for k in self._items)
-        return f"Steerer(sites=[{keys}], mode={self.mode!r}, strength={self.strength})"
+        gate = f", combine={self.combine!r}" if self.source_gate is not None else ""
+        return (f"Steerer(sites=[{keys}], mode={self.mode!r}, strength={self.strength}{gate})")
 
 
 def _safe_dim(site: SiteSpec, pipe: Any) -> int | None:

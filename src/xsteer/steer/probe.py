@@ -5,9 +5,13 @@ one projection: for each harm category a logistic regression separates that cate
 prompts from every negative (the pairs' safe sides and benign anchors), plus a global one for any
 category. Features are the source model's mean-pooled states at several layers, concatenated and
 standardised. The gate score is the largest logit over the probes; `SourceProbe.calibrate` sets
-its threshold on held-apart benign scores with `conformal_threshold`, so the false-trigger rate on
-benign prompts like those is at most ``q`` with probability ``1 - delta``. It runs on the source
-model only and never touches the target side.
+ONE threshold on held-apart benign scores of that maximum with `conformal_threshold`, so the
+false-trigger rate on benign prompts like those is at most ``q`` with probability ``1 - delta``.
+Each category fires when its own logit passes that threshold (`SourceProbe.decide`), so the
+prompt fires when any category does and the per-category decisions keep the same guarantee
+as a whole. A second threshold at ``(q/2, delta/2)`` is stored for the OR with a target gate
+(each side at half, so the union keeps ``q``). It runs on the source model only and never
+touches the target side; `xsteer.steer.source_gate.SourceGate` holds it with its source model.
 
 >>> import torch
 >>> g = torch.Generator().manual_seed(0)
@@ -22,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,14 +58,19 @@ class SourceProbe(HubMixin):
 
     Attributes:
         C: inverse L2 strength of each logistic regression.
-        model_id, layers: what the features are (recorded in the artifact, checked by the caller).
+        model_id, layers, pooling: what the features are (recorded in the artifact).
+        source: the source model's identity (id, revision, config digest, weight probe, width),
+            checked by `SourceGate` before it scores anything.
         mean_, scale_: standardisation of the features ``(D,)``.
         coef_, intercept_: one row per name in ``names_`` (categories, then ``global``).
         threshold_: fire when the largest logit is above it (None until `calibrate`).
+        half_threshold_: the same at ``(q/2, delta/2)``, for an OR with a target gate.
+        meta: what the fit recorded (sha256 of every file used, held-out false-trigger rates).
     """
 
     C: float = 0.1
     model_id: str = ""
+    pooling: str = "mean"
     layers: tuple[int, ...] = ()
     mean_: torch.Tensor | None = None
     scale_: torch.Tensor | None = None
@@ -68,8 +78,11 @@ class SourceProbe(HubMixin):
     intercept_: torch.Tensor | None = None
     names_: tuple[str, ...] = ()
     threshold_: float | None = None
+    half_threshold_: float | None = None
     calibration_: dict[str, Any] = field(default_factory=dict)
     provenance: Provenance = field(default_factory=Provenance)
+    source: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     _artifact_name = "probe"
 
@@ -132,22 +145,45 @@ class SourceProbe(HubMixin):
         if data is not None:
             require_benign("probe calibration", data, side="source")
             self.provenance = self.provenance.merged(Provenance([data]))
-        self.threshold_ = conformal_threshold(self.scores(benign), q=q, delta=delta)
+        s = self.scores(benign)
+        self.threshold_ = conformal_threshold(s, q=q, delta=delta)
+        try:
+            self.half_threshold_ = conformal_threshold(s, q=q / 2, delta=delta / 2)
+        except EmptyDataError:  # too few scores for the half guarantee: no OR with this probe
+            self.half_threshold_ = None
         self.calibration_ = {"q": q, "delta": delta, "benign_n": int(benign.shape[0])}
         return self
 
+    def _tau(self, half: bool) -> float:
+        tau = self.half_threshold_ if half else self.threshold_
+        if tau is None:
+            if half and self.threshold_ is not None:
+                raise XSteerError("this SourceProbe has no (q/2, delta/2) threshold for an OR "
+                                  "with a target gate: calibrate it on more benign texts")
+            raise XSteerError("this SourceProbe has no threshold yet: call calibrate() first")
+        return tau
+
+    def decide(self, features: torch.Tensor, half: bool = False) -> dict[str, torch.Tensor]:
+        """Per probe name (each category and ``global``), a boolean ``(n,)``: does that logit
+        pass the threshold (the ``(q/2, delta/2)`` one with ``half``). ``global`` is the prompt's
+        own decision: any probe fires."""
+        tau = self._tau(half)
+        L = self.logits(features)
+        out = {name: L[:, j] > tau for j, name in enumerate(self.names_)}
+        out[GLOBAL] = (L > tau).any(dim=1)
+        return out
+
     def fires(self, features: torch.Tensor) -> torch.Tensor:
         """Boolean ``(n,)``: is each prompt unsafe by any probe."""
-        if self.threshold_ is None:
-            raise XSteerError("this SourceProbe has no threshold yet: call calibrate() first")
-        return self.scores(features) > self.threshold_
+        return self.scores(features) > self._tau(False)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         mean, scale, W, b = self._need_fit()
         meta = {"kind": "source-probe", "C": self.C, "model_id": self.model_id,
-                "layers": list(self.layers), "names": list(self.names_),
-                "threshold": self.threshold_, "calibration": self.calibration_,
-                "dim": int(W.shape[1]), "data": self.provenance.to_list()}
+                "layers": list(self.layers), "pooling": self.pooling, "names": list(self.names_),
+                "threshold": self.threshold_, "half_threshold": self.half_threshold_,
+                "calibration": self.calibration_, "dim": int(W.shape[1]),
+                "source": self.source, "meta": self.meta, "data": self.provenance.to_list()}
         return save_artifact(directory, "probe", {"mean": mean, "scale": scale, "coef": W,
                                                   "intercept": b}, meta)
 
@@ -158,15 +194,28 @@ class SourceProbe(HubMixin):
             probe = cls(C=float(m["C"]), model_id=str(m["model_id"]),
                         layers=tuple(int(k) for k in m["layers"]), mean_=t["mean"],
                         scale_=t["scale"], coef_=t["coef"], intercept_=t["intercept"],
-                        names_=tuple(m["names"]),
-                        threshold_=None if m["threshold"] is None else float(m["threshold"]),
+                        pooling=str(m.get("pooling", "mean")), names_=tuple(m["names"]),
+                        threshold_=_finite_or_none(directory, "threshold", m["threshold"]),
+                        half_threshold_=_finite_or_none(directory, "half_threshold",
+                                                        m.get("half_threshold")),
                         calibration_=dict(m.get("calibration") or {}),
-                        provenance=Provenance.from_list(m.get("data")))
-        except KeyError as exc:
-            raise ArtifactError(f"{directory}: probe artifact lacks {exc}") from exc
+                        provenance=Provenance.from_list(m.get("data")),
+                        source=dict(m.get("source") or {}), meta=dict(m.get("meta") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{directory}: probe artifact lacks or garbles {exc}") from exc
         W = probe.coef_
         assert W is not None
         if W.shape != (len(probe.names_), int(m["dim"])):
             raise ArtifactError(f"{directory}: probe coef shape {tuple(W.shape)} does not match "
                                 f"{len(probe.names_)} probes × dim {m['dim']}")
         return probe
+
+
+def _finite_or_none(directory: Path, key: str, value: Any) -> float | None:
+    """A recorded threshold: None, or a finite float (NaN or inf would fire always or never)."""
+    if value is None:
+        return None
+    x = float(value)
+    if not math.isfinite(x):
+        raise ArtifactError(f"{directory}: probe {key} is {x}, not a finite number")
+    return x

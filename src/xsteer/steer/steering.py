@@ -9,6 +9,12 @@ Modes:
 - ``gated``: like ``additive`` (or ``inner``), but only for prompts whose gate fires, per category;
   the other prompts are returned bit-identical.
 
+Who decides, for ``gated`` (``combine``): ``target`` — the benign-calibrated target gates on the
+site's own states (the default); ``source`` — decisions made outside, from the prompt's text, by
+the source model (`xsteer.steer.source_gate.SourceGate`), passed to `Steering.apply` as
+``source=``; ``or`` / ``and`` — both. With ``source`` the target gates are optional (when given,
+their benign centre is still the origin of ``projection``).
+
 >>> import torch
 >>> from xsteer.directions import Direction
 >>> d = Direction(torch.tensor([1.0, 0.0]), model_id="m", site="s")
@@ -19,6 +25,7 @@ Modes:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -36,6 +43,7 @@ from xsteer.steer.operators import (
 from xsteer.tensors import masked_mean
 
 MODES = ("additive", "projection", "clamp", "gated")
+COMBINES = ("target", "source", "or", "and")
 
 
 @dataclass(eq=False)  # holds tensors: == compares identity instead of raising
@@ -48,22 +56,30 @@ class Steering:
     gates: dict[str, Gate] = field(default_factory=dict)
     categories: list[str] | None = None
     inner: str = "additive"
+    combine: str = "target"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise XSteerError(f"unknown steering mode {self.mode!r}; known: {', '.join(MODES)}")
+        if self.combine not in COMBINES:
+            raise XSteerError(f"unknown gate combination {self.combine!r}; known: "
+                              f"{', '.join(COMBINES)}")
+        if self.combine != "target" and self.mode != "gated":
+            raise XSteerError(f"combine={self.combine!r} decides which prompts a gated steering "
+                              f"touches; it needs mode='gated', got {self.mode!r}")
         if self.inner not in ("additive", "projection"):
             raise XSteerError(f"gated inner operator must be additive or projection, "
                               f"got {self.inner!r}")
         if isinstance(self.gates, Gate):
             self.gates = {self.gates.category: self.gates}
-        if self.mode in ("gated", "clamp") and not self.gates:
+        needs_gates = self.mode == "clamp" or (self.mode == "gated" and self.combine != "source")
+        if needs_gates and not self.gates:
             raise XSteerError(f"mode {self.mode!r} needs a gate per steered category "
                               "(calibrate one with Gate.calibrate on benign embeddings)")
         if self.categories is not None:
             self.categories = [normalize_category(c) for c in self.categories]
         for cat in self.active_categories():
-            if self.mode in ("gated", "clamp") and cat not in self.gates:
+            if needs_gates and cat not in self.gates:
                 raise XSteerError(f"mode {self.mode!r}: no gate for category {cat!r}; "
                                   f"gates: {sorted(self.gates)}")
 
@@ -89,22 +105,46 @@ class Steering:
             return self.directions.vector
         return self.directions[cat].vector
 
-    def decisions(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per category, a boolean ``(n,)``: would this prompt be steered."""
+    def decisions(self, pooled: torch.Tensor,
+                  source: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Per category, a boolean ``(n,)``: would this prompt be steered.
+
+        ``source``: per-category decisions of a source-side gate (needed unless ``combine`` is
+        ``target``); combined with the target gates as ``combine`` says."""
         n = pooled.shape[0]
         out: dict[str, torch.Tensor] = {}
+        if self.mode == "gated" and self.combine != "target" and source is None:
+            raise XSteerError(f"combine={self.combine!r}: the source gate's decisions were not "
+                              "passed (source=...)")
         for cat in self.active_categories():
-            if self.mode == "gated":
-                out[cat] = self.gates[cat].fires(pooled).to(pooled.device)
-            else:
+            if self.mode != "gated":
                 out[cat] = torch.ones(n, dtype=torch.bool, device=pooled.device)
+                continue
+            tgt = (self.gates[cat].fires(pooled).to(pooled.device)
+                   if self.combine != "source" else None)
+            if self.combine == "target":
+                assert tgt is not None
+                out[cat] = tgt
+                continue
+            assert source is not None
+            if cat not in source:
+                raise XSteerError(f"the source gate has no decision for category {cat!r}; it "
+                                  f"decides {sorted(source)}")
+            src = torch.as_tensor(source[cat]).to(device=pooled.device, dtype=torch.bool)
+            if src.shape != (n,):
+                raise DimensionMismatchError("source-gate decisions", int(src.numel()),
+                                             "prompts in the batch", n)
+            out[cat] = src if tgt is None else (src | tgt if self.combine == "or" else src & tgt)
         return out
 
     def apply(self, E: torch.Tensor, mask: torch.Tensor | None = None,
-              pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              pooled: torch.Tensor | None = None,
+              source: Mapping[str, torch.Tensor] | None = None,
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Steer states ``E`` ``(n, L, dim)`` or pooled ``(n, dim)``; return (steered, decisions).
 
-        Rows that no category steers are returned bit-identical.
+        Rows that no category steers are returned bit-identical. ``source``: per-category
+        decisions of a source-side gate (see ``combine``).
         """
         if E.shape[-1] != self.dim:
             raise DimensionMismatchError("steered states", E.shape[-1],
@@ -112,7 +152,7 @@ class Steering:
         if pooled is None:
             pooled = masked_mean(E, mask)
         cats = self.active_categories()
-        dec = self.decisions(pooled.float())
+        dec = self.decisions(pooled.float(), source)
         if self.strength == 0:
             return E, dec
         if self.mode == "projection" and len(cats) > 1:

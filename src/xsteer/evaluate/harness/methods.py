@@ -12,9 +12,8 @@ Kinds:
   yardstick, which sees target-side unsafe data by construction (recorded in its provenance).
 - ``random``: a seeded random direction with the norm of another method's direction (or ``norm``).
 - ``negative-prompt``: a safety negative prompt, no steering.
-- ``adapter``: a packed `xsteer.pipelines.adapter.Adapter` folder (its directions, gates and
-  operator config; ``strengths``/``modes`` given in the config override its own), refused on a
-  pipeline it was not made for unless ``force: true``.
+- ``adapter``: a packed `xsteer.pipelines.adapter.Adapter` (refused on another pipeline unless
+  ``force: true``).
 - ``safree``: SAFREE-style projection of trigger tokens off a toxic concept subspace
   (`xsteer.evaluate.harness.safree`; which parts of SAFREE are kept is said there).
 """
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
+from xsteer.evaluate.harness.gate_spec import load_gate_spec
 from xsteer.evaluate.harness.generation import Generator
 
 Setting = tuple[str, float]  # (mode, strength)
@@ -88,10 +88,15 @@ class DirectionMethod(Method):
                  modes: Sequence[str] = ("additive",), gates: Any = None,
                  categories: list[str] | None = None, inner: str = "additive",
                  path: str | None = None, calibrate: str | None = None,
-                 benign: str | None = None) -> None:
+                 benign: str | None = None, combine: str | None = None) -> None:
         super().__init__(name, strengths, modes)
         self.directions = directions
-        self.gates = gates
+        # ``gates:`` may name a source-side gate (a SourceGate) instead of target gates
+        from xsteer.steer.source_gate import SourceGate
+
+        self.source_gate = gates if isinstance(gates, SourceGate) else None
+        self.gates = None if self.source_gate is not None else gates
+        self.combine = combine
         self.categories = categories
         self.inner = inner
         self.path = path
@@ -129,8 +134,11 @@ class DirectionMethod(Method):
         """The `Steerer` of one setting."""
         from xsteer.pipelines import Steerer
 
+        gated = mode == "gated"
         return Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
-                       categories=self.categories, inner=self.inner)
+                       categories=self.categories, inner=self.inner,
+                       source_gate=self.source_gate if gated else None,
+                       combine=self.combine if gated else None)
 
     def conditioning(self, gen: Generator, prompts: Sequence[str],
                      setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -228,8 +236,8 @@ class RandomDirection(DirectionMethod):
 
 
 class AdapterMethod(DirectionMethod):
-    """A packed adapter: its own Steerer (operator config, gates, site), with the sweep's mode and
-    strength when the config gives them."""
+    """A packed adapter through its own Steerer; the config's modes and strengths override its
+    own (a per-category strength mapping is kept unless strengths are given)."""
 
     kind = "adapter"
 
@@ -237,25 +245,21 @@ class AdapterMethod(DirectionMethod):
                  modes: Sequence[str] | None, force: bool = False) -> None:
         op = adapter.operator
         own = isinstance(op.get("strength", 1.0), (int, float))
-        super().__init__(name, adapter.directions,
-                         strengths or [float(op.get("strength", 1.0)) if own else 1.0],
-                         modes or [str(op.get("mode", "additive"))], gates=adapter.gates,
-                         categories=op.get("categories"), inner=op.get("inner", "additive"),
-                         path=path)
-        # a per-category strength (a mapping) is the adapter's own unless the config overrides
-        self.adapter, self.force, self.override = adapter, bool(force), own or strengths is not None
+        super().__init__(name, adapter.directions, strengths or [op.get("strength", 1.0) if own
+                                                                 else 1.0],
+                         modes or [op.get("mode", "additive")], path=path)
+        self.adapter, self.force, self.override = adapter, bool(force), own or bool(strengths)
 
     def setup(self, gen: Generator) -> None:
         self.adapter.check(gen.pipe, self.force)
 
     def steerer(self, mode: str, strength: float) -> Any:
-        over: dict[str, Any] = {"mode": mode, **({"strength": strength} if self.override else {})}
-        return self.adapter.steerer(force=self.force, **over)
+        over = {"strength": strength} if self.override else {}
+        return self.adapter.steerer(force=self.force, mode=mode, **over)
 
     def describe(self) -> dict[str, Any]:
-        from xsteer.pipelines.adapter import describe
-
-        return {**super().describe(), "adapter": describe(self.adapter)}
+        return {**super().describe(), "adapter": self.adapter.name,
+                "operator": self.adapter.operator, "gate_kind": self.adapter.gate_kind}
 
 
 class NegativePrompt(Method):
@@ -314,18 +318,6 @@ class Safree(Method):
         return {"kind": self.kind, "concepts": self.concepts, "alpha": self.alpha}
 
 
-def _load_gates(spec: Any, base: Path) -> Any:
-    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
-    category) or ``{category: folder}``."""
-    from xsteer.steer import Gate, load_gates
-
-    if spec is None:
-        return None
-    if isinstance(spec, Mapping):
-        return {k: Gate.from_pretrained(str(base / v)) for k, v in spec.items()}
-    return load_gates(base / spec)
-
-
 METHOD_KINDS = ("none", "direction", "native", "random", "adapter", "negative-prompt", "safree")
 
 
@@ -347,9 +339,10 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
             m = Unsteered(name)
         elif kind in ("direction", "native", "random"):
             common = dict(strengths=strengths, modes=modes,
-                          gates=_load_gates(spec.pop("gates", None), base),
+                          gates=load_gate_spec(spec.pop("gates", None), base),
                           categories=spec.pop("categories", None),
                           inner=spec.pop("inner", "additive"),
+                          combine=spec.pop("combine", None),
                           calibrate=spec.pop("calibrate", None),
                           benign=str(base / spec.pop("benign")) if "benign" in spec else None)
             if kind == "direction":
@@ -373,17 +366,15 @@ def build_methods(specs: Sequence[Mapping[str, Any]], base: Path,
                                       f"direction method, got {like_name!r}")
                 m = RandomDirection(name, like=like, norm=spec.pop("norm", None),
                                     seed=spec.pop("seed", 0), **common)
-        elif kind == "adapter":
+        elif kind == "adapter":  # a folder (config-relative) or a Hub id
             from xsteer.pipelines.adapter import load_adapter
 
-            if "path" not in spec:
-                raise XSteerError(f"method {name!r}: kind 'adapter' needs 'path'")
-            path = str(spec.pop("path"))
-            local = base / Path(path).expanduser()  # a folder (config-relative), else a Hub id
+            path = str(spec.pop("path", ""))
+            local = base / Path(path).expanduser()
             m = AdapterMethod(name, load_adapter(local if local.exists() else path), path,
                               strengths if "strengths" in raw else None,
-                              modes if ("modes" in raw or "mode" in raw) else None,
-                              force=bool(spec.pop("force", False)))
+                              modes if {"mode", "modes"} & set(raw) else None,
+                              bool(spec.pop("force", False)))
         elif kind == "negative-prompt":
             m = NegativePrompt(name, spec.pop("negative_prompt", DEFAULT_NEGATIVE_PROMPT),
                                spec.pop("call_kwargs", None))
