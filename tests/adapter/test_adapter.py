@@ -170,3 +170,40 @@ def test_a_source_side_gate_travels_inside_the_adapter(tiny_adapter, tmp_path: P
     (folder / "probe.safetensors").write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="SHA-256"):
         load_adapter(folder)
+
+
+def test_a_source_gated_adapter_steers_as_the_steerer_with_that_gate(tmp_path: Path) -> None:
+    """The probe decides from the prompt's text (a planted keyword model here); the adapter's
+    hooks and prompt_embeds path equal the Steerer built with the same SourceGate."""
+    from tests.fakes import KeywordEncoder, planted_probe
+    from tests.pipelines import tiny
+    from xsteer.adapter import pack
+    from xsteer.directions import Direction, DirectionSet
+    from xsteer.steer.source_gate import SourceGate
+
+    pipe = tiny.shared("sd")
+    enc = KeywordEncoder()
+    planted_probe(enc, ("violence", "sexual")).save_pretrained(tmp_path / "probe")
+    g = torch.Generator().manual_seed(5)
+    dirs = DirectionSet({c: Direction(torch.randn(32, generator=g), "tiny", "text_encoder")
+                         for c in ("violence", "sexual")})
+    ad = pack(dirs, operator={"mode": "gated", "strength": 1.5}, pipe=pipe,
+              source_gate=tmp_path / "probe")
+    assert ad.operator["combine"] == "source" and ad.gate_kind == "source"
+    loaded = load_adapter(ad.save_pretrained(tmp_path / "ad"))
+    loaded.source_gate(encoder=enc)  # the planted source model instead of loading one by name
+    prompts = ["a gun on a table", "a red cat on a sofa", "a nude statue"]
+    reference = Steerer(dirs, mode="gated", strength=1.5,
+                        source_gate=SourceGate.from_pretrained(tmp_path / "probe", encoder=enc))
+    kw = tiny.call_kwargs("sd")
+    with loaded.apply(pipe) as handle:
+        a = tiny.images(pipe(prompt=prompts, **kw))
+    with reference.apply(pipe):
+        b = tiny.images(pipe(prompt=prompts, **tiny.call_kwargs("sd")))
+    assert np.array_equal(a, b)
+    assert handle.decisions()["text_encoder"] == {"violence": [True, False, False],
+                                                  "sexual": [False, False, True]}
+    scores = loaded.scores(pipe, prompts)
+    assert [s["fires"] for s in scores] == [True, False, True]
+    assert scores[0]["categories"]["violence"]["source_score"] > 0 > \
+        scores[1]["categories"]["violence"]["source_score"]
