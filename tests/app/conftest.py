@@ -3,6 +3,7 @@ the HTTP-API test and the headless-browser test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -37,18 +38,25 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         adapter = native_adapter(pipe, strength=4.0, n_benign=128)
         prompts = pick_prompts(pipe, adapter)
     folder = adapter.save_pretrained(tmp_path_factory.mktemp("app") / "adapter")
+    with start_app(folder, tmp_path_factory.mktemp("app-log")) as url:
+        yield {"url": url, "adapter": adapter, "pipe": pipe, "prompts": prompts}
+
+
+@contextlib.contextmanager
+def start_app(adapter: Path, logs: Path) -> Iterator[str]:
+    """``xsteer app --pipeline tiny-sd --adapter ADAPTER`` as a subprocess; yields its URL."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("app-log") / "server.log"
+    log = logs / "server.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"),
                                           os.environ.get("PYTHONPATH", "")])}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "xsteer", "app", "--pipeline", "tiny-sd", "--adapter",
-             str(folder), "--port", str(port), "--steps", "2"], stdout=fh, stderr=fh, env=env)
+             str(adapter), "--port", str(port), "--steps", "2"], stdout=fh, stderr=fh, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 240
         while True:
             try:
                 urllib.request.urlopen(url, timeout=2)
@@ -58,7 +66,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
                     raise RuntimeError(f"xsteer app did not start: "
                                        f"{log.read_text()[-2000:]}") from exc
                 time.sleep(0.5)
-        yield {"url": url, "adapter": adapter, "pipe": pipe, "prompts": prompts, "log": log}
+        yield url
     finally:
         proc.terminate()
         try:
