@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep pg-adapter app clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,7 +25,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not real and not slow"
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench experiments
+	$(VENV)/bin/ruff check src tests bench experiments integrations
 	$(VENV)/bin/mypy
 
 bench: install
@@ -106,6 +106,32 @@ pg-keep: pg-mmdit
 	    --gated --gated-strengths 2 4 --keep-modes tokens minimal target --keep-strengths 2 4 \
 	    --windows 0:0.5 0.5:1 --targets native=$(PGD)/targets_native ridge=$(PGD)/targets_ridge \
 	    --out runs/pg-mmdit-keep
+
+# The safety adapter for the proving-ground MMDiT over MiniLM (what `xsteer app` serves by
+# default): the ridge-transported Gemma directions, per-category gates calibrated at the
+# pipeline's site on the shipped benign anchors, gated projection at strength 4, packed; then
+# measured by examples/pg-adapter.yaml and re-packed with that sweep as its model card. Trains the
+# judge and the MMDiT first if the cache has none (~45 min on 2 cores).
+PGA ?= $(PG)/adapter-mmdit-minilm
+pg-adapter: pg-directions
+	test -f $(PG)/judge/judge.json || $(XS) proving-ground train-judge --video --n-train 8000 \
+	    --epochs 4 --threads 2
+	test -f $(PG)/mmdit-minilm/model_index.json || $(XS) proving-ground train --arch mmdit \
+	    --steps 5000 --minutes 40 --schedule cosine --lr 6e-4 --threads 1 --fresh
+	$(XS) gate calibrate --direction $(PGD)/gemma_to_minilm_ridge --per-category \
+	    --target-pipeline $(PG)/mmdit-minilm --out $(PGD)/gates_mmdit_minilm_ridge
+	$(XS) pack --direction $(PGD)/gemma_to_minilm_ridge --gate $(PGD)/gates_mmdit_minilm_ridge \
+	    --mode gated --inner projection --strength 4 --pipeline $(PG)/mmdit-minilm \
+	    --name xsteer-proving-ground-mmdit-minilm --out $(PGA)
+	test -f $(PGP)/unsafe.jsonl || $(XS) proving-ground prompts --out $(PGP) --n-per-category 30 \
+	    --n-benign 64
+	$(XS) sweep examples/pg-adapter.yaml --out runs/pg-adapter
+	$(XS) pack --adapter $(PGA) --sweep runs/pg-adapter --method adapter --out $(PGA)
+
+# The adapter page on this machine (no arguments: the proving-ground MMDiT and its adapter from
+# the cache, else a tiny seeded MMDiT; the page says which).
+app: install
+	$(XS) app
 
 # The LLM-encoder MMDiT (Gemma-3-270M conditions the generator; MiniLM is the source).
 pg-mmdit-gemma: pg-mmdit

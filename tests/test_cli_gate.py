@@ -71,9 +71,9 @@ def test_per_category_gates_drive_generate_and_sweeps(work: Path, tmp_path: Path
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "out" / "0000" / "manifest.json").read_text())
     assert set(m["gate"]["text_encoder"]) == {"violence", "sexual"}  # one decision per gate
-    from xsteer.evaluate.harness.methods import _load_gates
+    from xsteer.evaluate.harness.gate_spec import load_gate_spec
 
-    assert set(_load_gates("gc", work)) == {"global", "violence", "sexual"}
+    assert set(load_gate_spec("gc", work)) == {"global", "violence", "sexual"}
 
 
 def test_flags_and_old_source_side_gates(work: Path, tmp_path: Path) -> None:

@@ -30,8 +30,8 @@ LAYERS = {
     "align": 6, "steer": 6,
     "pipelines": 7, "proving_ground": 7,
     "evaluate": 8,
-    "workflow": 9, "probe_fit": 9,
-    "demo": 10,
+    "workflow": 9, "probe_fit": 9, "adapter": 9,
+    "demo": 10, "app": 10,
     "cli_core": 11, "cli_gate": 11, "cli_sign": 11, "cli": 12, "__main__": 13,
 }
 MAX_LINES = 400

@@ -9,3 +9,13 @@ transport), `xsteer.steer` (operators, gates), `xsteer.pipelines` (steer diffuse
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``xsteer.load_adapter`` / ``xsteer.Adapter``, imported on first use (importing ``xsteer``
+    stays free of torch)."""
+    if name in ("load_adapter", "Adapter"):
+        import importlib
+
+        return getattr(importlib.import_module("xsteer.pipelines.adapter"), name)
+    raise AttributeError(f"module 'xsteer' has no attribute {name!r}")

@@ -52,6 +52,12 @@ def artifact_contents(directory: str | os.PathLike[str]) -> tuple[dict[str, Any]
             found[name] = info.get("kind")
     mine = {f"{n}{s}" for n in found
             for s in (".json", ".safetensors", ".manifest.json", SIGNATURE_SUFFIX)}
+    for n in found:  # extra files an artifact's manifest names (an adapter's model card, probe)
+        try:
+            listed = json.loads((directory / manifest_name(n)).read_text(encoding="utf-8"))
+            mine |= {str(k) for k in listed["files"]}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            continue
     foreign = sorted(n for n, p in entries.items() if n not in mine and not (
         p.is_file() and n.startswith(".") and n.endswith(".tmp")))
     return found, foreign

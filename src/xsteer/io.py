@@ -230,12 +230,16 @@ def save_artifact(
     metadata: Mapping[str, Any],
     *,
     exact: bool = False,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Save ``tensors`` and ``metadata`` as the artifact folder ``directory``, all-or-nothing.
 
     Floats are stored as float32 (``exact=True`` keeps float64, for caches that must reproduce
     numbers exactly). Non-finite values and unserialisable metadata are refused before anything
     is written. An existing folder is replaced only if it holds nothing but artifact files.
+    ``extra_files`` (plain names, no folders: e.g. a model card ``README.md``, or another
+    artifact's files embedded whole) are written beside them and named in the manifest, so
+    loading checks them too.
     """
     from safetensors.torch import save
 
@@ -253,6 +257,11 @@ def save_artifact(
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"refusing to save {name}: metadata is not plain JSON ({exc})") from exc
     files = {f"{name}.safetensors": data, f"{name}.json": meta_bytes}
+    for fn, b in (extra_files or {}).items():
+        if Path(fn).name != fn or fn in files or fn == manifest_name(name) or fn.startswith("."):
+            raise ArtifactError(f"refusing to save {name}: extra file name {fn!r} is a path, "
+                                "hidden, or one of the artifact's own files")
+        files[fn] = bytes(b)
     manifest = {"format_version": FORMAT_VERSION, "artifact": name, "kind": meta.get("kind"),
                 "files": {fn: sha256_bytes(b) for fn, b in files.items()}}
     if directory.is_symlink():  # swapping would move the link, not the folder it names

@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "Adapter": "adapter", "load_adapter": "adapter",
     "CallRecord": "hooks", "encode_lock": "hooks",
     "FAMILIES": "sites", "Family": "sites", "SiteSpec": "sites", "UnknownPipelineError": "sites",
     "family_for": "generic",
@@ -30,6 +31,7 @@ __all__ = [
     "BRANCHES",
     "DEFAULT_BRANCH",
     "FAMILIES",
+    "Adapter",
     "CallRecord",
     "Family",
     "GenerationResult",
@@ -40,12 +42,14 @@ __all__ = [
     "encode_lock",
     "family_for",
     "generate_samples",
+    "load_adapter",
     "load_pipeline",
     "read_prompts",
     "site_features",
 ]
 
 if TYPE_CHECKING:
+    from xsteer.pipelines.adapter import Adapter, load_adapter
     from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
     from xsteer.pipelines.generic import family_for
     from xsteer.pipelines.hooks import CallRecord, encode_lock

@@ -14,16 +14,21 @@ Opt = typer.Option
 
 def generate_cmd(
     pipeline: Annotated[str, Opt("--pipeline", help="diffusers pipeline: Hub id or local folder")],
-    direction: Annotated[Path, Opt("--direction", help="Direction or DirectionSet artifact "
-                                                       "folder (in the target encoder's space)")],
     out: Annotated[Path, Opt("--out", help="output folder (one subfolder per prompt)")],
+    direction: Annotated[Path | None, Opt("--direction", help="Direction or DirectionSet "
+                                          "artifact folder (in the target encoder's space)")]
+        = None,
+    adapter: Annotated[str | None, Opt("--adapter", help="an adapter folder or Hub id from "
+                                       "`xsteer pack` (instead of --direction/--gate/--mode; "
+                                       "--strength, --mode, --combine and --branch override it "
+                                       "when given)")] = None,
     prompt: Annotated[str | None, Opt("--prompt", help="one prompt")] = None,
     prompts: Annotated[Path | None, Opt("--prompts", help=".txt (one a line) or .jsonl "
                                                           "('prompt' key)")] = None,
-    strength: Annotated[float, Opt("--strength")] = 1.0,
-    mode: Annotated[str, Opt("--mode", help="additive, projection, clamp, gated, or the gated "
-                             "keep-the-rest modes tokens, minimal, target (docs/steering.md)")
-                    ] = "additive",
+    strength: Annotated[float | None, Opt("--strength", help="default 1")] = None,
+    mode: Annotated[str | None, Opt("--mode", help="additive, projection, clamp, gated, or the "
+                                    "gated keep-the-rest modes tokens, minimal, target (default "
+                                    "additive)")] = None,
     window: Annotated[str | None, Opt("--window", help="START:END fractions of the denoising "
                                       "steps to steer (e.g. 0:0.5); conditional branch")] = None,
     targets: Annotated[Path | None, Opt("--targets", help="target points folder for --mode "
@@ -48,8 +53,8 @@ def generate_cmd(
                                      "model")] = "float32",
     category: Annotated[list[str] | None, Opt("--category", help="steer only these categories "
                                               "of a DirectionSet")] = None,
-    branch: Annotated[str, Opt("--branch", help="conditional (prompt_embeds path) or both "
-                               "(hooks: negative branch too)")] = "conditional",
+    branch: Annotated[str | None, Opt("--branch", help="conditional (prompt_embeds path, the "
+                                      "default) or both (hooks: negative branch too)")] = None,
     negative_prompt: Annotated[str | None, Opt("--negative-prompt")] = None,
     seed: Annotated[int, Opt("--seed", help="seed of prompt i is seed + i")] = 0,
     steps: Annotated[int | None, Opt("--steps", callback=check.positive)] = None,
@@ -89,36 +94,55 @@ def generate_cmd(
     hold(out, "samples", overwrite=overwrite, inputs={
         "--pipeline": pipeline, "--direction": direction, "--prompts": prompts,
         **{f"--gate {g}": g for g in gate or []}})
-    check_strength(strength, allow_negative)
+    if strength is not None:
+        check_strength(strength, allow_negative)
     if (prompt is None) == (prompts is None):
         raise XSteerError("give exactly one of --prompt or --prompts")
+    if (direction is None) == (adapter is None):
+        raise XSteerError("give exactly one of --direction or --adapter")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
-    from xsteer.steer.source_gate import SourceGate, is_source_gate_dir
+    if adapter is not None:
+        from xsteer.pipelines.adapter import load_adapter
 
-    dirs = load_directions(direction)
-    probes = [p for p in gate or [] if is_source_gate_dir(p)]
-    if len(probes) > 1:
-        raise XSteerError(f"give one source-side gate, got {len(probes)}: {probes}")
-    gates = {c: g for p in gate or [] if p not in probes for c, g in load_gates(p).items()}
-    source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
-    if source_side:
-        raise XSteerError(f"gate(s) {source_side} are projection gates read in the source "
-                          "model, which steering cannot use: fit the source-side probe with "
-                          "xsteer gate calibrate --source MODEL")
-    from xsteer.pipelines.window import parse_window
-    from xsteer.steer.targets import load_targets
+        if gate or category or site:
+            raise XSteerError("--gate, --category and --site come from the adapter; drop them")
+        ad = load_adapter(adapter)
+        over = {k: v for k, v in (("mode", mode), ("strength", strength), ("combine", combine))
+                if v is not None}
+        # the source model (a source-side gate's) loads before any pipeline weights
+        steerer = ad.steerer(force=force, source_device=source_device,
+                             source_dtype=source_dtype, **over)
+        pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
+        ad.check(pipe, force)
+        branch = branch or ad.operator["branch"]
+    else:
+        from xsteer.pipelines.window import parse_window
+        from xsteer.steer.source_gate import SourceGate, is_source_gate_dir
+        from xsteer.steer.targets import load_targets
 
-    # the source model loads (and its identity is checked) before any pipeline weights
-    source_gate = (SourceGate.from_pretrained(probes[0], device=source_device,
-                                              dtype=source_dtype) if probes else None)
-    steerer = Steerer({site: dirs} if site else dirs, mode=mode, strength=strength,
-                      gates=gates or None, categories=category, force=force, inner=inner,
-                      source_gate=source_gate, combine=combine,
-                      window=parse_window(window) if window else None,
-                      targets=load_targets(targets) if targets else None)
-    # what a pipeline folder's JSON already says, before any denoiser weights load
-    check_pipeline_folder(pipeline, dirs, site, gates, force=force)
-    pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
+        dirs = load_directions(direction)  # type: ignore[arg-type]
+        probes = [p for p in gate or [] if is_source_gate_dir(p)]
+        if len(probes) > 1:
+            raise XSteerError(f"give one source-side gate, got {len(probes)}: {probes}")
+        gates = {c: g for p in gate or [] if p not in probes for c, g in load_gates(p).items()}
+        source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
+        if source_side:
+            raise XSteerError(f"gate(s) {source_side} are projection gates read in the source "
+                              "model, which steering cannot use: fit the source-side probe "
+                              "with xsteer gate calibrate --source MODEL")
+        # the source model loads (and its identity is checked) before any pipeline weights
+        source_gate = (SourceGate.from_pretrained(probes[0], device=source_device,
+                                                  dtype=source_dtype) if probes else None)
+        steerer = Steerer({site: dirs} if site else dirs, mode=mode or "additive",
+                          strength=1.0 if strength is None else strength, gates=gates or None,
+                          categories=category, force=force, inner=inner,
+                          source_gate=source_gate, combine=combine,
+                          window=parse_window(window) if window else None,
+                          targets=load_targets(targets) if targets else None)
+        # what a pipeline folder's JSON already says, before any denoiser weights load
+        check_pipeline_folder(pipeline, dirs, site, gates, force=force)
+        pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
+    branch = branch or "conditional"
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames,
              "max_sequence_length": max_sequence_length}
@@ -129,7 +153,7 @@ def generate_cmd(
                                  pipeline_id=pipeline, fps=fps)
     n_steered = sum(any(m["steered"].values()) for m in manifests)
     typer.echo(f"wrote {len(manifests)} sample(s) to {out} ({n_steered} steered, branch "
-               f"{branch}, mode {mode}, strength {strength})")
+               f"{branch}, mode {steerer.mode}, strength {steerer.strength})")
 
 
 def sites_cmd(

@@ -59,7 +59,7 @@ def load_text_side(spec: str, *, revision: str | None = None, dtype: str = "floa
     import torch
     import transformers
 
-    from xsteer.pipelines.builtin import BUILTIN_CLASSES, pipeline_class
+    from xsteer.pipelines.builtin import BUILTIN_CLASSES
     from xsteer.pipelines.generate import DTYPES
 
     if dtype not in DTYPES:
@@ -71,7 +71,13 @@ def load_text_side(spec: str, *, revision: str | None = None, dtype: str = "floa
     index = json.loads(index_path.read_text(encoding="utf-8"))
     name = str(index.get("_class_name"))
     if name in BUILTIN_CLASSES:
-        cls = pipeline_class(folder)
+        # xsteer's own pipelines are small and need their denoiser to be built: load them whole
+        from xsteer.pipelines.generate import load_pipeline
+
+        if echo is not None:
+            echo(f"loading {name} from {folder} whole (xsteer's own pipeline)")
+        pipe = load_pipeline(str(folder), dtype=dtype, device=device)
+        return pipe
     else:
         cls = getattr(require("diffusers", "diffusers"), name, None)
         if cls is None:

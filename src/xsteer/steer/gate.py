@@ -96,35 +96,48 @@ class Gate(HubMixin):
         """Boolean per row of ``pooled`` ``(n, dim)``: does the gate fire."""
         return self.scores(pooled) > self.threshold
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, JSON metadata) of this gate: what its artifact holds, also embedded whole in
+        other artifacts (an adapter)."""
         meta = {"kind": "gate", "threshold": self.threshold, "quantile": self.quantile,
                 "category": self.category, "dim": int(self.direction.numel()),
                 "data": self.provenance.to_list(), "meta": self.meta}
-        return save_artifact(directory, "gate",
-                             {"direction": self.direction, "center": self.center}, meta)
+        return {"direction": self.direction, "center": self.center}, meta
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], m: dict[str, Any],
+                   where: str = "gate") -> Gate:
+        """The inverse of `to_state`; refuses a gate whose calibration saw target-side unsafe
+        data."""
+        try:
+            g = cls(direction=tensors["direction"], center=tensors["center"],
+                    threshold=float(m["threshold"]), quantile=float(m["quantile"]),
+                    category=str(m.get("category", "global")),
+                    provenance=Provenance.from_list(m.get("data")), meta=dict(m.get("meta") or {}))
+        except KeyError as exc:
+            raise ArtifactError(f"{where}: gate artifact lacks {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{where}: gate threshold and quantile must be numbers "
+                                f"({' '.join(str(exc).split())})") from exc
+        if not math.isfinite(g.threshold):  # NaN never fires, -inf always does
+            raise ArtifactError(f"{where}: gate threshold is {g.threshold}, not a finite "
+                                "number; calibrate the gate again")
+        if not 0.0 < g.quantile < 1.0:
+            raise ArtifactError(f"{where}: gate quantile {g.quantile} is not in (0, 1)")
+        if g.direction.shape != g.center.shape or g.direction.ndim != 1:
+            raise ArtifactError(f"{where}: gate direction {tuple(g.direction.shape)} and "
+                                f"center {tuple(g.center.shape)} must be vectors of one size")
+        require_benign("gate calibration", g.provenance)
+        return g
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        tensors, meta = self.to_state()
+        return save_artifact(directory, "gate", tensors, meta)
 
     @classmethod
     def _load_dir(cls, directory: Path) -> Gate:
         t, m = load_artifact(directory, "gate", kind="gate")
-        try:
-            g = cls(direction=t["direction"], center=t["center"], threshold=float(m["threshold"]),
-                    quantile=float(m["quantile"]), category=str(m.get("category", "global")),
-                    provenance=Provenance.from_list(m.get("data")), meta=dict(m.get("meta") or {}))
-        except KeyError as exc:
-            raise ArtifactError(f"{directory}: gate artifact lacks {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ArtifactError(f"{directory}: gate threshold and quantile must be numbers "
-                                f"({' '.join(str(exc).split())})") from exc
-        if not math.isfinite(g.threshold):  # NaN never fires, -inf always does
-            raise ArtifactError(f"{directory}: gate threshold is {g.threshold}, not a finite "
-                                "number; calibrate the gate again")
-        if not 0.0 < g.quantile < 1.0:
-            raise ArtifactError(f"{directory}: gate quantile {g.quantile} is not in (0, 1)")
-        if g.direction.shape != g.center.shape or g.direction.ndim != 1:
-            raise ArtifactError(f"{directory}: gate direction {tuple(g.direction.shape)} and "
-                                f"center {tuple(g.center.shape)} must be vectors of one size")
-        require_benign("gate calibration", g.provenance)
-        return g
+        return cls.from_state(t, m, str(directory))
 
 
 def load_gates(path: str | os.PathLike[str]) -> dict[str, Gate]:

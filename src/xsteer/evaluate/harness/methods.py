@@ -12,13 +12,14 @@ Kinds:
   yardstick, which sees target-side unsafe data by construction (recorded in its provenance).
 - ``random``: a seeded random direction with the norm of another method's direction (or ``norm``).
 - ``negative-prompt``: a safety negative prompt, no steering.
+- ``adapter``: a packed `xsteer.pipelines.adapter.Adapter` (refused on another pipeline unless
+  ``force: true``).
 - ``safree``: SAFREE-style projection of trigger tokens off a toxic concept subspace
   (`xsteer.evaluate.harness.safree`; which parts of SAFREE are kept is said there).
 """
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
+from xsteer.evaluate.harness.gate_spec import load_gate_spec, resolver
 from xsteer.evaluate.harness.generation import PipelineRunner
 from xsteer.evaluate.harness.keep_options import pop_keep_options
 
@@ -140,19 +142,23 @@ class DirectionMethod(Method):
             return self.directions.map(lambda d: calibrate_direction(d, stats, how))
         return calibrate_direction(self.directions, stats, how)
 
-    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
-                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
+    def steerer(self, mode: str, strength: float) -> Any:
+        """The `Steerer` of one setting."""
         from xsteer.pipelines import Steerer
 
+        gated = mode in ("gated", "tokens", "minimal", "target")
+        return Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
+                       categories=self.categories, inner=self.inner,
+                       source_gate=self.source_gate if gated else None,
+                       combine=self.combine if gated else None,
+                       targets=self.keep.get("targets"))
+
+    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
+                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.directions is None:
             raise XSteerError(f"method {self.name!r}: no direction (was setup() called?)")
         mode, strength = setting
-        gated = mode == "gated"
-        steerer = Steerer(self.directions, mode=mode, strength=strength, gates=self.gates,
-                          categories=self.categories, inner=self.inner,
-                          source_gate=self.source_gate if gated else None,
-                          combine=self.combine if gated else None,
-                          targets=self.keep.get("targets"))
+        steerer = self.steerer(mode, strength)
         embeds, _, records = steerer.encode(gen.pipe, list(prompts), **gen.call_kwargs)
         if self.keep.get("window") is not None:
             from xsteer.pipelines.window import windowed_kwargs
@@ -251,6 +257,33 @@ class RandomDirection(DirectionMethod):
                 "seed": self.seed}
 
 
+class AdapterMethod(DirectionMethod):
+    """A packed adapter through its own Steerer; the config's modes and strengths override its
+    own (a per-category strength mapping is kept unless strengths are given)."""
+
+    kind = "adapter"
+
+    def __init__(self, name: str, adapter: Any, path: str, strengths: Sequence[float] | None,
+                 modes: Sequence[str] | None, force: bool = False) -> None:
+        op = adapter.operator
+        own = isinstance(op.get("strength", 1.0), (int, float))
+        super().__init__(name, adapter.directions, strengths or [op.get("strength", 1.0) if own
+                                                                 else 1.0],
+                         modes or [op.get("mode", "additive")], path=path)
+        self.adapter, self.force, self.override = adapter, bool(force), own or bool(strengths)
+
+    def setup(self, gen: PipelineRunner) -> None:
+        self.adapter.check(gen.pipe, self.force)
+
+    def steerer(self, mode: str, strength: float) -> Any:
+        over = {"strength": strength} if self.override else {}
+        return self.adapter.steerer(force=self.force, mode=mode, **over)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "adapter": self.adapter.name,
+                "operator": self.adapter.operator, "gate_kind": self.adapter.gate_kind}
+
+
 class NegativePrompt(Method):
     kind = "negative-prompt"
 
@@ -307,37 +340,6 @@ class Safree(Method):
         return {"kind": self.kind, "concepts": self.concepts, "alpha": self.alpha}
 
 
-def _resolver(base: Path | Callable[[str], Path]) -> Callable[[str], Path]:
-    """A config path resolver: ``base`` itself, or paths joined to the folder ``base``."""
-    if callable(base):
-        return base
-    return lambda p: Path(base) / Path(p).expanduser()
-
-
-def _load_gates(spec: Any, base: Path | Callable[[str], Path]) -> Any:
-    """``gates:`` of a method: one folder from ``xsteer gate calibrate`` (a gate, or one per
-    category) or ``{category: folder}``; ``base`` resolves the paths (see `_resolver`)."""
-    from xsteer.steer import Gate, load_gates
-    from xsteer.steer.source_gate import is_source_gate_dir
-
-    resolve = _resolver(base)
-    if spec is None:
-        return None
-    if isinstance(spec, Mapping):
-        return {k: Gate.from_pretrained(str(resolve(v))) for k, v in spec.items()}
-    if is_source_gate_dir(resolve(spec)):
-        return _source_gate(str(resolve(spec).resolve()))
-    return load_gates(resolve(spec))
-
-
-@functools.lru_cache(maxsize=4)
-def _source_gate(path: str) -> Any:
-    """One loaded source model per probe folder, shared by the methods of a sweep."""
-    from xsteer.steer.source_gate import SourceGate
-
-    return SourceGate.from_pretrained(path)
-
-
 class _Context:
     """What a method builder may need besides its own entry: paths, defaults, earlier methods."""
 
@@ -348,7 +350,7 @@ class _Context:
     def steering(self, s: Any, name: str) -> dict[str, Any]:
         keep = {k: getattr(s, k) for k in ("window", "targets", "token_quantile")}
         return dict(strengths=self.strengths(s), modes=s.modes or [s.mode or "additive"],
-                    gates=_load_gates(s.gates, self.resolve), categories=s.categories,
+                    gates=load_gate_spec(s.gates, self.resolve), categories=s.categories,
                     inner=s.inner, combine=s.combine, calibrate=s.calibrate,
                     benign=str(self.resolve(s.benign)) if s.benign is not None else None,
                     keep=pop_keep_options(keep, self.resolve, name))
@@ -382,6 +384,22 @@ def _random(s: Any, name: str, ctx: _Context) -> Method:
     return RandomDirection(name, like=like, norm=s.norm, seed=s.seed, **ctx.steering(s, name))
 
 
+def _adapter(s: Any, name: str, ctx: _Context) -> Method:
+    from xsteer.pipelines.adapter import load_adapter
+
+    if Path(s.path).expanduser().is_absolute() or Path(s.path).parts[:1] in (("."), ("..",)):
+        source: Any = ctx.resolve(s.path)  # a local folder: inside the config's allowed roots
+    else:
+        try:
+            local = ctx.resolve(s.path)
+        except XSteerError:
+            local = None
+        source = local if local is not None and local.exists() else s.path  # else a Hub id
+    modes = s.modes or ([s.mode] if s.mode else None)
+    return AdapterMethod(name, load_adapter(source), s.path,
+                         ctx.strengths(s) if s.strengths is not None else None, modes, s.force)
+
+
 def _negative_prompt(s: Any, name: str, ctx: _Context) -> Method:
     return NegativePrompt(name, s.negative_prompt or DEFAULT_NEGATIVE_PROMPT, s.call_kwargs)
 
@@ -393,7 +411,8 @@ def _safree(s: Any, name: str, ctx: _Context) -> Method:
 # The registry: a method kind -> its builder from the kind's typed entry (`schema.METHOD_SPECS`).
 METHODS: dict[str, Callable[[Any, str, _Context], Method]] = {
     "none": lambda s, name, ctx: Unsteered(name), "direction": _direction, "native": _native,
-    "random": _random, "negative-prompt": _negative_prompt, "safree": _safree}
+    "random": _random, "adapter": _adapter, "negative-prompt": _negative_prompt,
+    "safree": _safree}
 METHOD_KINDS = tuple(METHODS)
 
 
@@ -416,7 +435,7 @@ def build_methods(specs: Sequence[Mapping[str, Any] | Any],
                   default_strengths: Sequence[float]) -> list[Method]:
     """Methods from sweep-config entries; ``random`` may refer to an earlier method by name.
     ``base``: the config's folder, or a function that resolves (and checks) a config path."""
-    resolve = _resolver(base)
+    resolve = resolver(base)
     out: list[Method] = []
     ctx = _Context(resolve, default_strengths, out)
     for raw in specs:

@@ -132,11 +132,21 @@ class SafreeMethod(_Method):
     alpha: Number = 0.01
 
 
-Method = Annotated[NoneMethod | DirectionMethod | NativeMethod | RandomMethod
+class AdapterMethod(_Method):
+    """A packed safety adapter (`xsteer pack`): a folder or a Hub id; the entry's modes and
+    strengths, when given, override the adapter's own."""
+
+    kind: Literal["adapter"]
+    path: str
+    force: bool = False
+
+
+Method = Annotated[NoneMethod | DirectionMethod | NativeMethod | RandomMethod | AdapterMethod
                    | NegativePromptMethod | SafreeMethod, Field(discriminator="kind")]
 METHOD_SPECS: dict[str, type[_Method]] = {
     "none": NoneMethod, "direction": DirectionMethod, "native": NativeMethod,
-    "random": RandomMethod, "negative-prompt": NegativePromptMethod, "safree": SafreeMethod}
+    "random": RandomMethod, "adapter": AdapterMethod, "negative-prompt": NegativePromptMethod,
+    "safree": SafreeMethod}
 
 
 class Video(_Model):
