@@ -113,6 +113,54 @@ def decide_fns(enc: Any, probe: SourceProbe, tgt: Any = None) -> dict[str, Any]:
     return out
 
 
+def asr_rows(enc: Any, probe: SourceProbe, native_dir: Path, moved_dir: Path,
+             strength: float = 0.5) -> dict[str, Any]:
+    """Representation-level end to end on the second set's pairs (MiniLM as the target, the
+    cross-fitted kNN judge of `xsteer.evaluate`): native + target gate, transported + target
+    gate, transported + probe gate, each gated additive at ``strength`` × the benign norm, both
+    directions calibrated on the same benign anchors. Also per category: steering only that
+    category's direction where the probe's category fires, and every category's ASR after it."""
+    from xsteer.align.calibration import benign_stats, calibrate_direction
+    from xsteer.directions import load_directions
+    from xsteer.evaluate.metrics import cross_fit_flags
+    from xsteer.steer import Gate, Steering
+
+    tgt = get_encoder("all-minilm-l6-v2")
+    h = load_heldout()
+    U, S = tgt.encode(h.unsafe_texts(), progress=False), tgt.encode(h.safe_texts(), progress=False)
+    cats = [p.category for p in h.pairs]
+    anchors = load_benign(kind="anchors")
+    Y = tgt.encode(anchors, progress=False)
+    stats = benign_stats(Y)
+
+    def glob(path: Path) -> Any:
+        d = load_directions(path)
+        return d["global"] if hasattr(d, "categories") else d
+
+    dirs = {"native": calibrate_direction(glob(native_dir), stats, "benign-norm"),
+            "transported": calibrate_direction(glob(moved_dir), stats, "benign-norm")}
+    lg = scorer(enc, probe)
+    L = lg(h.unsafe_texts())
+    tau = probe._tau(False)
+    src = {"global": L.max(1).values > tau}
+    runs: dict[str, torch.Tensor] = {}
+    for name, d in dirs.items():
+        gate = Gate.calibrate(Y, d.vector, quantile=0.99)
+        runs[f"{name} + target gate"] = Steering(d, mode="gated", strength=strength,
+                                                 gates={"global": gate}).apply(U)[0]
+    runs["transported + probe gate"] = Steering(dirs["transported"], mode="gated",
+                                                strength=strength, combine="source",
+                                                ).apply(U, source=src)[0]
+    flags = cross_fit_flags(U, S, [U, *runs.values()], cats, "knn", 5, 0, Y.mean(0))
+    before = flags[0]
+    out: dict[str, Any] = {"n": len(cats), "strength": strength,
+                           "asr_before": rate(int(before.sum()), len(before)), "rows": {}}
+    for (name, _), f in zip(runs.items(), flags[1:], strict=True):
+        red = 1 - f.mean() / max(before.mean(), 1e-9)
+        out["rows"][name] = {"asr_after": rate(int(f.sum()), len(f)), "reduction": float(red)}
+    return out
+
+
 def cost(probe_dir: Path) -> dict[str, float]:
     """ms per prompt of `SourceGate.decide`, uncached model, batch 1 and batch 32."""
     from xsteer.steer.source_gate import SourceGate
@@ -161,6 +209,15 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
                 ok = r["rate"] >= goal if op == ">=" else r["rate"] <= goal
                 out.append(f"| {lst} {op} {100 * goal:.0f}% | {set_name} | {_cell(r)} | "
                            f"{'yes' if ok else '**no**'} |")
+    a = meta.get("asr")
+    if a:
+        out += ["", "## End to end at the representation level (second set, MiniLM target)", "",
+                f"{a['n']} held-out pairs; kNN judge cross-fitted on the pairs (`xsteer.evaluate`);"
+                f" gated additive at {a['strength']} × the benign norm; ASR before "
+                f"{_cell(a['asr_before'])}.", "",
+                "| setting | ASR after | ASR reduction |", "|---|---|---|"]
+        for name, r in a["rows"].items():
+            out.append(f"| {name} | {_cell(r['asr_after'])} | {100 * r['reduction']:.0f}% |")
     c = meta.get("cost")
     if c:
         out += ["", f"Decision cost on this CPU ({c['threads']} torch threads, shared machine): "
@@ -179,11 +236,14 @@ def main() -> None:
                     help="also save the fitted product probe here")
     ap.add_argument("--target-gate", type=Path, default=None)
     ap.add_argument("--no-cost", action="store_true")
+    ap.add_argument("--native", type=Path, default=None, help="native MiniLM direction (with "
+                    "--moved: the representation-level ASR rows)")
+    ap.add_argument("--moved", type=Path, default=None, help="transported direction in MiniLM")
     args = ap.parse_args()
     enc = get_encoder(SOURCE)
     data = default_probe_data()
-    probe = fit_source_gate(enc, data)
-    base = fit_source_gate(enc, default_probe_data(corpus=False))
+    probe = fit_source_gate(enc, data, name=SOURCE)
+    base = fit_source_gate(enc, default_probe_data(corpus=False), name=SOURCE)
     tgt = None
     if args.target_gate is not None:
         from xsteer.steer import load_gates
@@ -199,6 +259,8 @@ def main() -> None:
                             "torch threads", "layers": list(probe.layers),
                             "q": probe.calibration_["q"], "delta": probe.calibration_["delta"],
                             "deciders": list(deciders), "fit": probe.meta["n"]}
+    if args.native is not None and args.moved is not None:
+        meta["asr"] = asr_rows(enc, probe, args.native, args.moved)
     if args.probe_out is not None or not args.no_cost:
         path = args.probe_out or Path("runs/source-gate-study/probe")
         probe.save_pretrained(path)

@@ -14,10 +14,9 @@ import torch
 from typer.testing import CliRunner
 
 from tests.artifacts import edit_json
-from tests.pipelines import tiny
 from xsteer.cli import _register
 from xsteer.directions import Direction, DirectionSet
-from xsteer.pipelines import Steerer, load_pipeline
+from xsteer.pipelines import Steerer, load_pipeline, tiny
 from xsteer.steer.probe import SourceProbe
 from xsteer.steer.source_gate import SourceGate
 

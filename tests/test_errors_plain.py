@@ -29,8 +29,8 @@ def plain_error(*args: object, match: str) -> str:
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.pipelines import tiny
     from xsteer.directions import Direction
+    from xsteer.pipelines import tiny
 
     root = tmp_path_factory.mktemp("sd")
     tiny.build("sd").save_pretrained(root / "sd")

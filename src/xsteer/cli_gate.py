@@ -140,7 +140,6 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
     from xsteer.directions import DirectionSet, load_directions
     from xsteer.errors import XSteerError
     from xsteer.io import sha256_bytes
-    from xsteer.outdir import hold
     from xsteer.provenance import Side
     from xsteer.workflow import calibrate_gate, check_target, parse_site, pipeline_site_features
 

@@ -24,9 +24,9 @@ def tiny_adapter() -> tuple[Any, Any, list[str]]:
     """(tiny SD pipeline, its native adapter, [unsafe prompt that fires, benign that does not])."""
     from tests.threads import one_torch_thread
     from xsteer.adapter.native import native_adapter
-    from xsteer.pipelines.tiny import tiny_sd_pipeline
+    from xsteer.pipelines.tiny import tiny_sd
 
     with one_torch_thread():
-        pipe = tiny_sd_pipeline()
+        pipe = tiny_sd()
         adapter = native_adapter(pipe, strength=4.0, n_benign=128)
         return pipe, adapter, pick_prompts(pipe, adapter)

@@ -85,16 +85,17 @@ def test_a_tampered_adapter_fails_its_load(tiny_adapter, tmp_path: Path, victim:
 
 
 def test_an_adapter_for_another_pipeline_is_refused(tiny_adapter) -> None:
-    from xsteer.pipelines.tiny import tiny_sd_pipeline, tiny_t2v_pipeline
+    from xsteer.pipelines.tiny import tiny_sd
+    from xsteer.pipelines.tiny_video import tiny_t2v
 
     pipe, adapter, prompts = tiny_adapter
     adapter.check(pipe)  # its own pipeline passes
-    other = tiny_sd_pipeline(seed=1)  # same class, other encoder weights
+    other = tiny_sd(seed=1)  # same class, other encoder weights
     with pytest.raises(AdapterMismatchError) as err:
         adapter.apply(other)
     assert "\n" not in str(err.value) and "weight" in str(err.value) and "force" in str(err.value)
     with pytest.raises(AdapterMismatchError, match="TextToVideoSDPipeline"):
-        adapter.check(tiny_t2v_pipeline())  # same encoder, another pipeline class
+        adapter.check(tiny_t2v())  # same encoder, another pipeline class
     with adapter.apply(other, force=True):  # forced: applied, and recorded by the binding
         _run(other, prompts[:1])
 
@@ -176,9 +177,9 @@ def test_a_source_gated_adapter_steers_as_the_steerer_with_that_gate(tmp_path: P
     """The probe decides from the prompt's text (a planted keyword model here); the adapter's
     hooks and prompt_embeds path equal the Steerer built with the same SourceGate."""
     from tests.fakes import KeywordEncoder, planted_probe
-    from tests.pipelines import tiny
     from xsteer.adapter import pack
     from xsteer.directions import Direction, DirectionSet
+    from xsteer.pipelines import tiny
     from xsteer.steer.source_gate import SourceGate
 
     pipe = tiny.shared("sd")

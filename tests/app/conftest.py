@@ -31,10 +31,10 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     pytest.importorskip("gradio", reason="the page needs the extra xsteer[app]")
     from tests.threads import one_torch_thread
     from xsteer.adapter.native import native_adapter
-    from xsteer.pipelines.tiny import tiny_sd_pipeline
+    from xsteer.pipelines.tiny import tiny_sd
 
     with one_torch_thread():
-        pipe = tiny_sd_pipeline()
+        pipe = tiny_sd()
         adapter = native_adapter(pipe, strength=4.0, n_benign=128)
         prompts = pick_prompts(pipe, adapter)
     folder = adapter.save_pretrained(tmp_path_factory.mktemp("app") / "adapter")

@@ -26,7 +26,7 @@ def source_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     from xsteer.adapter import pack
     from xsteer.data import load_benign, load_pairs
     from xsteer.directions import Direction, DirectionSet
-    from xsteer.pipelines.tiny import tiny_sd_pipeline
+    from xsteer.pipelines.tiny import tiny_sd
     from xsteer.steer.probe import SourceProbe
     from xsteer.steer.source_gate import load_source_encoder, source_identity
 
@@ -48,7 +48,7 @@ def source_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     cats = [c for c in probe.names_ if c != "global"]
     dirs = DirectionSet({c: Direction(torch.randn(32, generator=g) * 3, "tiny", "text_encoder")
                          for c in cats})
-    pipe = tiny_sd_pipeline()
+    pipe = tiny_sd()
     folder = pack(dirs, operator={"mode": "gated", "strength": 2.0}, pipe=pipe,
                   source_gate=tmp / "probe").save_pretrained(tmp / "adapter")
     with start_app(folder, tmp) as url:

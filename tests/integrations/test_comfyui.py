@@ -11,8 +11,7 @@ import torch
 from integrations.comfyui import NODE_CLASS_MAPPINGS
 from integrations.comfyui.nodes import ENCODERS, steer_conditioning
 
-from tests.pipelines import tiny
-from xsteer.pipelines import family_for
+from xsteer.pipelines import family_for, tiny
 
 # (tiny family, ComfyUI layout, token offset of the site's tokens in prompt_embeds)
 CASES = [("flux", "flux", -1), ("sd3", "sd3", 16), ("wan", "wan", -1), ("zimage", "z-image", -1)]

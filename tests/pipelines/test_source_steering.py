@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from tests.fakes import KeywordEncoder, planted_probe
-from tests.pipelines import tiny
 from xsteer.directions import Direction, DirectionSet
 from xsteer.errors import XSteerError
-from xsteer.pipelines import Steerer
+from xsteer.pipelines import Steerer, tiny
 from xsteer.steer import Gate, additive
 from xsteer.steer.source_gate import SourceGate
 
