@@ -51,8 +51,8 @@ from xsteer.models import cache_dir
 from xsteer.models.split_gguf import SPLIT_MODELS
 from xsteer.steer.operators import harm_score
 
-SOURCES = ("gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "all-minilm-l6-v2",
-           "en-core-web-sm")
+SOURCES: tuple[str, ...] = ("gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b",
+                           "all-minilm-l6-v2", "en-core-web-sm")
 LLMS = ("gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 TARGETS = {"all-minilm-l6-v2": 6, "gemma-3-270m": 18}
 # Qwen: the lower half only (cost); Gemma's transport peaked at a third of its depth (layer 6/18),
@@ -69,6 +69,7 @@ MAPS: dict[str, Callable[[], Any]] = {
     "mlp": lambda: MLPMap(hidden=128, epochs=30, patience=5, transport_mode="jvp"),
 }
 SEEDS = (0, 1, 2, 3, 4)
+SKIPPED: dict[str, str] = {}  # sources left out by --skip, with the reason shown on the page
 ENCODE_ORDER = ("all-minilm-l6-v2", "en-core-web-sm", "gemma-3-270m", "qwen2.5-coder-0.5b",
                 "qwen2.5-coder-1.5b")
 SOURCE_LISTS = ("unsafe", "safe", "nearmiss", "generic")  # all a source ever reads
@@ -174,10 +175,10 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
     t = ex.Texts.build(n_generic=N_GENERIC)
     ho_cats = [p.category for p in load_heldout().pairs]
     feats: dict[str, dict[int, ex.Feats]] = {}
-    missing: dict[str, str] = {}
+    missing: dict[str, str] = dict(SKIPPED)
     targets: dict[str, ex.Feats] = {}
     for name in ENCODE_ORDER:  # a target after its source pass, whose layers it reuses
-        if name in SOURCES:
+        if name in SOURCES and name not in missing:
             try:
                 feats[name] = encode_source(name, t, log)
             except MissingExtraError as exc:
@@ -217,7 +218,8 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
             del c["dirs"]
     return {"cells": cells, "ensembles": ens, "missing": missing, "timings": timings,
             "target_layers": TARGETS, "n_generic": len(t.lists["generic"]),
-            "n_anchors": len(t.anchor_texts()), "source_layers": {n: list(LAYERS[n]) for n in SOURCES},
+            "n_anchors": len(t.anchor_texts()),
+            "source_layers": {n: list(LAYERS[n]) for n in (*SOURCES, *SKIPPED)},
             "seconds": time.perf_counter() - t0}
 
 
@@ -300,7 +302,17 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def cli(out: Annotated[Path, typer.Option("--out")] = Path("docs/sources.md"),
         json_path: Annotated[Path | None, typer.Option("--json")] = None,
         render_from: Annotated[Path | None, typer.Option(
-            "--render-from", help="re-render the page from a saved --json result")] = None) -> None:
+            "--render-from", help="re-render the page from a saved --json result")] = None,
+        skip: Annotated[str, typer.Option(
+            "--skip", help="comma-separated sources to leave out (named on the page)")] = ""
+        ) -> None:
+    global SOURCES
+    left = [x for x in skip.split(",") if x]
+    unknown = set(left) - set(SOURCES)
+    if unknown:
+        raise typer.BadParameter(f"unknown source(s) {sorted(unknown)}; known: {SOURCES}")
+    SOURCES = tuple(x for x in SOURCES if x not in left)
+    SKIPPED.update({x: "left out of this run (--skip)" for x in left})
     write_page(out, json_path, render_from)
 
 
