@@ -60,9 +60,9 @@ TARGETS = {"all-minilm-l6-v2": 6, "gemma-3-270m": 18}
 QWEN_TOP = 12
 LAYERS = {**ex.CANDIDATE_LAYERS, "qwen2.5-coder-0.5b": (4, 6, 8, 10, 12),
           "qwen2.5-coder-1.5b": (4, 6, 8, 10, 12)}
-# Generic anchors: a seeded subset (`ex.Texts.build`), the same for every source, so that the
-# 1.5B's encoding fits a 2-core machine shared with other jobs; + the near-miss fitting half.
-N_GENERIC = 500
+# Generic anchors: all 2,242 shipped (None), or a seeded subset (`--n-generic`, via
+# `ex.Texts.build`), the same for every source; plus each split's near-miss fitting half.
+N_GENERIC: int | None = None
 MAPS: dict[str, Callable[[], Any]] = {
     "svd": SVDMap,
     "ridge": RidgeMap,
@@ -109,17 +109,20 @@ def encode_source(name: str, t: ex.Texts, log: Callable[[str], None]) -> dict[in
     enc = source_encoder(name)
     layers = list(LAYERS[name])
     out: dict[int, dict[str, torch.Tensor]] = {k: {} for k in layers}
-    misses, n_texts, t0 = enc.cache.misses if enc.cache else 0, 0, time.perf_counter()
+    cold_texts, cold_s, t0 = 0, 0.0, time.perf_counter()
     for lst in SOURCE_LISTS:
+        misses, t1 = enc.cache.misses if enc.cache else 0, time.perf_counter()
         got = enc.encode_layers(t.lists[lst], layers, progress=False)
-        n_texts += len(t.lists[lst])
+        if enc.cache is not None and enc.cache.misses > misses:  # computed, not read back
+            cold_texts += len(t.lists[lst])
+            cold_s += time.perf_counter() - t1
         for k in layers:
             out[k][lst] = got[k]
         log(f"  {name}: {lst} ready ({time.perf_counter() - t0:.0f}s)")
-    if enc.cache is not None and enc.cache.misses > misses:
+    if cold_texts:
         path = _timings_path()
         rec = json.loads(path.read_text()) if path.is_file() else {}
-        rec[name] = {"seconds": round(time.perf_counter() - t0, 1), "texts": n_texts,
+        rec[name] = {"seconds": round(cold_s, 1), "texts": cold_texts,
                      "layers": layers, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                      "settings": enc.cache_settings()}
         atomic_write_json(path, rec)
@@ -246,6 +249,17 @@ def run_ensembles(cells: dict[str, Any], setups: dict[str, dict[int, ex.Setup]],
 
 
 
+def _anchor_words(res: dict[str, Any]) -> str:
+    n, a = res["n_generic"], res["n_anchors"]
+    if n >= 2242:
+        return (f"the {n} shipped generic prompts plus the fitting half of the 426 near-miss "
+                f"prompts ({a} per split), as in `docs/results.md`")
+    return (f"a seeded {n} of the 2,242 shipped generic prompts plus the fitting half of the 426 "
+            f"near-miss prompts ({a} per split; fewer than the 2,455 of `docs/results.md`: "
+            "`docs/anchors_at_scale.md` shows what more anchors buy Gemma, cos 0.58 at 400 and "
+            "0.82 at 2,455 with ridge)")
+
+
 def page(res: dict[str, Any]) -> str:
     """The whole page for a result (fresh from `run`, or read back from its JSON)."""
     head = ["# Do models share safety representations? Sources × targets", "",
@@ -255,12 +269,8 @@ def page(res: dict[str, Any]) -> str:
             "Five real sources, two real targets, three benign-only maps (the paper's SVD "
             "alignment = `xsteer.align.SVDMap`, reduced-rank ridge with the rank chosen on "
             "held-out anchors; ridge; the MLP with Jacobian transport, as in `make results`). "
-            f"**Anchors: a seeded {res['n_generic']} of the 2,242 shipped generic prompts plus "
-            f"the fitting half of the 426 near-miss prompts ({res['n_anchors']} per split), the "
-            "same for every source** — fewer than the 2,455 of `docs/results.md`, so that the "
-            "1.5B model's encoding fits a 2-core machine shared with other jobs; "
-            "`docs/anchors_at_scale.md` shows what more anchors buy Gemma (cos 0.58 at 400, 0.82 "
-            "at 2,455 with ridge). The Qwen sources run in bf16 and read layers up to "
+            f"**Anchors: {_anchor_words(res)}, the same for every source.** The Qwen sources "
+            "run in bf16 and read layers up to "
             f"{QWEN_TOP} only (see `source_encoder`). Directions: mean difference of each split's "
             f"training pairs, additive steering at strength {ex.STRENGTH} after benign-norm "
             "calibration; ASR from the kNN judge cross-fitted on each set's own target pairs. "
@@ -303,10 +313,13 @@ def cli(out: Annotated[Path, typer.Option("--out")] = Path("docs/sources.md"),
         json_path: Annotated[Path | None, typer.Option("--json")] = None,
         render_from: Annotated[Path | None, typer.Option(
             "--render-from", help="re-render the page from a saved --json result")] = None,
+        n_generic: Annotated[int | None, typer.Option(
+            "--n-generic", help="a seeded subset of the generic anchors (default: all)")] = None,
         skip: Annotated[str, typer.Option(
             "--skip", help="comma-separated sources to leave out (named on the page)")] = ""
         ) -> None:
-    global SOURCES
+    global SOURCES, N_GENERIC
+    N_GENERIC = n_generic
     left = [x for x in skip.split(",") if x]
     unknown = set(left) - set(SOURCES)
     if unknown:
