@@ -199,6 +199,10 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
             if sname == tname:
                 continue
             layer, r2 = choose_layer(src, tgt, t)
+            # the rank the SVD map picks on split 0's anchors (t is split 0), for the page
+            svd = SVDMap().fit(src[layer].anchors(t), tgt.anchors(t))
+            rank = {"rank": svd.rank_, "max": min(src[layer].anchors(t).shape[1],
+                                                  tgt.anchors(t).shape[1])}
             runs: dict[str, list[Any]] = {m: [] for m in MAPS}
             dirs: dict[str, list[Direction]] = {m: [] for m in MAPS}
             for seed in SEEDS:
@@ -209,7 +213,8 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
                     d, _ = ex.transport(setup, m, make)
                     dirs[m].append(d)
                     runs[m].append(score(setup, d, tgt, ts, ho_cats))
-            per_src[sname] = {"layer": layer, "benign_r2": r2, "runs": runs, "dirs": dirs}
+            per_src[sname] = {"layer": layer, "benign_r2": r2, "runs": runs, "dirs": dirs,
+                              "svd_rank": rank}
             log(f"{sname} -> {tname}: layer {layer}, " + ", ".join(
                 f"{m} cos {np.mean([r['in-distribution']['cos_native'] for r in runs[m]]):.3f}"
                 for m in MAPS) + f" ({time.perf_counter() - t0:.0f}s)")

@@ -44,6 +44,12 @@ def _r2(cell: dict[str, Any]) -> float:
     return float(r2.get(cell["layer"], r2.get(str(cell["layer"]), float("nan"))))
 
 
+def _rank(cell: dict[str, Any], m: str) -> str:
+    """The SVD map's cross-validated rank on split 0, out of the most it could take."""
+    r = cell.get("svd_rank")
+    return f"; rank {r['rank']}/{r['max']}" if m == "svd" and r else ""
+
+
 def _short(name: str) -> str:
     return {"gemma-3-270m": "Gemma-3-270M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B",
             "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B", "all-minilm-l6-v2": "MiniLM",
@@ -69,14 +75,14 @@ def render(res: dict[str, Any]) -> list[str]:
         out += [f"## Target: {_short(tname)} (layer {res['target_layers'][tname]})", "",
                 "Mean over 5 pair splits [min–max]. *Layer*: the source layer chosen by the "
                 "benign-only criterion (held-out benign R² of ridge, split 0's anchors; R² in "
-                "brackets). cos→native is the same direction on both sets (the native is "
+                "brackets; for svd also the rank its cross-validation picked on split 0). cos→native is the same direction on both sets (the native is "
                 "estimated on each split's training half). (k/5): splits where some strength kept "
                 "pair fidelity at least the native's.", "",
                 "| source | map | layer (R²) " + HEAD, "|---|---|---" + "|---" * 7 + "|"]
         for sname, c in per_src.items():
             for m, runs in c["runs"].items():
                 out.append(_row(_short(sname), runs,
-                                f"{m} | {c['layer']} ({_r2(c):.2f}) | "))
+                                f"{m} | {c['layer']} ({_r2(c):.2f}){_rank(c, m)} | "))
         out.append("")
     out += render_scale(res)
     out += render_ensembles(res)

@@ -80,3 +80,7 @@ def test_matrix_cells_ensembles_and_page(planted, tmp_path):
     res.update(date="today", machine="test", load=0.0)
     page = sm.page(res)
     assert "| good | svd | 1 (" in page and "## Ensembles of sources" in page
+    # the latent is 8-dim: the cross-validated rank keeps all of it and drops noise dimensions
+    r = cells["good"]["svd_rank"]
+    assert r["max"] == 10 and LATENT <= r["rank"] < 10
+    assert f"; rank {r['rank']}/10 |" in page
