@@ -67,25 +67,40 @@ def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]], set_name: str, key
     return f"{f(float(np.mean(d)))} [{f(min(d))}…{f(max(d))}], wins {sum(x > 0 for x in d)}/{len(d)}"
 
 
-def render(res: dict[str, Any]) -> list[str]:
+def render(res: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str]:
+    """The page body; ``extra``: a second run (more anchors, fewer sources) shown after it."""
     out: list[str] = []
     out += render_models(res)
     out += render_goals(res)
+    out += render_matrix(res, "##")
+    out += render_scale(res)
+    out += render_ensembles(res)
+    if extra is not None:
+        out += [f"## The LLM sources at {extra['n_anchors']} anchors", "",
+                f"A second run on more anchors ({extra['n_generic']} generic + the near-miss "
+                "fitting half), for the sources and maps it lists only; everything else as above.",
+                ""]
+        out += render_matrix(extra, "###")
+        out += ["#" + line if line.startswith("## ") else line for line in render_scale(extra)]
+    return out
+
+
+def render_matrix(res: dict[str, Any], level: str) -> list[str]:
+    out: list[str] = []
     for tname, per_src in res["cells"].items():
-        out += [f"## Target: {_short(tname)} (layer {res['target_layers'][tname]})", "",
+        out += [f"{level} Target: {_short(tname)} (layer {res['target_layers'][tname]})", "",
                 "Mean over 5 pair splits [min–max]. *Layer*: the source layer chosen by the "
                 "benign-only criterion (held-out benign R² of ridge, split 0's anchors; R² in "
-                "brackets; for svd also the rank its cross-validation picked on split 0). cos→native is the same direction on both sets (the native is "
-                "estimated on each split's training half). (k/5): splits where some strength kept "
-                "pair fidelity at least the native's.", "",
+                "brackets; for svd also the rank its cross-validation picked on split 0). "
+                "cos→native is the same direction on both sets (the native is estimated on each "
+                "split's training half). (k/5): splits where some strength kept pair fidelity at "
+                "least the native's.", "",
                 "| source | map | layer (R²) " + HEAD, "|---|---|---" + "|---" * 7 + "|"]
         for sname, c in per_src.items():
             for m, runs in c["runs"].items():
                 out.append(_row(_short(sname), runs,
                                 f"{m} | {c['layer']} ({_r2(c):.2f}){_rank(c, m)} | "))
         out.append("")
-    out += render_scale(res)
-    out += render_ensembles(res)
     return out
 
 
