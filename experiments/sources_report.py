@@ -115,6 +115,10 @@ def render_models(res: dict[str, Any]) -> list[str]:
         if name in res["missing"]:
             cost = f"not run: {res['missing'][name]}"
         out.append(f"| {_short(name)} | `{name}` | {', '.join(map(str, layers))} | {cost} |")
+    out += ["", "Cold encoding = wall-clock time of the forward passes that filled the embedding "
+            "cache (one pass reads every listed layer; the Qwen models in bf16 up to layer 12), "
+            "measured at low priority on a 2-core machine shared with other jobs (load average "
+            "12-20), so read them as upper bounds and as ratios between models."]
     from xsteer.models.split_gguf import SPLIT_MODELS
 
     out += ["", "The Qwen sources come from the optional `sources` extra: each is a GGUF split "
