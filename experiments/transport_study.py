@@ -163,6 +163,10 @@ def render(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "held-out captions; the headline judges the reduction with the kNN judge (the stricter "
         "one here; the logistic judge's share is shown beside it).",
         "",
+        "Other sources (Qwen2.5-Coder 0.5B and 1.5B, spaCy, MiniLM) into MiniLM and Gemma, the "
+        "paper's SVD alignment beside ridge and the MLP, ensembles of sources and the scale "
+        "question: [sources.md](sources.md) (`make results-sources`, issue #22).",
+        "",
     ]
     if meta.get("lead"):
         out += hs.render_lead(meta["lead"])

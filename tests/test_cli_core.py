@@ -175,3 +175,17 @@ def test_library_warnings_are_silenced_unless_verbose(verbose: bool) -> None:
                                             if not k.endswith("_VERBOSITY")})
     assert ("library noise" in proc.stderr) is verbose, proc.stderr[-800:]
     assert proc.stderr.strip().splitlines()[-1] == ("level None" if verbose else "level error")
+
+
+def test_align_method_svd_fits_the_reduced_rank_map(files, tmp_path):
+    import torch
+
+    from xsteer.align import Alignment, SVDMap
+
+    r = run("align", "--source", "en-core-web-sm", "--target", "all-minilm-l6-v2",
+            "--benign", files / "anchors.txt", "--method", "svd", "--out", tmp_path / "al")
+    assert r.exit_code == 0, r.output
+    al = Alignment.load(tmp_path / "al")
+    assert isinstance(al.map, SVDMap) and 1 <= al.map.rank_ <= 96
+    assert al.map.W_.shape == (96, 384)
+    assert int(torch.linalg.matrix_rank(al.map.W_.double(), rtol=1e-5)) <= al.map.rank_

@@ -112,7 +112,7 @@ def check_strength(value: float, allow_negative: bool = False) -> float:
 # checks each against its registry, so a new map, estimator, calibration or mode fails a test
 # until it is listed here.
 MAP_NAMES = ("ridge", "procrustes", "cca", "mlp", "whiten-ridge", "direction-aware", "relative",
-             "anchor-knn")  # align.registry.MAPS
+             "anchor-knn", "svd")  # align.registry.MAPS
 ESTIMATOR_NAMES = ("mean-diff", "pca", "probe")  # directions.estimators.ESTIMATORS
 CALIBRATION_NAMES = ("benign-norm", "spread", "none")  # align.calibration.CALIBRATIONS
 MODE_NAMES = ("additive", "projection", "clamp", "gated", "tokens", "minimal",

@@ -26,7 +26,8 @@ def _echo_json(obj: object) -> None:
 
 def estimate_cmd(
     model: Annotated[str, Opt("--model", help="alias (gemma-3-270m, all-minilm-l6-v2, "
-                                            "en-core-web-sm), HF id or local folder")],
+                                            "en-core-web-sm, qwen2.5-coder-0.5b, "
+                                            "qwen2.5-coder-1.5b), HF id or local folder")],
     out: Annotated[Path, Opt("--out", help="directory to write the direction set to")],
     pairs: Annotated[Path | None, Opt("--pairs", help="pairs JSONL "
                                          '{"category","unsafe","safe"}; default: shipped')] = None,

@@ -273,11 +273,11 @@ def test_inputs_are_validated_with_named_errors():
 
 def test_registry():
     assert set(MAPS) == {"ridge", "procrustes", "cca", "mlp", "whiten-ridge", "direction-aware",
-                         "relative", "anchor-knn"}
+                         "relative", "anchor-knn", "svd"}
     assert all(cls.name == name for name, cls in MAPS.items())
     with pytest.raises(UnknownMapError, match="known: ridge, procrustes, cca, mlp, whiten-ridge, "
-                                              "direction-aware, relative, anchor-knn"):
-        make_map("svd")
+                                              "direction-aware, relative, anchor-knn, svd"):
+        make_map("pca")
     with pytest.raises(AlignmentConfigError, match="procrustes"):
         make_map("procrustes", alpha=1.0)
     m = make_map("cca", n_components=3)

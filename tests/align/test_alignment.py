@@ -144,7 +144,7 @@ def test_corrupt_or_edited_artifacts_fail_clearly(tmp_path):
     cases = {
         "source dim 9": lambda m: m["source"].__setitem__("dim", 9),
         "target dim 4": lambda m: m["target"].__setitem__("dim", 4),
-        "unknown alignment map 'svd'": lambda m: m.__setitem__("map", "svd"),
+        "unknown alignment map 'pca'": lambda m: m.__setitem__("map", "pca"),
         "incomplete": lambda m: m.pop("target"),
         "kind 'direction'": lambda m: m.__setitem__("kind", "direction"),
     }

@@ -1,7 +1,8 @@
 """Alignment: benign-only maps from a source model's space to a target's, transport and calibration.
 
 What lives here: every alignment map behind one registry (``MAPS``, `make_map`: ridge,
-Procrustes, CCA, MLP, whitened ridge, direction-aware ridge, relative, anchor kNN), the
+Procrustes, CCA, MLP, whitened ridge, direction-aware ridge, relative, anchor kNN, and the
+reference paper's SVD alignment as reduced-rank ridge regression, ``svd``), the
 `Alignment` artifact whose ``transport`` carries a direction into the target space, magnitude
 calibration from benign statistics, and the layer/site criteria (`xsteer.align.layers`).
 What does not: estimating directions (`xsteer.directions`), reading models (`xsteer.encoders`),
@@ -36,6 +37,7 @@ from xsteer.align.linear import LinearMap, ProcrustesMap, RidgeMap
 from xsteer.align.mlp import MLPMap
 from xsteer.align.registry import MAPS, UnknownMapError, get_map_class, make_map
 from xsteer.align.ridge_variants import DirectionAwareMap, RelativeMap, WhitenRidgeMap
+from xsteer.align.svd import SVDMap
 
 __all__ = [
     "CALIBRATIONS",
@@ -52,6 +54,7 @@ __all__ = [
     "ProcrustesMap",
     "RelativeMap",
     "RidgeMap",
+    "SVDMap",
     "UnknownMapError",
     "WhitenRidgeMap",
     "benign_spread",

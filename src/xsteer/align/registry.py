@@ -14,10 +14,11 @@ from xsteer.align.cca import CCAMap
 from xsteer.align.linear import ProcrustesMap, RidgeMap
 from xsteer.align.mlp import MLPMap
 from xsteer.align.ridge_variants import DirectionAwareMap, RelativeMap, WhitenRidgeMap
+from xsteer.align.svd import SVDMap
 
 MAPS: dict[str, type[AlignmentMap]] = {cls.name: cls for cls in (
     RidgeMap, ProcrustesMap, CCAMap, MLPMap,
-    WhitenRidgeMap, DirectionAwareMap, RelativeMap, AnchorMap,
+    WhitenRidgeMap, DirectionAwareMap, RelativeMap, AnchorMap, SVDMap,
 )}
 
 

@@ -5,7 +5,10 @@ Aliases name the real models that ship inside PyPI packages and so work offline:
 - ``gemma-3-270m``: google/gemma-3-270m (causal LM, 18 layers, dim 640), from the packaged GGUF,
   dequantized once per machine into ``cache_dir()/models`` (see `xsteer.models.gemma`);
 - ``all-minilm-l6-v2``: sentence-transformers/all-MiniLM-L6-v2 (BERT encoder, 6 layers, dim 384);
-- ``en-core-web-sm``: spaCy's en_core_web_sm (96-dim CNN token vectors).
+- ``en-core-web-sm``: spaCy's en_core_web_sm (96-dim CNN token vectors);
+- ``qwen2.5-coder-0.5b`` / ``qwen2.5-coder-1.5b``: Qwen2.5-Coder-Instruct (24 layers, dim 896 /
+  28 layers, dim 1536) from GGUFs split over several wheels (the ``sources`` extra), assembled and
+  dequantized once per machine (see `xsteer.models.split_gguf`).
 
 Anything else is a local folder (an HF folder with ``config.json``, or a spaCy package folder) or
 an HF hub id ``owner/name`` (optionally ``owner/name@revision``), resolved by transformers.
@@ -79,10 +82,19 @@ def _spacy_sm(name: str) -> ModelSpec:
                      "spacy/en_core_web_sm", f"pypi:{SPACY_PACKAGE}=={version}")
 
 
+def _split_gguf(name: str) -> ModelSpec:
+    from xsteer.models.split_gguf import SPLIT_MODELS, converted_path
+
+    spec = SPLIT_MODELS[name]
+    return ModelSpec(name, "causal-lm", str(converted_path(name)), spec.model_id, spec.revision())
+
+
 ALIASES: dict[str, Callable[[str], ModelSpec]] = {
     "gemma-3-270m": _gemma,
     "all-minilm-l6-v2": _minilm,
     "en-core-web-sm": _spacy_sm,
+    "qwen2.5-coder-0.5b": _split_gguf,
+    "qwen2.5-coder-1.5b": _split_gguf,
 }
 
 
