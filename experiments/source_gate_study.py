@@ -134,8 +134,10 @@ def asr_rows(enc: Any, probe: SourceProbe, native_dir: Path, moved_dir: Path,
     stats = benign_stats(Y)
 
     def glob(path: Path) -> Any:
+        from xsteer.directions import DirectionSet
+
         d = load_directions(path)
-        return d["global"] if hasattr(d, "categories") else d
+        return d["global"] if isinstance(d, DirectionSet) else d
 
     dirs = {"native": calibrate_direction(glob(native_dir), stats, "benign-norm"),
             "transported": calibrate_direction(glob(moved_dir), stats, "benign-norm")}
