@@ -82,6 +82,7 @@ PG ?= $(shell $(PY) -c 'from xsteer.models.cache import cache_dir; print(cache_d
 PGD ?= runs/pg-directions
 PGP ?= runs/pg-prompts
 pg-directions: install
+	$(XS) gate calibrate --source gemma-3-270m --overwrite --out $(PGD)/probe_gemma
 	$(XS) estimate --model all-minilm-l6-v2 --layer 6 --native --out $(PGD)/native_minilm
 	$(XS) estimate --model gemma-3-270m --layer 6 --out $(PGD)/gemma_l6
 	for m in ridge mlp procrustes; do \
@@ -100,7 +101,7 @@ pg-mmdit: pg-directions
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge mlp=$(PGD)/gemma_to_minilm_mlp \
 	    procrustes=$(PGD)/gemma_to_minilm_procrustes --strengths 1 2 4 \
 	    --modes additive projection --gated --gated-strengths 2 4 --baselines \
-	    --out runs/pg-mmdit-minilm
+	    --probe $(PGD)/probe_gemma --out runs/pg-mmdit-minilm
 	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 4 \
 	    --modes additive projection --gated --gated-strengths 4 --written-apart \
@@ -172,7 +173,8 @@ pg-wan: pg-directions
 	$(XS) proving-ground prompts --video --out $(PGV) --n-per-category 30 --n-benign 64 --n-train 4000
 	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
-	    --gated --gated-strengths 4 --frames 4 --out runs/pg-wan3000
+	    --gated --gated-strengths 4 --frames 4 --probe $(PGD)/probe_gemma \
+	    --out runs/pg-wan3000
 	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 --modes additive \
 	    --frames 4 --out runs/pg-wan3000-additive

@@ -106,6 +106,11 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
         methods.append({"name": f"{name}-gated", "kind": "direction",
                         "path": str(Path(direction).resolve()), "mode": "gated", "gates": path,
                         **calib, "strengths": args.gated_strengths or args.strengths})
+    if args.probe is not None:  # the source-side gate decides, each transported direction steers
+        for name, path in _named(args.transported).items():
+            methods.append({"name": f"{name}-probe-gated", "kind": "direction", "path": path,
+                            "mode": "gated", "gates": str(Path(args.probe).resolve()),
+                            **calib, "strengths": args.gated_strengths or args.strengths})
     methods += keep_methods(args, gates or {}, calib)
     for cat in args.per_category:
         for name, path in [("native", args.native), *_named(args.transported).items()][:2]:
@@ -296,6 +301,8 @@ def main() -> None:
     p.add_argument("--gated", action="store_true",
                    help="also gated steering (benign-calibrated global gates)")
     p.add_argument("--gate-quantile", type=float, default=0.99)
+    p.add_argument("--probe", default=None, help="a source-side gate folder (xsteer gate calibrate "
+                   "--source): also each transported direction gated by it")
     p.add_argument("--gated-strengths", type=float, nargs="*", default=None)
     p.add_argument("--keep-modes", nargs="*", default=[],
                    help="steer-don't-erase operators for each gated direction and the random "
@@ -325,6 +332,7 @@ def main() -> None:
                                                     text=True).stdout else "eval"
     # the config lives in OUT and reads the prompts, directions and judge where they are
     read = [args.prompts, args.native, *_named(args.transported).values(),
+            *([args.probe] if args.probe is not None else []),
             args.judge or proving_ground_dir() / "judge"]
     allow = [a for r in read for a in ("--allow-path", str(Path(r).expanduser().resolve()))]
     subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run"), *allow],
