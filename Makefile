@@ -142,7 +142,7 @@ pg-adapter: pg-directions
 	    --name xsteer-proving-ground-mmdit-minilm --out $(PGA)
 	test -f $(PGP)/unsafe.jsonl || $(XS) proving-ground prompts --out $(PGP) --n-per-category 30 \
 	    --n-benign 64
-	$(XS) sweep examples/pg-adapter.yaml --out runs/pg-adapter
+	$(XS) sweep examples/pg-adapter.yaml --allow-path runs --out runs/pg-adapter
 	$(XS) pack --adapter $(PGA) --sweep runs/pg-adapter --method adapter --out $(PGA)
 
 # The adapter page on this machine (no arguments: the proving-ground MMDiT and its adapter from
