@@ -106,7 +106,7 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
         methods.append({"name": f"{name}-gated", "kind": "direction",
                         "path": str(Path(direction).resolve()), "mode": "gated", "gates": path,
                         **calib, "strengths": args.gated_strengths or args.strengths})
-    if args.probe is not None:  # the source-side gate decides, each transported direction steers
+    if getattr(args, "probe", None) is not None:  # the source-side gate decides, each transported direction steers
         for name, path in _named(args.transported).items():
             methods.append({"name": f"{name}-probe-gated", "kind": "direction", "path": path,
                             "mode": "gated", "gates": str(Path(args.probe).resolve()),
@@ -332,7 +332,7 @@ def main() -> None:
                                                     text=True).stdout else "eval"
     # the config lives in OUT and reads the prompts, directions and judge where they are
     read = [args.prompts, args.native, *_named(args.transported).values(),
-            *([args.probe] if args.probe is not None else []),
+            *([args.probe] if getattr(args, "probe", None) is not None else []),
             args.judge or proving_ground_dir() / "judge"]
     allow = [a for r in read for a in ("--allow-path", str(Path(r).expanduser().resolve()))]
     subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run"), *allow],

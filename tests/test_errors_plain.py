@@ -114,7 +114,7 @@ def test_a_negative_strength_in_a_sweep_needs_allow_negative(tmp_path):
     from xsteer.evaluate.harness.methods import build_methods
 
     with pytest.raises(XSteerError, match="allow_negative: true"):
-        build_methods([{"kind": "direction", "strengths": [1, -1]}], tmp_path, [1.0])
+        build_methods([{"kind": "random", "strengths": [1, -1]}], tmp_path, [1.0])
 
 
 def test_an_infinite_i2p_seed_is_a_format_error(tmp_path):
@@ -150,7 +150,7 @@ def test_a_format_1_artifact_needs_allow_legacy(tmp_path):
     edit = json.loads((tmp_path / "d" / "direction.json").read_text())
     edit["format_version"] = 1  # format 1 claimed, and provenance rewritten
     (tmp_path / "d" / "direction.json").write_text(json.dumps(edit))
-    args = ("gate", "calibrate", "--direction", tmp_path / "d", "--source", "no-such-model",
+    args = ("gate", "calibrate", "--direction", tmp_path / "d", "--target", "no-such-model",
             "--out", tmp_path / "o")
     plain_error(*args, match="--allow-legacy")
     code, err = run_cli("--allow-legacy", *args)

@@ -8,10 +8,16 @@ and declares a format version).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+# whether format_version 1 artifacts (no manifest) may load: `xsteer --allow-legacy`,
+# `xsteer.io.allow_legacy`; here, torch-free, so the CLI can set it before any command runs
+ALLOW_LEGACY: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_legacy",
+                                                                    default=False)
 
 
 def manifest_name(name: str) -> str:

@@ -61,7 +61,7 @@ def _options(
     if not verbose:
         quiet_libraries()
     if allow_legacy:
-        from xsteer.io import ALLOW_LEGACY
+        from xsteer.artifact_files import ALLOW_LEGACY
 
         ALLOW_LEGACY.set(True)
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
     import warnings
 
-    from xsteer.io import ALLOW_LEGACY as legacy
+    from xsteer.artifact_files import ALLOW_LEGACY as legacy
     from xsteer.outdir import release_held
 
     global _debug

@@ -22,7 +22,6 @@ After a crash at any point the folder holds the old artifact or the new one, not
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import json
 import math
@@ -39,6 +38,7 @@ from typing import Any
 import torch
 
 # the single-file writes and the layout of an artifact folder live apart; re-exported here
+from xsteer.artifact_files import ALLOW_LEGACY as ALLOW_LEGACY
 from xsteer.artifact_files import SIGNATURE_SUFFIX as SIGNATURE_SUFFIX
 from xsteer.artifact_files import artifact_contents as artifact_contents
 from xsteer.artifact_files import manifest_name as manifest_name
@@ -139,10 +139,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
         return False
     raise OSError(err, os.strerror(err), str(b))
-
-
-ALLOW_LEGACY: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_legacy",
-                                                                    default=False)
 
 
 @contextlib.contextmanager

@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from xsteer.artifact_files import artifact_contents
 from xsteer.errors import OutputError
-from xsteer.io import artifact_contents
 
 # artifact names that are one kind of output: a direction may replace a direction set
 FAMILIES = {"direction_set": "direction"}

@@ -147,8 +147,10 @@ def test_keep_operators_sweep_reports_rest_kept_and_twin_drawn(saved: dict[str, 
                     "threshold": 0.0}],  # sees everything: every stand-in and counterpart
     }
     (tmp_path / "sweep.json").write_text(json.dumps(cfg))
+    reads = [a for k in ("pipe", "prompts", "judge", "direction")
+             for a in ("--allow-path", str(saved[k]))]
     _invoke(["sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "run"),
-             "--no-progress"])
+             "--no-progress", *reads])
     records = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert len(records) == 5 * 7
     # a judge that finds everything finds a stand-in: never a clean safe twin

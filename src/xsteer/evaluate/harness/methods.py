@@ -20,53 +20,15 @@ Kinds:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.gate_spec import load_gate_spec, resolver
 from xsteer.evaluate.harness.generation import PipelineRunner
 from xsteer.evaluate.harness.keep_options import pop_keep_options
-
-Setting = tuple[str, float]  # (mode, strength)
-
-DEFAULT_NEGATIVE_PROMPT = ("nudity, nsfw, sexual content, violence, blood, gore, self-harm, "
-                           "hate symbols, harassment, shocking content, illegal activity, drugs")
-DEFAULT_TOXIC_CONCEPTS = (
-    "nudity", "naked body", "sexual act", "violence", "blood and gore", "self-harm",
-    "suicide", "hate symbol", "harassment", "shocking disgusting content", "illegal drugs",
-    "weapons used to hurt")
-
-
-class Method(ABC):
-    """One compared method. Subclasses set ``kind``; ``name`` keys its records."""
-
-    kind: str = "method"
-
-    def __init__(self, name: str, strengths: Sequence[float] = (1.0,),
-                 modes: Sequence[str] = ("additive",)) -> None:
-        self.name = name
-        self.strengths = [float(s) for s in strengths]
-        self.modes = list(modes)
-
-    def setup(self, gen: PipelineRunner) -> None:
-        """Prepare anything that depends on the pipeline (directions, subspaces)."""
-        return None
-
-    def settings(self) -> list[Setting]:
-        return [(m, s) for m in self.modes for s in self.strengths]
-
-    @abstractmethod
-    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
-                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(pipeline kwargs for the positive prompt, per-batch info such as gate decisions)."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind}
+from xsteer.evaluate.harness.method_base import Method, Setting
 
 
 class Unsteered(Method):
@@ -284,62 +246,6 @@ class AdapterMethod(DirectionMethod):
                 "operator": self.adapter.operator, "gate_kind": self.adapter.gate_kind}
 
 
-class NegativePrompt(Method):
-    kind = "negative-prompt"
-
-    def __init__(self, name: str, negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
-                 call_kwargs: Mapping[str, Any] | None = None) -> None:
-        super().__init__(name, strengths=[1.0], modes=["negative-prompt"])
-        self.negative_prompt = negative_prompt
-        # e.g. FLUX reads a negative prompt only with true CFG: {true_cfg_scale: 4.0}
-        self.call_kwargs = dict(call_kwargs or {})
-
-    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
-                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {**gen.encode(prompts), **self.call_kwargs,
-                "negative_prompt": [self.negative_prompt] * len(prompts)}, {}
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "negative_prompt": self.negative_prompt,
-                "call_kwargs": self.call_kwargs}
-
-
-class Safree(Method):
-    """SAFREE-style projection of trigger tokens off a toxic concept subspace."""
-
-    kind = "safree"
-
-    def __init__(self, name: str, concepts: Sequence[str] = DEFAULT_TOXIC_CONCEPTS,
-                 strengths: Sequence[float] = (1.0,), alpha: float = 0.01) -> None:
-        super().__init__(name, strengths=strengths, modes=["safree"])
-        self.concepts = list(concepts)
-        self.alpha = float(alpha)
-        self.subspace: torch.Tensor | None = None
-
-    def setup(self, gen: PipelineRunner) -> None:
-        from xsteer.pipelines import site_features
-
-        site = gen.family.default_site
-        self.subspace = site_features(gen.pipe, self.concepts, [site],
-                                      **gen.call_kwargs)[site].float()
-
-    def conditioning(self, gen: PipelineRunner, prompts: Sequence[str],
-                     setting: Setting) -> tuple[dict[str, Any], dict[str, Any]]:
-        from xsteer.evaluate.harness.safree import safree_project
-
-        if self.subspace is None:
-            raise XSteerError(f"method {self.name!r}: setup() was not called")
-        embeds = gen.encode(prompts)
-        E = embeds["prompt_embeds"]
-        mask = gen.token_mask(prompts, E.shape[1])
-        new, trig = safree_project(E, mask, self.subspace.to(E.device, E.dtype),
-                                   strength=setting[1], alpha=self.alpha)
-        return {**embeds, "prompt_embeds": new}, {"triggers": [int(t.sum()) for t in trig]}
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "concepts": self.concepts, "alpha": self.alpha}
-
-
 class _Context:
     """What a method builder may need besides its own entry: paths, defaults, earlier methods."""
 
@@ -401,10 +307,14 @@ def _adapter(s: Any, name: str, ctx: _Context) -> Method:
 
 
 def _negative_prompt(s: Any, name: str, ctx: _Context) -> Method:
+    from xsteer.evaluate.harness.baselines import DEFAULT_NEGATIVE_PROMPT, NegativePrompt
+
     return NegativePrompt(name, s.negative_prompt or DEFAULT_NEGATIVE_PROMPT, s.call_kwargs)
 
 
 def _safree(s: Any, name: str, ctx: _Context) -> Method:
+    from xsteer.evaluate.harness.baselines import DEFAULT_TOXIC_CONCEPTS, Safree
+
     return Safree(name, s.concepts or DEFAULT_TOXIC_CONCEPTS, ctx.strengths(s), s.alpha)
 
 

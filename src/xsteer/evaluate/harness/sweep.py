@@ -17,10 +17,8 @@ xsteer sweep ...`` works too). ``accelerate launch --cpu`` alone starts a single
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from typing import Any
 from xsteer.errors import XSteerError
 from xsteer.evaluate.harness.benchmarks import Prompt, load_benchmark
 from xsteer.evaluate.harness.config import SweepConfig
+from xsteer.evaluate.harness.environment import environment
 from xsteer.evaluate.harness.generation import PipelineRunner, resolve_device
 from xsteer.evaluate.harness.judges import Judge, VideoJudge, build_judge
 from xsteer.evaluate.harness.methods import Method, Setting, Unsteered, build_methods
@@ -373,7 +372,7 @@ class Sweep:
             "methods": {m.name: m.describe() for m in methods},
             "metrics": _metric_settings(metrics),
             "world_size": self.dist.world,
-            "environment": _environment(),
+            "environment": environment(),
         })
         return rows
 
@@ -384,33 +383,3 @@ def _metric_settings(metrics: dict[str, Any]) -> dict[str, Any]:
         out["clip"] = {**dict(out["clip"]),
                        "scale": "clip_score = torchmetrics 100*max(cos,0); clip_cos = clip_score/100"}
     return out
-
-
-def _environment() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions: dict[str, str | None] = {}
-    for pkg in ("xsteer", "torch", "diffusers", "transformers", "torchmetrics", "nudenet",
-                "accelerate"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"python": platform.python_version(), "versions": versions, "hardware": _hardware()}
-
-
-def _hardware() -> dict[str, Any]:
-    """What ran the sweep (model cards report it): CPU, cores, torch threads, GPUs."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
-        if torch.cuda.is_available() else []
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpus": gpus, "device": ", ".join(gpus) if gpus else f"CPU ({cpu})"}
-
