@@ -32,7 +32,8 @@ LAYERS = {
     "evaluate": 8,
     "workflow": 9, "probe_fit": 9, "adapter": 9,
     "demo": 10, "app": 10,
-    "cli_core": 11, "cli_gate": 11, "cli_sign": 11, "cli": 12, "__main__": 13,
+    "cli_core": 11, "cli_gate": 11, "cli_sign": 11, "cli_adapter": 11, "cli_app": 11,
+    "cli": 12, "__main__": 13,
 }
 MAX_LINES = 400
 

@@ -74,15 +74,13 @@ def _register() -> typer.Typer:
     _registered = True
     # Each module wires one family of subcommands. They import only typer and xsteer's torch-free
     # modules at the top (bench/bench_cli.py times it); each command imports what it runs.
-    from xsteer import cli_core, cli_gate, cli_sign
-    from xsteer.adapter import cli as adapter_cli
-    from xsteer.app import cli as app_cli
+    from xsteer import cli_adapter, cli_app, cli_core, cli_gate, cli_sign
     from xsteer.evaluate.harness import cli as harness_cli
     from xsteer.pipelines import cli as pipelines_cli
     from xsteer.proving_ground import cli as proving_ground_cli
 
     for family in (cli_core, cli_gate, cli_sign, harness_cli, pipelines_cli, proving_ground_cli,
-                   adapter_cli, app_cli):
+                   cli_adapter, cli_app):
         family.register(app)
     _release_after(app)
     return app

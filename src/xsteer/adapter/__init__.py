@@ -6,20 +6,7 @@ The `Adapter` itself (load, ``apply``/``remove``, the pipeline check) lives in
 use it; ``xsteer.load_adapter`` is the public entry point.
 """
 
-from typing import Any
-
-# imported on first use, so `xsteer --help` (which registers `xsteer.adapter.cli`) stays torch-free
-_LAZY = {"pack": "xsteer.adapter.pack", "pipeline_identity": "xsteer.adapter.pack",
-         "Adapter": "xsteer.pipelines.adapter", "AdapterMismatchError": "xsteer.pipelines.adapter",
-         "load_adapter": "xsteer.pipelines.adapter"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xsteer.adapter' has no attribute {name!r}")
-
+from xsteer.adapter.pack import pack, pipeline_identity
+from xsteer.pipelines.adapter import Adapter, AdapterMismatchError, load_adapter
 
 __all__ = ["Adapter", "AdapterMismatchError", "load_adapter", "pack", "pipeline_identity"]
