@@ -272,20 +272,13 @@ def save_artifact(
         if foreign:
             raise ArtifactError(f"refusing to replace {directory}: it holds {foreign[0]!r}, "
                                 "which is not part of an xsteer artifact (choose a new --out)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}{TMP_TAG}", dir=directory.parent))
-    try:
+    with staged_folder(directory) as tmp:
         for fn, b in files.items():
             _checkpoint(f"write {fn}")
             _write_synced(tmp / fn, b)
         _checkpoint("write manifest")
         _write_synced(tmp / manifest_name(name),
                       (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-        _fsync_dir(tmp)
-        _publish(tmp, directory)
-        _fsync_dir(directory.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 

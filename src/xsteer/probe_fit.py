@@ -154,10 +154,10 @@ def rate(k: int, n: int) -> dict[str, Any]:
     """A rate with its exact 95% (Clopper-Pearson) interval; ``None`` rate for ``n = 0``."""
     if n == 0:
         return {"rate": None, "lo": None, "hi": None, "k": 0, "n": 0}
-    from scipy.stats import binomtest
+    from xsteer.evaluate.metrics import proportion_ci  # xsteer's one interval rule for rates
 
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return {"rate": k / n, "lo": float(ci.low), "hi": float(ci.high), "k": k, "n": n}
+    lo, hi = proportion_ci(k, n)
+    return {"rate": k / n, "lo": lo, "hi": hi, "k": k, "n": n}
 
 
 def fit_source_gate(encoder: Any, data: ProbeData, *, layers: Sequence[int] | None = None,

@@ -167,10 +167,13 @@ class SourceProbe(HubMixin):
         """Per probe name (each category and ``global``), a boolean ``(n,)``: does that logit
         pass the threshold (the ``(q/2, delta/2)`` one with ``half``). ``global`` is the prompt's
         own decision: any probe fires."""
+        return self.decide_logits(self.logits(features), half)
+
+    def decide_logits(self, logits: torch.Tensor, half: bool = False) -> dict[str, torch.Tensor]:
+        """`decide` on logits already computed ``(n, len(names_))``."""
         tau = self._tau(half)
-        L = self.logits(features)
-        out = {name: L[:, j] > tau for j, name in enumerate(self.names_)}
-        out[GLOBAL] = (L > tau).any(dim=1)
+        out = {name: logits[:, j] > tau for j, name in enumerate(self.names_)}
+        out[GLOBAL] = (logits > tau).any(dim=1)
         return out
 
     def fires(self, features: torch.Tensor) -> torch.Tensor:

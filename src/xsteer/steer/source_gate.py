@@ -145,11 +145,7 @@ class SourceGate:
     def decide(self, texts: Sequence[str], half: bool = False) -> dict[str, torch.Tensor]:
         """Per category (and ``global`` = any), a boolean ``(n,)``: does the source model read
         each prompt as unsafe. ``half``: the ``(q/2, delta/2)`` threshold, for an OR."""
-        tau = self.probe._tau(half)
-        L = self.logits(texts)
-        out = {name: L[:, j] > tau for j, name in enumerate(self.probe.names_)}
-        out[GLOBAL] = (L > tau).any(dim=1)
-        return out
+        return self.probe.decide_logits(self.logits(texts), half)
 
     def score(self, texts: Sequence[str], half: bool = False) -> list[dict[str, Any]]:
         """One record per prompt, in input order:
