@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/xsteer demo --out runs/demo
+	$(VENV)/bin/xsteer demo --overwrite --out runs/demo
 
 test: install
 	$(PY) -m pytest -q
