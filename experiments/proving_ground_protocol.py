@@ -81,7 +81,54 @@ def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
         vec = d["global"].vector if isinstance(d, DirectionSet) else d.vector
         gate = Gate.calibrate(feats, vec, quantile=args.gate_quantile)
         paths[name] = str(gate.save_pretrained(out.resolve() / "gates" / name))
+        if getattr(args, "probe", None) is not None and name != "native":
+            # the target side of an OR with the probe: half the false-trigger budget
+            half = Gate.calibrate(feats, vec, quantile=1 - (1 - args.gate_quantile) / 2)
+            args.half_gate = str(half.save_pretrained(out.resolve() / "gates" / f"{name}-half"))
     return paths
+
+
+def probe_methods(args: argparse.Namespace, gates: dict[str, str],
+                  calib: dict[str, Any]) -> list[dict[str, Any]]:
+    """The source-side gate decides, each transported direction steers (gated); for the first
+    transported direction with a target gate also OR (each side at half the budget) and AND with
+    that gate, the keep-the-rest modes and step windows under the probe's decisions (the target
+    gate gives them their geometry), and one category at a time (``--probe-per-category``)."""
+    probe = str(Path(args.probe).resolve())
+    strengths = args.gated_strengths or args.strengths
+    out: list[dict[str, Any]] = []
+    for name, path in _named(args.transported).items():
+        out.append({"name": f"{name}-probe-gated", "kind": "direction", "path": path,
+                    "mode": "gated", "gates": probe, **calib, "strengths": strengths})
+    first = next(iter(_named(args.transported).items()), None)
+    if first is None or first[0] not in gates:
+        return out
+    name, path = first
+    base = {"kind": "direction", "path": path, **calib}
+    if getattr(args, "half_gate", None):
+        out.append({**base, "name": f"{name}-probe-or", "mode": "gated", "combine": "or",
+                    "gates": [probe, args.half_gate], "strengths": strengths})
+    out.append({**base, "name": f"{name}-probe-and", "mode": "gated", "combine": "and",
+                "gates": [probe, gates[name]], "strengths": strengths})
+    targets = _named(getattr(args, "targets", None) or [])
+    for mode in getattr(args, "keep_modes", None) or []:
+        m = {**base, "name": f"{name}-probe-{mode}", "mode": mode, "gates": [probe, gates[name]],
+             "strengths": args.keep_strengths}
+        if mode == "tokens":
+            m["token_quantile"] = args.token_quantile
+        if mode == "target":
+            if name not in targets:
+                continue
+            m["targets"] = targets[name]
+        out.append(m)
+    for w in getattr(args, "windows", None) or []:
+        a, b = (float(x) for x in w.split(":"))
+        out.append({**base, "name": f"{name}-probe-gated-w{a:g}-{b:g}", "mode": "gated",
+                    "gates": probe, "window": [a, b], "strengths": strengths})
+    for cat in getattr(args, "probe_per_category", None) or []:
+        out.append({**base, "name": f"{name}-probe@{cat}", "mode": "gated", "gates": probe,
+                    "categories": [cat], "strengths": [args.category_strength]})
+    return out
 
 
 def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) -> dict[str, Any]:
@@ -106,11 +153,8 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
         methods.append({"name": f"{name}-gated", "kind": "direction",
                         "path": str(Path(direction).resolve()), "mode": "gated", "gates": path,
                         **calib, "strengths": args.gated_strengths or args.strengths})
-    if getattr(args, "probe", None) is not None:  # the source-side gate decides, each transported direction steers
-        for name, path in _named(args.transported).items():
-            methods.append({"name": f"{name}-probe-gated", "kind": "direction", "path": path,
-                            "mode": "gated", "gates": str(Path(args.probe).resolve()),
-                            **calib, "strengths": args.gated_strengths or args.strengths})
+    if getattr(args, "probe", None) is not None:  # the source-side gate decides
+        methods += probe_methods(args, gates or {}, calib)
     methods += keep_methods(args, gates or {}, calib)
     for cat in args.per_category:
         for name, path in [("native", args.native), *_named(args.transported).items()][:2]:
@@ -303,6 +347,9 @@ def main() -> None:
     p.add_argument("--gate-quantile", type=float, default=0.99)
     p.add_argument("--probe", default=None, help="a source-side gate folder (xsteer gate calibrate "
                    "--source): also each transported direction gated by it")
+    p.add_argument("--probe-per-category", nargs="*", default=[],
+                   help="categories to steer one at a time with the first transported direction, "
+                        "the probe's decision for that category picking the prompts")
     p.add_argument("--gated-strengths", type=float, nargs="*", default=None)
     p.add_argument("--keep-modes", nargs="*", default=[],
                    help="steer-don't-erase operators for each gated direction and the random "
@@ -333,6 +380,7 @@ def main() -> None:
     # the config lives in OUT and reads the prompts, directions and judge where they are
     read = [args.prompts, args.native, *_named(args.transported).values(),
             *([args.probe] if getattr(args, "probe", None) is not None else []),
+            *_named(getattr(args, "targets", None) or []).values(),
             args.judge or proving_ground_dir() / "judge"]
     allow = [a for r in read for a in ("--allow-path", str(Path(r).expanduser().resolve()))]
     subprocess.run([xsteer, command, str(out / "sweep.json"), "--out", str(out / "run"), *allow],

@@ -99,3 +99,32 @@ def test_keep_methods_cover_each_gated_direction_and_the_random_control(tmp_path
     w = ms["native-gated-w0-0.5"]
     assert w["window"] == [0.0, 0.5] and w["mode"] == "gated" and w["strengths"] == [4.0]
     assert all(m["calibrate"] == "benign-norm" for m in ms.values())
+
+
+def test_probe_methods_gate_by_the_probe_and_combine_with_the_target_gate(tmp_path) -> None:
+    args = argparse.Namespace(
+        probe=str(tmp_path / "probe"), transported=["ridge=/r", "mlp=/m"], strengths=[1.0],
+        gated_strengths=[2.0, 4.0], keep_modes=["tokens", "target"], keep_strengths=[2.0],
+        token_quantile=0.99, targets=["ridge=/tr"], windows=["0.5:1"],
+        probe_per_category=["sexual", "hate"], category_strength=4.0, half_gate="/grh")
+    calib = {"calibrate": "benign-norm", "benign": "/c.txt"}
+    ms = {m["name"]: m for m in pgp.probe_methods(args, {"native": "/gn", "ridge": "/gr"}, calib)}
+    probe = str((tmp_path / "probe").resolve())
+    assert ms["ridge-probe-gated"]["gates"] == probe == ms["mlp-probe-gated"]["gates"]
+    assert ms["ridge-probe-gated"]["strengths"] == [2.0, 4.0]
+    # OR: the target side at half the budget; AND: the gate as calibrated
+    assert ms["ridge-probe-or"]["gates"] == [probe, "/grh"]
+    assert ms["ridge-probe-or"]["combine"] == "or"
+    assert (ms["ridge-probe-and"]["gates"], ms["ridge-probe-and"]["combine"]) == ([probe, "/gr"],
+                                                                                "and")
+    # keep modes: the probe decides (no combine), the target gate gives the geometry
+    tok = ms["ridge-probe-tokens"]
+    assert tok["gates"] == [probe, "/gr"] and "combine" not in tok and tok["strengths"] == [2.0]
+    assert ms["ridge-probe-target"]["targets"] == "/tr"
+    assert ms["ridge-probe-gated-w0.5-1"]["window"] == [0.5, 1.0]
+    cat = ms["ridge-probe@sexual"]
+    assert cat["categories"] == ["sexual"] and cat["gates"] == probe and cat["strengths"] == [4.0]
+    assert not any(n.startswith("mlp-probe-") and n != "mlp-probe-gated" for n in ms)
+    # no target gate for the first transported direction: only the probe-gated rows
+    only = pgp.probe_methods(args, {"native": "/gn"}, calib)
+    assert [m["name"] for m in only] == ["ridge-probe-gated", "mlp-probe-gated"]

@@ -1,12 +1,24 @@
 """The ``gates:`` entry of a sweep method: a folder from ``xsteer gate calibrate`` (a source-side
-probe, one gate, or one gate per category) or ``{category: folder}``, loaded once per sweep."""
+probe, one gate, or one gate per category), ``{category: folder}``, or a list of such folders (at
+most one source-side probe beside target gates, as ``xsteer generate --gate A --gate B`` takes
+them), loaded once per sweep."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from xsteer.errors import XSteerError
+
+
+class MixedGates(NamedTuple):
+    """A list entry: the source-side gate that decides (``combine``) and the target gates, which
+    also give the keep-the-rest modes their geometry (centre, thresholds)."""
+
+    source: Any
+    target: dict[str, Any]
 
 
 def resolver(base: Path | Callable[[str], Path]) -> Callable[[str], Path]:
@@ -25,6 +37,8 @@ def load_gate_spec(spec: Any, base: Path | Callable[[str], Path]) -> Any:
     resolve = resolver(base)
     if spec is None:
         return None
+    if isinstance(spec, list):
+        return _mixed([load_gate_spec(x, base) for x in spec], spec)
     if isinstance(spec, Mapping):
         return {k: Gate.from_pretrained(str(resolve(v))) for k, v in spec.items()}
     if is_source_gate_dir(resolve(spec)):
@@ -38,3 +52,22 @@ def _source_gate(path: str) -> Any:
     from xsteer.steer.source_gate import SourceGate
 
     return SourceGate.from_pretrained(path)
+
+
+def _mixed(loaded: list[Any], spec: list[Any]) -> MixedGates:
+    from xsteer.steer.source_gate import SourceGate
+
+    sources = [g for g in loaded if isinstance(g, SourceGate)]
+    if len(sources) > 1:
+        raise XSteerError(f"gates: {spec} names {len(sources)} source-side gates; a method takes "
+                          "at most one (beside any target gates)")
+    target: dict[str, Any] = {}
+    for g, name in zip(loaded, spec, strict=True):
+        if isinstance(g, SourceGate):
+            continue
+        clash = sorted(set(target) & set(g))
+        if clash:
+            raise XSteerError(f"gates: {spec}: categories {clash} have a gate in two folders "
+                              f"(again in {name!r})")
+        target.update(g)
+    return MixedGates(sources[0] if sources else None, target)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from xsteer.errors import XSteerError
-from xsteer.evaluate.harness.gate_spec import load_gate_spec, resolver
+from xsteer.evaluate.harness.gate_spec import MixedGates, load_gate_spec, resolver
 from xsteer.evaluate.harness.generation import PipelineRunner
 from xsteer.evaluate.harness.keep_options import pop_keep_options
 from xsteer.evaluate.harness.method_base import Method, Setting
@@ -55,11 +55,14 @@ class DirectionMethod(Method):
                  keep: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, strengths, modes)
         self.directions = directions
-        # ``gates:`` may name a source-side gate (a SourceGate) instead of target gates
+        # ``gates:`` may name a source-side gate (a SourceGate) instead of target gates, or both
         from xsteer.steer.source_gate import SourceGate
 
-        self.source_gate = gates if isinstance(gates, SourceGate) else None
-        self.gates = None if self.source_gate is not None else gates
+        if isinstance(gates, MixedGates):
+            self.source_gate, self.gates = gates.source, gates.target or None
+        else:
+            self.source_gate = gates if isinstance(gates, SourceGate) else None
+            self.gates = None if self.source_gate is not None else gates
         self.combine = combine
         self.categories = categories
         self.inner = inner

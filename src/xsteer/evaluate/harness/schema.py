@@ -78,8 +78,10 @@ class NoneMethod(_Method):
 
 class _Steering(_Method):
     # a folder of target gates (one, or one per category), {category: folder}, or a source-side
-    # gate folder (probe.json, from `xsteer gate calibrate --source`)
-    gates: str | dict[str, str] | None = None
+    # gate folder (probe.json, from `xsteer gate calibrate --source`), or a list of folders: at
+    # most one source-side gate beside target gates (combine: or / and, or the keep-the-rest modes'
+    # geometry under the source gate's decisions)
+    gates: str | dict[str, str] | list[str] | None = None
     categories: list[str] | None = None
     inner: str = "additive"
     # with a source-side gate: source (default), or or / and with target gates
