@@ -31,7 +31,9 @@ lint: install
 bench: install
 	$(PY) bench/run.py
 
-results: install
+# docs/results.md (the transport study, cached encodes: minutes) and the sources x targets matrix
+# of docs/sources.md (results-sources below: about an hour on 2 cores with a cold cache).
+results: install results-sources
 	$(PY) -m experiments.transport_study --out docs/results.md
 
 # The source-side gate on three held-out sets (docs/source_gate.md): fits the product probe on

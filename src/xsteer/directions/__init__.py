@@ -4,6 +4,7 @@ What does not live here: reading a model (`xsteer.encoders`), carrying a directi
 model's space (`xsteer.align`), applying it (`xsteer.steer`, `xsteer.pipelines`)."""
 
 from xsteer.directions.direction import CONVENTION, Direction, DirectionSet, load_directions
+from xsteer.directions.ensemble import ensemble
 from xsteer.directions.estimators import (
     ESTIMATORS,
     check_pairs,
@@ -20,6 +21,7 @@ __all__ = [
     "Direction",
     "DirectionSet",
     "check_pairs",
+    "ensemble",
     "get_estimator",
     "load_directions",
     "mean_difference",
