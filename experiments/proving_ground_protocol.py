@@ -162,6 +162,8 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
                             "path": str(Path(path).resolve()), "categories": [cat], **calib,
                             "strengths": [args.category_strength],
                             "mode": args.category_mode})
+    skip = set(getattr(args, "skip", None) or [])
+    methods = [m for m in methods if m["name"] not in skip or m["name"] == "none"]
     from xsteer.proving_ground.text import proving_ground_dir
 
     judge = str(Path(args.judge).expanduser().resolve()) if args.judge else \
@@ -362,6 +364,8 @@ def main() -> None:
                         "mode: native=... and the first transported's name")
     p.add_argument("--windows", nargs="*", default=[],
                    help="START:END step windows for gated steering (e.g. 0:0.5 0.5:1)")
+    p.add_argument("--skip", nargs="*", default=[],
+                   help="method names to leave out (e.g. random ridge-probe-and); never none")
     p.add_argument("--written-apart", action="store_true",
                    help="evaluate on the prompt set written apart (experiments/data), 3 seeds each")
     p.add_argument("--fresh", action="store_true")

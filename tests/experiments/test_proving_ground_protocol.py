@@ -128,3 +128,14 @@ def test_probe_methods_gate_by_the_probe_and_combine_with_the_target_gate(tmp_pa
     # no target gate for the first transported direction: only the probe-gated rows
     only = pgp.probe_methods(args, {"native": "/gn"}, calib)
     assert [m["name"] for m in only] == ["ridge-probe-gated", "mlp-probe-gated"]
+
+
+def test_skip_leaves_out_named_methods_but_never_the_unsteered_one(tmp_path) -> None:
+    args = argparse.Namespace(
+        prompts=str(tmp_path), native=str(tmp_path / "nat"), strengths=[4.0],
+        modes=["projection"], transported=["ridge=/r"], baselines=False, per_category=[],
+        category_strength=1.0, category_mode="projection", judge=str(tmp_path / "judge"),
+        name="t", pipeline=str(tmp_path / "pipe"), threads=1, batch_size=8, steps=2,
+        guidance=3.0, frames=0, gated_strengths=[4.0], skip=["random", "none", "native-gated"])
+    names = [m["name"] for m in pgp.sweep_config(args, gates={"native": "/g"})["methods"]]
+    assert names == ["none", "native", "transported-ridge"]
