@@ -49,13 +49,15 @@ def _paths_read(spec: SweepSpec) -> list[tuple[str, str]]:
         if b.path is not None:
             out.append((f"benchmarks[{i}].path", b.path))
     for i, m in enumerate(spec.methods):
-        for key in ("path", "benign", "pairs"):
+        for key in ("path", "benign", "pairs", "targets"):
             value = getattr(m, key, None)
             if value is not None:
                 out.append((f"methods[{i}].{key}", value))
         gates = getattr(m, "gates", None)
         if isinstance(gates, str):
             out.append((f"methods[{i}].gates", gates))
+        elif isinstance(gates, list):
+            out += [(f"methods[{i}].gates[{k}]", v) for k, v in enumerate(gates)]
         elif gates:
             out += [(f"methods[{i}].gates.{k}", v) for k, v in gates.items()]
     for i, j in enumerate(spec.judges):
