@@ -141,7 +141,8 @@ def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) 
                     **calib, **steer})
     for i, (name, path) in enumerate(_named(args.transported).items()):
         # every operator for the first transported direction; the other maps, additive only
-        modes = steer if i == 0 else {"strengths": args.strengths, "modes": ["additive"]}
+        modes = steer if i == 0 or getattr(args, "all_operators", False) else \
+            {"strengths": args.strengths, "modes": ["additive"]}
         methods.append({"name": f"transported-{name}", "kind": "direction", "path": path,
                         **calib, **modes})
     methods.append({"name": "random", "kind": "random", "like": "native", "seed": 0, **steer})
@@ -364,6 +365,9 @@ def main() -> None:
                         "mode: native=... and the first transported's name")
     p.add_argument("--windows", nargs="*", default=[],
                    help="START:END step windows for gated steering (e.g. 0:0.5 0.5:1)")
+    p.add_argument("--all-operators", action="store_true",
+                   help="every --modes operator for every transported direction (default: the "
+                        "first one; the others additive only)")
     p.add_argument("--skip", nargs="*", default=[],
                    help="method names to leave out (e.g. random ridge-probe-and); never none")
     p.add_argument("--written-apart", action="store_true",
