@@ -80,7 +80,7 @@ def eval_lists() -> dict[str, dict[str, tuple[str, list[str]]]]:
 
 def scorer(encoder: Any, probe: SourceProbe) -> Callable[[list[str]], torch.Tensor]:
     def logits(texts: list[str]) -> torch.Tensor:
-        by = encoder.encode_layers(texts, list(probe.layers), progress=False)
+        by = encoder.encode_layers(texts, list(probe.layers), probe.pooling, progress=False)
         return probe.logits(stack_layers(by, probe.layers))
 
     return logits

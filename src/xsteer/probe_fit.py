@@ -162,10 +162,12 @@ def rate(k: int, n: int) -> dict[str, Any]:
 
 def fit_source_gate(encoder: Any, data: ProbeData, *, layers: Sequence[int] | None = None,
                     q: float = 0.01, delta: float = 0.05, C: float = 0.1, seed: int = 0,
-                    split: tuple[float, float, float] = SPLIT,
+                    split: tuple[float, float, float] = SPLIT, pooling: str = "mean",
                     progress: bool | None = None, name: str | None = None) -> Any:
     """Fit and calibrate a `SourceProbe` on ``encoder`` (see the module docstring). ``name``:
-    how the gate should load the source model again (an alias or folder; default its id)."""
+    how the gate should load the source model again (an alias or folder; default its id).
+    ``pooling``: how each layer's token states become one feature (``mean``, or ``last``: the
+    last real token, which in a decoder has read the whole prompt)."""
     from xsteer.data import data_record
     from xsteer.steer.conformal import min_calibration_size
     from xsteer.steer.probe import SourceProbe, stack_layers
@@ -179,7 +181,7 @@ def fit_source_gate(encoder: Any, data: ProbeData, *, layers: Sequence[int] | No
     def feats(texts: Sequence[str]) -> torch.Tensor:
         if not texts:
             return torch.zeros(0, encoder.dim * len(layers))
-        by = encoder.encode_layers(list(texts), list(layers), progress=progress)
+        by = encoder.encode_layers(list(texts), list(layers), pooling, progress=progress)
         return stack_layers(by, layers)
 
     # encode whole lists (cache-friendly: a refit with another seed reads them back), then slice
@@ -212,11 +214,12 @@ def fit_source_gate(encoder: Any, data: ProbeData, *, layers: Sequence[int] | No
     records = [data_record("probe unsafe (fit)", [t for _, t in unsafe_fit], side="source",
                            unsafe=True),
                data_record("probe negatives (fit)", neg, side="source", unsafe=False)]
-    probe = SourceProbe(C=C, model_id=encoder.model_id, layers=layers).fit(X, y, cats, records)
+    probe = SourceProbe(C=C, model_id=encoder.model_id, layers=layers,
+                        pooling=pooling).fit(X, y, cats, records)
     probe.calibrate(Bcal, q=q, delta=delta,
                     data=data_record("probe benign (calibration)", bcal_texts, side="source",
                                      unsafe=False))
-    probe.source = source_identity(encoder, layers, name=name)
+    probe.source = source_identity(encoder, layers, pooling, name=name)
     calib = bcal_texts
     # held-out rates: per benign style, and per category of the held-out unsafe prompts
     tau = probe.threshold_
