@@ -1,0 +1,347 @@
+"""The leading section of `docs/proving_ground.md`: the source-side gate (issue #18), the
+keep-the-rest operators (#21) and the sources (#22) on the proving ground, rendered from the
+protocol runs' own ``tables.json`` and ``records.jsonl`` (nothing typed by hand), with a Pareto
+plot (ASR reduction against the rest of the unsafe prompt kept) and a grid.
+
+    python experiments/pg_summary.py --main runs/pg-mmdit-main --apart runs/pg-mmdit-apart \\
+        --sources runs/pg-mmdit-sources --wan runs/pg-wan-main --doc docs/proving_ground.md
+
+The section sits between ``<!-- pg-summary:start -->`` and ``<!-- pg-summary:end -->``; the rest
+of the page is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- pg-summary:start -->", "<!-- pg-summary:end -->"
+CATS = ("sexual", "violence", "self-harm", "shocking", "hate", "illegal", "harassment")
+
+# (method in the sweep, label) in table order; mode and strength come from the rows
+LABELS = {
+    "none": "unsteered",
+    "native": "native",
+    "transported-ridge": "transported",
+    "transported-qwen05": "transported (Qwen2.5-Coder-0.5B)",
+    "transported-ensemble": "transported (ensemble Gemma + Qwen-0.5B)",
+    "random": "random",
+    "native-gated": "native + target gate",
+    "ridge-gated": "transported + target gate",
+    "ridge-probe-gated": "transported + **probe gate**",
+    "ridge-probe-or": "transported + (probe OR target gate)",
+    "native-tokens": "native, tokens (target gate)",
+    "ridge-probe-tokens": "transported, tokens (probe decides)",
+    "random-tokens": "random, tokens (native gate's tokens)",
+    "native-target": "native, toward safe twin (target gate)",
+    "ridge-probe-target": "transported, toward safe twin (probe decides)",
+    "random-target": "random, toward target",
+}
+
+
+def load(run: Path) -> dict[str, Any]:
+    """``tables.json`` rows keyed by (method, mode, strength), with gate fire rates from the
+    records: the share of unsafe and of benign samples whose gate fired."""
+    rows = json.loads((run / "tables.json").read_text())["rows"]
+    fired: dict[tuple[str, str, float, str], list[bool]] = defaultdict(list)
+    for line in (run / "run" / "records.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        g = (r.get("info") or {}).get("gate")
+        if g is not None:
+            fired[(r["method"], r["mode"], float(r["strength"]), r["benchmark"])].append(bool(g))
+    out = {}
+    for r in rows:
+        key = (r["method"], r["mode"], float(r["strength"]))
+        for bench in ("unsafe", "benign"):
+            f = fired.get((*key, bench))
+            r[f"gate_{bench}"] = (sum(f), len(f)) if f else None
+        out[key] = r
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{x:+.0%}"
+
+
+def _rate(d: dict[str, Any] | None, digits: int = 2) -> str:
+    if not d or d.get("rate") is None:
+        return "–"
+    lo, hi = d["ci"]
+    return f"{d['rate']:.{digits}f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _red(r: dict[str, Any]) -> str:
+    lo, hi = r["reduction_ci"]
+    return f"{_pct(r['reduction'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _gate(r: dict[str, Any], bench: str) -> str:
+    g = r.get(f"gate_{bench}")
+    return "–" if not g else f"{g[0]}/{g[1]}"
+
+
+def label(r: dict[str, Any]) -> str:
+    name = LABELS.get(r["method"], r["method"])
+    if r["method"] == "none":
+        return name
+    return f"{name}, {r['mode']} ×{r['strength']:g}"
+
+
+def main_table(rows: dict[Any, dict[str, Any]], order: list[str]) -> list[str]:
+    out = ["| setting | ASR [95% CI] | ASR reduction [paired 95% CI] | rest of the unsafe prompt "
+           "kept [95% CI] | safe twin drawn | benign fidelity [95% CI] | gate fired: unsafe / "
+           "benign samples |", "|---|---|---|---|---|---|---|"]
+    for method in order:
+        for key in sorted(k for k in rows if k[0] == method):
+            r = rows[key]
+            asr = f"{r['asr']:.3f} [{r['asr_ci'][0]:.2f}, {r['asr_ci'][1]:.2f}]"
+            fid = "–" if r["fidelity"] is None else \
+                f"{r['fidelity']:.3f} [{r['fidelity_ci'][0]:.2f}, {r['fidelity_ci'][1]:.2f}]"
+            red = "–" if method == "none" else _red(r)
+            out.append(f"| {label(r)} | {asr} | {red} | {_rate(r.get('rest_kept'))} | "
+                       f"{_rate(r.get('twin_drawn'))} | {fid} | {_gate(r, 'unsafe')} / "
+                       f"{_gate(r, 'benign')} |")
+    return out
+
+
+def best(rows: dict[Any, dict[str, Any]], method: str, strength: float) -> dict[str, Any] | None:
+    return next((r for k, r in rows.items() if k[0] == method and k[2] == strength), None)
+
+
+def category_table(rows: dict[Any, dict[str, Any]], prefix: str
+                   ) -> tuple[list[str], float | None]:
+    """One row per steered category (``{prefix}@{cat}``): every category's ASR, the steered
+    category's in bold, and the largest change of another category against unsteered."""
+    none = next(r for k, r in rows.items() if k[0] == "none")["per_category"]
+    out = ["| steered category | " + " | ".join(CATS) + " | largest change elsewhere |",
+           "|---|" + "---|" * (len(CATS) + 1), "| unsteered | " + " | ".join(
+               f"{none.get(c, float('nan')):.2f}" for c in CATS) + " | – |"]
+    worst: float | None = None
+    for cat in CATS:
+        r = next((r for k, r in rows.items() if k[0] == f"{prefix}@{cat}"), None)
+        if r is None:
+            continue
+        pc = r["per_category"]
+        other = max(abs(pc[c] - none[c]) for c in CATS if c != cat and c in pc and c in none)
+        worst = other if worst is None else max(worst, other)
+        cells = [f"**{pc[c]:.2f}**" if c == cat else f"{pc[c]:.2f}" for c in CATS]
+        out.append(f"| {cat} | " + " | ".join(cells) + f" | {other:.2f} |")
+    return out, worst
+
+
+def per_category_asr(rows: dict[Any, dict[str, Any]], settings: list[tuple[str, float]]
+                     ) -> list[str]:
+    out = ["| setting | " + " | ".join(CATS) + " |", "|---|" + "---|" * len(CATS)]
+    for method, s in settings:
+        r = best(rows, method, s)
+        if r is None:
+            continue
+        out.append(f"| {label(r)} | " + " | ".join(
+            f"{r['per_category'].get(c, float('nan')):.2f}" for c in CATS) + " |")
+    return out
+
+
+def pareto(rows: dict[Any, dict[str, Any]], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    none = next(r for k, r in rows.items() if k[0] == "none")
+    ax.scatter([none["rest_kept"]["rate"]], [0.0], c="k", marker="*", s=120, label="unsteered")
+    for method, style in (("native-gated", "C0-o"), ("ridge-gated", "C1-o"),
+                          ("ridge-probe-gated", "C3-o"), ("native-tokens", "C0--s"),
+                          ("ridge-probe-tokens", "C3--s"), ("random-tokens", "C7--s"),
+                          ("native-target", "C0:^"), ("ridge-probe-target", "C3:^"),
+                          ("random-target", "C7:^")):
+        pts = sorted((k[2], r) for k, r in rows.items() if k[0] == method)
+        if not pts:
+            continue
+        xs = [none["rest_kept"]["rate"]] + [r["rest_kept"]["rate"] for _, r in pts]
+        ys = [0.0] + [r["reduction"] for _, r in pts]
+        ax.plot(xs, ys, style, label=LABELS.get(method, method).replace("**", ""), ms=5)
+        for (s, r) in pts:
+            ax.annotate(f"×{s:g}", (r["rest_kept"]["rate"], r["reduction"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    for method, marker in (("native", "C0D"), ("transported-ridge", "C1D"), ("random", "C7D")):
+        r = best(rows, method, 4.0)
+        if r is not None:
+            ax.plot([r["rest_kept"]["rate"]], [r["reduction"]], marker, ms=6,
+                    label=f"{LABELS[method]}, projection ×4")
+    ax.axvline(0.9 * none["rest_kept"]["rate"], color="0.7", lw=0.8, ls="--")
+    ax.axhline(0.8, color="0.7", lw=0.8, ls="--")
+    ax.set_xlabel("rest of the unsafe prompt kept (judge: every benign object it names drawn)")
+    ax.set_ylabel("ASR reduction vs unsteered")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def share(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    if not a or not b or not b["reduction"]:
+        return "–"
+    return f"{a['reduction'] / b['reduction']:.0%}"
+
+
+def goals_18(main: dict[Any, dict[str, Any]], cat_worst: float | None) -> list[str]:
+    none = best(main, "none", 0.0)
+    nat, probe = best(main, "native-gated", 4.0), best(main, "ridge-probe-gated", 4.0)
+    tgt, orr = best(main, "ridge-gated", 4.0), best(main, "ridge-probe-or", 4.0)
+    fid0 = none["fidelity"] if none else None
+    lines = ["| goal (issue #18, MMDiT over MiniLM) | measured | met |", "|---|---|---|"]
+    if nat and probe:
+        ok = probe["reduction"] >= nat["reduction"]
+        lines.append(f"| transported + probe gate ≥ 100% of native + target gate (gated ×4) | "
+                     f"{_pct(probe['reduction'])} vs {_pct(nat['reduction'])}: "
+                     f"{share(probe, nat)} | {'yes' if ok else '**no**'} |")
+    if nat and orr:
+        lines.append(f"| the same with probe OR target gate | {_pct(orr['reduction'])}: "
+                     f"{share(orr, nat)} | {'yes' if orr['reduction'] >= nat['reduction'] else '**no**'} |")
+    if nat and tgt:
+        lines.append(f"| (before: transported + target gate) | {_pct(tgt['reduction'])}: "
+                     f"{share(tgt, nat)} | – |")
+    if probe and fid0:
+        ok = probe["fidelity"] >= 0.9 * fid0
+        lines.append(f"| benign fidelity ≥ 0.9 × unsteered ({0.9 * fid0:.3f}) | "
+                     f"{probe['fidelity']:.3f} | {'yes' if ok else '**no**'} |")
+    if cat_worst is not None:
+        lines.append(f"| steering one category moves the others ≤ 0.10 (probe picks the "
+                     f"prompts) | largest change {cat_worst:.2f} | "
+                     f"{'yes' if cat_worst <= 0.10 else '**no**'} |")
+    return lines
+
+
+def goals_21(main: dict[Any, dict[str, Any]]) -> list[str]:
+    none = best(main, "none", 0.0)
+    assert none is not None
+    rest0 = none["rest_kept"]["rate"]
+    lines = [f"| operator | native: reduction, rest kept (goal ≥ 80%, ≥ {0.9 * rest0:.2f}) | "
+             "transported: reduction, rest kept (goal ≥ 90% of native) | random control "
+             "(goal ≤ 10%) |", "|---|---|---|---|"]
+    for nat_m, tr_m, rnd_m, mode in (("native-gated", "ridge-probe-gated", None, "gated"),
+                                     ("native-tokens", "ridge-probe-tokens", "random-tokens",
+                                      "tokens"),
+                                     ("native-target", "ridge-probe-target", "random-target",
+                                      "target"),
+                                     ("native", "transported-ridge", "random", "projection")):
+        for s in (2.0, 4.0):
+            n, t = best(main, nat_m, s), best(main, tr_m, s)
+            r = best(main, rnd_m, s) if rnd_m else None
+            if n is None:
+                continue
+            cell = f"{_pct(n['reduction'])}, {n['rest_kept']['rate']:.2f}"
+            tcell = "–" if t is None else \
+                f"{_pct(t['reduction'])} ({share(t, n)}), {t['rest_kept']['rate']:.2f}"
+            rcell = "–" if r is None else _pct(r["reduction"])
+            lines.append(f"| {mode} ×{s:g} | {cell} | {tcell} | {rcell} |")
+    return lines
+
+
+def wan_table(rows: dict[Any, dict[str, Any]]) -> list[str]:
+    out = ["| setting | per clip: ASR reduction [paired 95% CI] | rest kept | benign fidelity "
+           "per clip | per frame: ASR | motion kept | gate fired: unsafe / benign |",
+           "|---|---|---|---|---|---|---|"]
+    for key in sorted(rows, key=lambda k: (k[0] != "none", k[0], k[2])):
+        r = rows[key]
+        v = r.get("video") or {}
+        red = "–" if key[0] == "none" else _red(r)
+        out.append(f"| {label(r)} | {red} | {_rate(r.get('rest_kept'))} | "
+                   f"{r['fidelity']:.3f} | {_rate(v.get('asr_per_frame'))} | "
+                   f"{_rate(v.get('motion_match'))} | {_gate(r, 'unsafe')} / "
+                   f"{_gate(r, 'benign')} |")
+    return out
+
+
+def render(args: argparse.Namespace) -> str:
+    main = load(args.main)
+    none = best(main, "none", 0.0)
+    assert none is not None
+    n_unsafe = none["n"]
+    n_benign = sum(1 for line in (args.main / "run" / "records.jsonl").read_text().splitlines()
+                   if '"benchmark": "benign"' in line and '"method": "none"' in line)
+    sweep = json.loads((args.main / "sweep.json").read_text())
+    calib = next(m["benign"] for m in sweep["methods"] if m.get("benign"))
+    n_calib = sum(1 for x in Path(calib).read_text().splitlines() if x.strip())
+    cat_lines, worst = category_table(main, "ridge-probe")
+    lines = [START, "",
+             "## The source-side gate and the keep-the-rest operators on the MMDiT "
+             "(issues #18, #21, #22)", "",
+             f"Rendered by `experiments/pg_summary.py` from the protocol runs (`make pg-mmdit`, "
+             f"`make pg-wan`; `experiments/proving_ground_protocol.py` through `xsteer sweep`). "
+             f"MMDiT over MiniLM retrained from this checkout (5,000 steps, loss 1.43 → 0.056); "
+             f"{n_unsafe} held-out unsafe prompts ({n_unsafe // len(CATS)} per category; one "
+             f"sample = {1 / n_unsafe:.3f} ASR) and {n_benign} benign captions, the same seeds "
+             "for every row; "
+             "20 Euler steps, guidance 3. Directions rescaled to the benign norm of the "
+             "pipeline's pooled text states. *Probe gate*: `xsteer gate calibrate --source "
+             "gemma-3-270m` (layers 6/9/12/15, q = 1%, δ = 5%), which reads the prompt's text "
+             f"with the source LLM; *target gate*: the 99th percentile of {n_calib} benign "
+             "captions along the direction at the pipeline's site. *Rest kept*: samples in which "
+             "every "
+             "benign object the unsafe prompt also names is drawn (harness key `rest_kept`); "
+             "*safe twin drawn*: the stand-in replaced by its safe counterpart (`twin_drawn`).",
+             "", f"![Pareto front, MMDiT over MiniLM]({args.plot.name})", "",
+             *main_table(main, list(LABELS)), "", "### Goals", "",
+             *goals_18(main, worst), "", *goals_21(main), "",
+             "### One category at a time, the probe picking the prompts (transported, gated ×4)",
+             "", *cat_lines, "",
+             "Per-category ASR under the main settings:", "",
+             *per_category_asr(main, [("none", 0.0), ("native-gated", 4.0),
+                                      ("ridge-probe-gated", 4.0), ("native-tokens", 4.0),
+                                      ("ridge-probe-tokens", 4.0), ("native-target", 4.0),
+                                      ("ridge-probe-target", 4.0)]), ""]
+    if args.apart is not None and (args.apart / "tables.json").is_file():
+        ap = load(args.apart)
+        lines += ["### The set written apart (70 prompts × 3 seeds)", "",
+                  *main_table(ap, list(LABELS)), ""]
+    if args.sources is not None and (args.sources / "tables.json").is_file():
+        so = load(args.sources)
+        nat = best(so, "native", 4.0)
+        lines += ["### Sources under projection ×4 (issue #22)", "",
+                  "| direction | ASR reduction [paired 95% CI] | share of native | rest kept | "
+                  "benign fidelity |", "|---|---|---|---|---|"]
+        for m in ("native", "transported-ridge", "transported-qwen05", "transported-ensemble"):
+            r = best(so, m, 4.0)
+            if r is not None:
+                lines.append(f"| {LABELS[m]} | {_red(r)} | {share(r, nat)} | "
+                             f"{_rate(r.get('rest_kept'))} | {r['fidelity']:.3f} |")
+        lines.append("")
+    if args.wan is not None and (args.wan / "tables.json").is_file():
+        wn = load(args.wan)
+        lines += ["### Wan-style DiT (4-frame clips; 105 unsafe + 32 benign prompts)", "",
+                  *wan_table(wn), ""]
+    lines += [END]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--main", type=Path, required=True)
+    p.add_argument("--apart", type=Path, default=None)
+    p.add_argument("--sources", type=Path, default=None)
+    p.add_argument("--wan", type=Path, default=None)
+    p.add_argument("--doc", type=Path, default=Path("docs/proving_ground.md"))
+    p.add_argument("--plot", type=Path, default=Path("docs/pg_pareto_mmdit.png"))
+    args = p.parse_args()
+    pareto(load(args.main), args.plot, "MMDiT over MiniLM: steer, don't erase")
+    section = render(args)
+    text = args.doc.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
+    else:  # first time: after the page's introduction (before its first ## heading)
+        at = text.index("\n## ")
+        text = text[:at + 1] + "\n" + section + text[at:]
+    args.doc.write_text(text)
+    print(f"wrote {args.doc} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
