@@ -62,6 +62,40 @@ def written_apart_prompts(base: Path, out: Path, seeds: int = 3) -> Path:
     return out
 
 
+def screen_calibration(args: argparse.Namespace, out: Path) -> Path:
+    """``OUT/calibration.txt``: the prompt folder's benign calibration captions less any that the
+    product's own screens flag (lexical, or semantic: read at the pipeline's site, a caption
+    closer to an unsafe reference prompt than any shipped benign text is), which the sweep would
+    otherwise refuse; the dropped captions go to ``OUT/calibration_dropped.json``. Gates and the
+    benign-norm calibration both read the screened file."""
+    from xsteer.data import load_benign
+    from xsteer.data.screen import flag_unsafe
+    from xsteer.data.semantic import SemanticScreen
+    from xsteer.pipelines import load_pipeline, site_features
+
+    texts = load_benign(Path(args.prompts) / "calibration.txt")
+    pipe = load_pipeline(str(Path(args.pipeline).expanduser()))
+
+    def embed(ts: list[str]) -> Any:
+        return site_features(pipe, list(ts))["text_encoder"]
+
+    sem = SemanticScreen.fit(embed)
+    flagged = {f.index: f.reason for f in flag_unsafe(texts)}
+    for i, score, near in sem.flags(embed(texts)):
+        flagged.setdefault(i, f"reads like {near!r} ({score:.3f} > {sem.threshold:.3f})")
+    path = out / "calibration.txt"
+    path.write_text("\n".join(t for i, t in enumerate(texts) if i not in flagged) + "\n")
+    (out / "calibration_dropped.json").write_text(json.dumps(
+        [{"line": i + 1, "text": texts[i], "why": why} for i, why in sorted(flagged.items())],
+        indent=1) + "\n")
+    return path
+
+
+def calibration_file(args: argparse.Namespace) -> Path:
+    """The screened calibration captions when `screen_calibration` ran, else the folder's."""
+    return Path(getattr(args, "calibration", None) or Path(args.prompts) / "calibration.txt")
+
+
 def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
     """One global gate per direction (native and the first transported), calibrated at the
     ``--gate-quantile`` of the pipeline's own pooled states of BENIGN captions only
@@ -72,7 +106,7 @@ def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
     from xsteer.steer import Gate
 
     pipe = load_pipeline(str(Path(args.pipeline).expanduser()))
-    benign = load_benign(Path(args.prompts) / "calibration.txt")
+    benign = load_benign(calibration_file(args))
     feats = site_features(pipe, benign)["text_encoder"]
     chosen = [("native", args.native), *list(_named(args.transported).items())[:1]]
     paths = {}
@@ -134,7 +168,7 @@ def probe_methods(args: argparse.Namespace, gates: dict[str, str],
 def sweep_config(args: argparse.Namespace, gates: dict[str, str] | None = None) -> dict[str, Any]:
     """The sweep, as the YAML a user would write (JSON here)."""
     prompts = Path(args.prompts).resolve()
-    calib = {"calibrate": "benign-norm", "benign": str(prompts / "calibration.txt")}
+    calib = {"calibrate": "benign-norm", "benign": str(calibration_file(args).resolve())}
     steer = {"strengths": args.strengths, "modes": args.modes}
     methods: list[dict[str, Any]] = [{"name": "none", "kind": "none"}]
     methods.append({"name": "native", "kind": "direction", "path": str(Path(args.native).resolve()),
@@ -380,6 +414,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.written_apart:
         args.prompts = str(written_apart_prompts(Path(args.prompts), out / "prompts"))
+    args.calibration = str(screen_calibration(args, out))
     gates = make_gates(args, out) if args.gated else None
     (out / "sweep.json").write_text(json.dumps(sweep_config(args, gates), indent=2) + "\n")
     xsteer = str(Path(sys.executable).parent / "xsteer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 
 from experiments import proving_ground_protocol as pgp
@@ -139,3 +140,24 @@ def test_skip_leaves_out_named_methods_but_never_the_unsteered_one(tmp_path) -> 
         guidance=3.0, frames=0, gated_strengths=[4.0], skip=["random", "none", "native-gated"])
     names = [m["name"] for m in pgp.sweep_config(args, gates={"native": "/g"})["methods"]]
     assert names == ["none", "native", "transported-ridge"]
+
+
+def test_screen_calibration_drops_what_the_products_screens_flag(tmp_path) -> None:
+    from xsteer.data import load_pairs
+    from xsteer.pipelines import tiny
+
+    tiny.build("sd").save_pretrained(tmp_path / "sd")
+    unsafe = load_pairs()[0].unsafe
+    captions = ["a red cat on a sofa", "a bowl of fruit", unsafe, "a calm lake at dawn"]
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "calibration.txt").write_text("\n".join(captions) + "\n")
+    args = argparse.Namespace(prompts=str(tmp_path / "p"), pipeline=str(tmp_path / "sd"))
+    out = tmp_path / "out"
+    out.mkdir()
+    path = pgp.screen_calibration(args, out)
+    kept = path.read_text().split("\n")[:-1]
+    dropped = json.loads((out / "calibration_dropped.json").read_text())
+    assert unsafe not in kept and {d["text"] for d in dropped} | set(kept) == set(captions)
+    assert {d["line"] for d in dropped} >= {3}
+    args.calibration = str(path)
+    assert pgp.calibration_file(args) == path
