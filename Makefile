@@ -180,7 +180,7 @@ pg-adapter: pg-directions
 	test -f $(PG)/judge/judge.json || $(XS) proving-ground train-judge --video --n-train 8000 \
 	    --epochs 4 --threads 2
 	test -f $(PG)/mmdit-minilm/model_index.json || $(XS) proving-ground train --arch mmdit \
-	    --steps 5000 --minutes 40 --schedule cosine --lr 6e-4 --threads 1 --fresh
+	    --steps 5000 --schedule cosine --lr 6e-4 --threads 1 --fresh
 	$(XS) gate calibrate --direction $(PGD)/gemma_to_minilm_ridge --per-category \
 	    --target-pipeline $(PG)/mmdit-minilm --out $(PGD)/gates_mmdit_minilm_ridge
 	$(XS) pack --direction $(PGD)/gemma_to_minilm_ridge --gate $(PGD)/gates_mmdit_minilm_ridge \
