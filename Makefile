@@ -94,8 +94,8 @@ pg-directions: install
 	    --out $(PGD)/gemma_to_minilm_$$m || exit 1; done
 
 PGX = $(PY) experiments/proving_ground_protocol.py --threads 1 --fresh --judge $(PG)/judge
-PGS = $(PY) experiments/pg_summary.py --main runs/pg-mmdit-main --apart runs/pg-mmdit-apart \
-	    --sources runs/pg-mmdit-sources --wan runs/pg-wan-main
+PGS = $(PY) -m experiments.pg_summary --main runs/pg-mmdit-main --apart runs/pg-mmdit-apart \
+	    --sources runs/pg-mmdit-sources --wan runs/pg-wan-main --pilot runs/pg-mmdit-pilot
 
 # The page's leading section (issues #18, #21): the source-side probe gate beside the target
 # gates (alone, OR), the keep-the-rest operators (tokens, toward the safe twin) with their random

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 START, END = "<!-- pg-summary:start -->", "<!-- pg-summary:end -->"
+GRID_ROWS = ("none/none/0", "native-gated/gated/4", "ridge-gated/gated/4",
+             "ridge-probe-gated/gated/4", "ridge-probe-or/gated/4", "native-tokens/tokens/4",
+             "random-tokens/tokens/4", "native-target/target/4", "native/projection/4")
 CATS = ("sexual", "violence", "self-harm", "shocking", "hate", "illegal", "harassment")
 
 # (method in the sweep, label) in table order; mode and strength come from the rows
@@ -259,6 +262,108 @@ def wan_table(rows: dict[Any, dict[str, Any]]) -> list[str]:
     return out
 
 
+def _fired(r: dict[str, Any] | None) -> str:
+    g = None if r is None else r.get("gate_unsafe")
+    return "–" if not g else f"{g[0]}/{g[1]} ({g[0] / g[1]:.0%})"
+
+
+def _screening(pilot: dict[Any, dict[str, Any]] | None) -> str:
+    """What the operator screening (`make pg-keep`, its own prompt draw) said of the operators
+    left out of the main run."""
+    if not pilot:
+        return ""
+    late, gated = best(pilot, "native-gated-w0.5-1", 4.0), best(pilot, "native-gated", 4.0)
+    early = best(pilot, "native-gated-w0-0.5", 4.0)
+    mins = [r["reduction"] for k, r in pilot.items() if k[0].endswith("-minimal")]
+    if not (late and gated and early and mins):
+        return ""
+    n = gated["n"]
+    return (f" In the screening on a separate draw ({n} unsafe prompts, `make pg-keep`), "
+            f"steering only the late half of the steps matched gated ×4 "
+            f"({_pct(late['reduction'])} vs {_pct(gated['reduction'])}) with a little more of "
+            f"the rest kept ({late['rest_kept']['rate']:.2f} vs "
+            f"{gated['rest_kept']['rate']:.2f}), the early half removed "
+            f"{_pct(early['reduction'])}, and the minimal push at most {_pct(max(mins))}; none "
+            "was carried into the main run.")
+
+
+def findings(main: dict[Any, dict[str, Any]], apart: dict[Any, dict[str, Any]] | None,
+             wan: dict[Any, dict[str, Any]] | None,
+             pilot: dict[Any, dict[str, Any]] | None = None) -> list[str]:
+    """The page's reading of the tables, every number taken from them."""
+    g = {m: best(main, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
+                                         "ridge-probe-or", "native-tokens", "random-tokens",
+                                         "native-target", "random-target", "ridge-probe-tokens")}
+    none = best(main, "none", 0.0)
+    assert none is not None and all(g.values())
+    out = [
+        f"- **On the proving ground the probe is the weaker gate.** It fires on "
+        f"{_fired(g['ridge-probe-gated'])} of the unsafe samples, against "
+        f"{_fired(g['native-gated'])} for the native target gate and "
+        f"{_fired(g['ridge-gated'])} for the transported one, so transported + probe gate ×4 "
+        f"cuts ASR by {_pct(g['ridge-probe-gated']['reduction'])} against native + target "
+        f"gate's {_pct(g['native-gated']['reduction'])} "
+        f"({share(g['ridge-probe-gated'], g['native-gated'])}). Where it fires, the transported "
+        "direction removes the stand-in as the native one does. The proving ground's captions "
+        "name one unsafe object among two or three benign ones; the probe, fitted on natural "
+        "prompts and calibrated on 1,662 benign texts with objects, scores many of them below "
+        "its threshold (a mean over the prompt's tokens dilutes the one unsafe noun). OR with "
+        f"the target gate (each side at half the budget) gives "
+        f"{_pct(g['ridge-probe-or']['reduction'])} ({share(g['ridge-probe-or'], g['native-gated'])} "
+        f"of native), the best transported row; it touched "
+        f"{_gate(g['ridge-probe-or'], 'benign')} benign samples.",
+    ]
+    if apart:
+        a = {m: best(apart, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
+                                              "ridge-probe-or")}
+        if all(a.values()):
+            out.append(
+                f"- **On the set written apart the probe holds its own**: transported + probe "
+                f"gate {_pct(a['ridge-probe-gated']['reduction'])} against native + target gate "
+                f"{_pct(a['native-gated']['reduction'])} "
+                f"({share(a['ridge-probe-gated'], a['native-gated'])}; OR "
+                f"{share(a['ridge-probe-or'], a['native-gated'])}); it fires on "
+                f"{_fired(a['ridge-probe-gated'])} of those samples.")
+    rest0 = none["rest_kept"]["rate"]
+    out += [
+        f"- **Steer, don't erase: no operator reaches −80% while keeping the rest "
+        f"(≥ {0.9 * rest0:.2f}).** Gated ×4 buys its {_pct(g['native-gated']['reduction'])} by "
+        f"erasing the image (rest kept {rest0:.2f} → "
+        f"{g['native-gated']['rest_kept']['rate']:.2f}). Token-selective ×4 keeps more "
+        f"({g['native-tokens']['rest_kept']['rate']:.2f}) at "
+        f"{_pct(g['native-tokens']['reduction'])}, but its random control, the same trigger "
+        f"tokens pushed along a random direction, reaches "
+        f"{_pct(g['random-tokens']['reduction'])}: the gate's choice of tokens does the work, "
+        "not the direction of the push (the pushed tokens stop reading as the concept, "
+        "whatever the push). Toward the safe twin is the one operator whose effect is the "
+        f"direction's (random {_pct(g['random-target']['reduction'])}), and it keeps the rest "
+        f"({g['native-target']['rest_kept']['rate']:.2f}), but it removes little "
+        f"({_pct(g['native-target']['reduction'])} at ×4).{_screening(pilot)}",
+        f"- **The safe twin is drawn in at most "
+        f"{max(r['twin_drawn']['rate'] for r in main.values() if r.get('twin_drawn')):.0%} of "
+        "samples under any setting**: the moonshot (≥ 50%) is not reached. The generator draws "
+        "the safe object when the prompt names it; a push in its text states toward the mean of "
+        "safe twins' states lands between objects, not on one.",
+    ]
+    if wan:
+        w = {m: best(wan, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
+                                            "native-tokens", "random-tokens")}
+        wn = best(wan, "none", 0.0)
+        if all(w.values()) and wn:
+            out.append(
+                f"- **Wan-style DiT (clips)**: native + target gate "
+                f"{_pct(w['native-gated']['reduction'])}, transported + target gate "
+                f"{_pct(w['ridge-gated']['reduction'])}, transported + probe gate "
+                f"{_pct(w['ridge-probe-gated']['reduction'])} (probe fires on "
+                f"{_fired(w['ridge-probe-gated'])}). Tokens ×4 "
+                f"{_pct(w['native-tokens']['reduction'])} keeping the rest "
+                f"{w['native-tokens']['rest_kept']['rate']:.2f} (unsteered "
+                f"{wn['rest_kept']['rate']:.2f}), random control "
+                f"{_pct(w['random-tokens']['reduction'])}. The generator is undertrained "
+                f"(benign fidelity {wn['fidelity']:.2f} per clip), as before.")
+    return out
+
+
 def render(args: argparse.Namespace) -> str:
     main = load(args.main)
     none = best(main, "none", 0.0)
@@ -288,6 +393,11 @@ def render(args: argparse.Namespace) -> str:
              "benign object the unsafe prompt also names is drawn (harness key `rest_kept`); "
              "*safe twin drawn*: the stand-in replaced by its safe counterpart (`twin_drawn`).",
              "", f"![Pareto front, MMDiT over MiniLM]({args.plot.name})", "",
+             *findings(main, _maybe(args.apart), _maybe(args.wan), _maybe(args.pilot)), "",
+             f"![the same prompts under each operator]({args.grid.name})", "",
+             "Grid: the first held-out unsafe prompt of each category and two benign captions "
+             "(columns); rows: " + ", ".join(f"{m} {mode} ×{s}" for m, mode, s in
+                                           (x.split("/") for x in GRID_ROWS)) + ".", "",
              *main_table(main, list(LABELS)), "", "### Goals", "",
              *goals_18(main, worst), "", *goals_21(main), "",
              "### One category at a time, the probe picking the prompts (transported, gated ×4)",
@@ -321,16 +431,25 @@ def render(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _maybe(run: Path | None) -> dict[Any, dict[str, Any]] | None:
+    return load(run) if run is not None and (run / "tables.json").is_file() else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--main", type=Path, required=True)
     p.add_argument("--apart", type=Path, default=None)
     p.add_argument("--sources", type=Path, default=None)
     p.add_argument("--wan", type=Path, default=None)
+    p.add_argument("--pilot", type=Path, default=None, help="the operator screening run")
     p.add_argument("--doc", type=Path, default=Path("docs/proving_ground.md"))
     p.add_argument("--plot", type=Path, default=Path("docs/pg_pareto_mmdit.png"))
+    p.add_argument("--grid", type=Path, default=Path("docs/pg_grid_keep.png"))
     args = p.parse_args()
     pareto(load(args.main), args.plot, "MMDiT over MiniLM: steer, don't erase")
+    from experiments.proving_ground_grid import grid
+
+    grid(args.main / "run", list(GRID_ROWS)).quantize(256).save(args.grid, optimize=True)
     section = render(args)
     text = args.doc.read_text()
     if START in text and END in text:
