@@ -22,7 +22,7 @@ LAYERS = {
     "xsteer": 0, "errors": 0, "tensors": 0, "formatting": 0,
     "io": 1, "atomic": 1, "artifact_files": 1, "outdir": 1, "signing": 1, "hub": 1,
     "categories": 1,
-    "site": 1, "cli_args": 1,
+    "site": 1,
     "provenance": 2,
     "models": 3, "data": 3,
     "directions": 4,
@@ -32,8 +32,7 @@ LAYERS = {
     "evaluate": 8,
     "workflow": 9, "probe_fit": 9, "adapter": 9,
     "demo": 10, "app": 10,
-    "cli_core": 11, "cli_gate": 11, "cli_sign": 11, "cli_adapter": 11, "cli_app": 11,
-    "cli": 12, "__main__": 13,
+    "cli": 11, "__main__": 12,
 }
 MAX_LINES = 400
 

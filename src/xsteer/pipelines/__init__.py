@@ -4,13 +4,14 @@
 declarative table (`FAMILIES`, `SiteSpec`), through reversible hooks or the ``prompt_embeds`` path.
 diffusers itself is only needed to build or load a pipeline (extra ``xsteer[diffusers]``).
 Also the one `load_pipeline` (Hub id, folder, or the ``tiny-sd`` / ``tiny-t2v`` aliases built
-offline in `xsteer.pipelines.tiny`) and ``xsteer generate``.
+offline in `xsteer.pipelines.tiny`) and `generate_samples`, which ``xsteer generate``
+(`xsteer.cli.pipelines`) calls.
 
 What does not live here: the operators and gates (`xsteer.steer`) and sweeps over pipelines
 (`xsteer.evaluate.harness`).
 
-Names are imported lazily, so registering ``xsteer generate`` (which imports this package) does
-not import torch.
+Names are imported lazily, so importing this package (for a name such as `FAMILIES`) does not
+import torch.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from xsteer import cli_args as check
+import xsteer.cli.args as check
 
 Opt = typer.Option
 gate_app = typer.Typer(help="Benign-calibrated gates (steer only prompts that score as harmful).",

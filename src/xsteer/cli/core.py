@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from xsteer import cli_args as check
-from xsteer.cli_args import CALIBRATION_NAMES as CALIBRATIONS
-from xsteer.cli_args import ESTIMATOR_NAMES as ESTIMATORS
-from xsteer.cli_args import MAP_NAMES as MAPS
-from xsteer.cli_args import MODE_NAMES as MODES
+import xsteer.cli.args as check
+from xsteer.cli.args import CALIBRATION_NAMES as CALIBRATIONS
+from xsteer.cli.args import ESTIMATOR_NAMES as ESTIMATORS
+from xsteer.cli.args import MAP_NAMES as MAPS
+from xsteer.cli.args import MODE_NAMES as MODES
 
 Opt = typer.Option
 # Mirrors the registry (a test keeps them equal), so the help lists every map `make_map` accepts

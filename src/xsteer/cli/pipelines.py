@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from xsteer import cli_args as check
+import xsteer.cli.args as check
 
 Opt = typer.Option
 
@@ -77,7 +77,7 @@ def generate_cmd(
                                    "folder (its samples are replaced)")] = False,
 ) -> None:
     """Generate steered samples; writes media, a manifest per sample and (--compare) grids."""
-    from xsteer.cli_args import check_strength
+    from xsteer.cli.args import check_strength
     from xsteer.directions import load_directions
     from xsteer.errors import XSteerError
     from xsteer.outdir import hold
