@@ -315,7 +315,7 @@ def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: fl
         "heldout_false_trigger_rate": ftr, "side": side,
         "guarantee": None if delta is None else {"false_trigger_at_most": 1.0 - quantile,
                                                   "with_probability": 1.0 - delta},
-        "direction": {"model_id": direction.model_id, "site": direction.site,
+        "direction": {"model_id": direction.model_id, "site": str(direction.site),
                       "category": direction.category, "origin": direction.origin},
         **(extra or {})})
     return gate

@@ -64,7 +64,7 @@ def source_identity(directions: Direction | DirectionSet, source_gate_dir: Path 
         out.setdefault("site", src.get("site"))
     elif _first(directions).origin == "source":
         out.setdefault("model_id", _first(directions).model_id)
-        out.setdefault("site", _first(directions).site)
+        out.setdefault("site", str(_first(directions).site))
     if source_gate_dir is not None:
         import json
 

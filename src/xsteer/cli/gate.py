@@ -196,7 +196,7 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
             extra["flagged"] = flagged + screen_semantic(
                 texts, feats, lambda ts: enc.encode(list(ts), layer, pooling), benign_name,
                 "gate calibration", allow_flagged, key=f"{enc.model_id}:{first.site}")
-        extra.update(model=enc.model_id, site=first.site)
+        extra.update(model=enc.model_id, site=str(first.site))
         side = "target"
     written = []
     for cat, d in members.items():

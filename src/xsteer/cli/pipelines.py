@@ -161,7 +161,7 @@ def sites_cmd(
                                         "load its text encoders and list its sites")] = None,
 ) -> None:
     """List the site-table families and their sites, or the sites of one pipeline."""
-    from xsteer.pipelines.sites import FAMILIES
+    from xsteer.pipelines.families import FAMILIES
 
     def show(name: str, classes: tuple[str, ...], sites: list[Any], default: str) -> None:
         typer.echo(f"{name} ({', '.join(classes)}); default site: {default}")

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "Adapter": "adapter", "load_adapter": "adapter",
     "CallRecord": "hooks", "encode_lock": "hooks",
-    "FAMILIES": "sites", "Family": "sites", "SiteSpec": "sites", "UnknownPipelineError": "sites",
+    "FAMILIES": "families", "Family": "families", "SiteSpec": "families",
+    "UnknownPipelineError": "families",
     "family_for": "generic",
     "BRANCHES": "steerer", "DEFAULT_BRANCH": "steerer", "GenerationResult": "steerer",
     "Steerer": "steerer", "SteeringHandle": "steerer", "site_features": "steerer",
@@ -51,15 +52,15 @@ __all__ = [
 
 if TYPE_CHECKING:
     from xsteer.pipelines.adapter import Adapter, load_adapter
-    from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
-    from xsteer.pipelines.generic import family_for
-    from xsteer.pipelines.hooks import CallRecord, encode_lock
-    from xsteer.pipelines.sites import (
+    from xsteer.pipelines.families import (
         FAMILIES,
         Family,
         SiteSpec,
         UnknownPipelineError,
     )
+    from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
+    from xsteer.pipelines.generic import family_for
+    from xsteer.pipelines.hooks import CallRecord, encode_lock
     from xsteer.pipelines.steerer import (
         BRANCHES,
         DEFAULT_BRANCH,
