@@ -30,7 +30,7 @@ LAYERS = {
     "align": 6, "steer": 6,
     "pipelines": 7, "proving_ground": 7,
     "evaluate": 8,
-    "workflow": 9, "probe_fit": 9, "adapter": 9,
+    "workflow": 9, "probe_fit": 9, "gate_fit": 9, "adapter": 9,
     "demo": 10, "app": 10,
     "cli": 11, "__main__": 12,
 }

@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, overload
 
 import torch
@@ -270,6 +272,50 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(ident["model_id"], spec.name), data=records, holdout=holdout,
                          seed=seed, target_encoder=ident, **params)
+
+
+def align_models(source: str, *, target: str | None = None, target_pipeline: str | None = None,
+                 site: str | None = None, benign: str | os.PathLike[str] | None = None,
+                 method: str = "ridge", source_layer: int | str | None = None,
+                 target_layer: int | None = None,
+                 like: str | os.PathLike[str] | None = None, holdout: float = 0.2,
+                 seed: int = 0, allow_flagged: bool = False,
+                 max_sequence_length: int | None = None, revision: str | None = None,
+                 dtype: str = "float32", device: str = "cpu",
+                 echo: Callable[[str], None] | None = print) -> Alignment:
+    """``xsteer align`` as one call: load the models by name and the ``benign`` file (default: the
+    shipped anchors), then `fit_pipeline_alignment` (``target_pipeline``: its text side only,
+    read at ``site``) or `fit_alignment` (``target``: a model). ``like``: take the source layer
+    from that direction artifact."""
+    from xsteer.data import load_benign
+    from xsteer.directions import load_directions
+    from xsteer.encoders import get_encoder
+
+    if (target is None) == (target_pipeline is None):
+        raise XSteerError("give exactly one of --target (a model) or --target-pipeline "
+                          "(a diffusers pipeline)")
+    if site is not None and target_pipeline is None:
+        raise XSteerError("--site needs --target-pipeline")
+    path = Path(benign) if benign is not None else None
+    texts = load_benign(path, kind="anchors") if path is None else load_benign(path)
+    layer = source_layer
+    if like is not None:
+        layer = parse_site(load_directions(like).site)[0]
+    name = path.name if path else "xsteer:anchors"
+    if target_pipeline is not None:
+        from xsteer.pipelines.components import load_text_side
+
+        pipe = load_text_side(target_pipeline, revision=revision, dtype=dtype, device=device,
+                              echo=echo)
+        kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
+        return fit_pipeline_alignment(get_encoder(source), pipe, site, texts, method=method,
+                                      source_layer=layer, holdout=holdout, seed=seed,
+                                      benign_name=name, revision=revision, call_kwargs=kw,
+                                      allow_flagged=allow_flagged)
+    assert target is not None
+    return fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
+                         source_layer=layer, target_layer=target_layer, holdout=holdout,
+                         seed=seed, benign_name=name, allow_flagged=allow_flagged)
 
 
 def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: float,

@@ -1,4 +1,5 @@
-"""``xsteer sweep CONFIG --out DIR`` and ``xsteer report DIR``.
+"""``xsteer sweep CONFIG --out DIR`` (`xsteer.evaluate.harness.run.run_sweep`) and ``xsteer report
+DIR`` (`xsteer.evaluate.harness.report.write_report`).
 
 Multi-process: ``accelerate launch --multi_gpu --num_processes N -m xsteer sweep CONFIG --out DIR``
 (on a machine without GPUs this runs N CPU processes). ``xsteer eval`` is the old, hidden name of
@@ -26,76 +27,64 @@ CallablesOpt = Annotated[bool, typer.Option(
     "--allow-callables", help="Allow judges of kind 'callable' (imports module:function).")]
 
 
+def sweep_cmd(
+    config: Annotated[Path | None, typer.Argument(
+        help="Sweep config (.yaml, .yml, .toml or .json).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder (re-run to resume).")] = None,
+    no_progress: NoProgressOpt = False,
+    trust_remote_code: TrustOpt = False,
+    allow_callables: CallablesOpt = False,
+    allow_path: AllowPathOpt = None,
+    schema: Annotated[bool, typer.Option(
+        "--schema", help="Print the config's JSON schema (for editors) and exit.")] = False,
+) -> None:
+    """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
+    if schema:
+        from xsteer.evaluate.harness.schema import json_schema
+
+        typer.echo(json_schema())
+        return
+    if config is None or out is None:
+        raise typer.BadParameter("give a CONFIG file and --out DIR (or --schema)")
+    from xsteer.evaluate.harness.config import SweepConfig
+    from xsteer.evaluate.harness.run import run_sweep
+    from xsteer.outdir import hold
+
+    cfg = SweepConfig.from_file(config, allow_paths=allow_path or ())
+    # a sweep folder resumes; each process of a launch holds its own lock
+    hold(out, "sweep", resume=True, inputs={"CONFIG": config})
+    rows = run_sweep(cfg, out, trust_remote_code=trust_remote_code,
+                     allow_callables=allow_callables, progress=not no_progress)
+    if rows:
+        typer.echo(f"{len(rows)} settings summarised in {out / 'summary.json'}; "
+                   f"per-sample records in {out / 'records.jsonl'}")
+
+
+def eval_cmd(
+    config: ConfigArg,
+    out: OutOpt,
+    no_progress: NoProgressOpt = False,
+    trust_remote_code: TrustOpt = False,
+    allow_callables: CallablesOpt = False,
+    allow_path: AllowPathOpt = None,
+) -> None:
+    typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
+    sweep_cmd(config, out, no_progress, trust_remote_code, allow_callables, allow_path)
+
+
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A folder written by `xsteer sweep`.")],
+) -> None:
+    """Write report/report.md and a self-contained report/report.html."""
+    from xsteer.evaluate.harness.report import write_report
+
+    md, html = write_report(run_dir)
+    typer.echo(f"wrote {md} and {html}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``sweep`` (and its deprecated alias ``eval``) and ``report`` to the xsteer CLI."""
-
-    @app.command("sweep")
-    def sweep_cmd(
-        config: Annotated[Path | None, typer.Argument(
-            help="Sweep config (.yaml, .yml, .toml or .json).")] = None,
-        out: Annotated[Path | None, typer.Option(
-            "--out", "-o", help="Output folder (re-run to resume).")] = None,
-        no_progress: NoProgressOpt = False,
-        trust_remote_code: TrustOpt = False,
-        allow_callables: CallablesOpt = False,
-        allow_path: AllowPathOpt = None,
-        schema: Annotated[bool, typer.Option(
-            "--schema", help="Print the config's JSON schema (for editors) and exit.")] = False,
-    ) -> None:
-        """Run (or resume) an evaluation sweep: generate, judge, measure, record."""
-        if schema:
-            from xsteer.evaluate.harness.schema import json_schema
-
-            typer.echo(json_schema())
-            return
-        if config is None or out is None:
-            raise typer.BadParameter("give a CONFIG file and --out DIR (or --schema)")
-        from xsteer.evaluate.harness.config import SweepConfig
-
-        cfg = SweepConfig.from_file(config, allow_paths=allow_path or ())
-        from xsteer.evaluate.harness.sweep import Sweep
-        from xsteer.outdir import hold
-
-        # a sweep folder resumes; each process of a launch holds its own lock
-        hold(out, "sweep", resume=True, inputs={"CONFIG": config})
-
-        try:  # per-prompt truncation warnings would drown the progress bar
-            from diffusers.utils import logging as dlog
-            from transformers.utils import logging as tlog
-
-            dlog.set_verbosity_error()
-            tlog.set_verbosity_error()
-        except ImportError:  # pragma: no cover - the sweep then names the missing extra
-            pass
-        sweep = Sweep(cfg, out, trust_remote_code=trust_remote_code,
-                      allow_callables=allow_callables)
-        if cfg.threads:  # this process only; tiny CPU models run faster on one thread
-            import torch
-
-            torch.set_num_threads(int(cfg.threads))
-        rows = sweep.run(progress=not no_progress)
-        if rows:
-            typer.echo(f"{len(rows)} settings summarised in {out / 'summary.json'}; "
-                       f"per-sample records in {out / 'records.jsonl'}")
-
-    @app.command("eval", hidden=True, help="Deprecated name of `xsteer sweep`.")
-    def eval_cmd(
-        config: ConfigArg,
-        out: OutOpt,
-        no_progress: NoProgressOpt = False,
-        trust_remote_code: TrustOpt = False,
-        allow_callables: CallablesOpt = False,
-        allow_path: AllowPathOpt = None,
-    ) -> None:
-        typer.echo("xsteer eval is deprecated: use xsteer sweep (same arguments)", err=True)
-        sweep_cmd(config, out, no_progress, trust_remote_code, allow_callables, allow_path)
-
-    @app.command("report")
-    def report_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="A folder written by `xsteer sweep`.")],
-    ) -> None:
-        """Write report/report.md and a self-contained report/report.html."""
-        from xsteer.evaluate.harness.report import write_report
-
-        md, html = write_report(run_dir)
-        typer.echo(f"wrote {md} and {html}")
+    app.command("sweep")(sweep_cmd)
+    app.command("eval", hidden=True, help="Deprecated name of `xsteer sweep`.")(eval_cmd)
+    app.command("report")(report_cmd)
