@@ -164,3 +164,26 @@ def test_no_module_is_past_the_size_one_reader_can_hold(module):
 def test_every_package_says_what_lives_there(package):
     doc = ast.get_docstring(ast.parse(MODULES[package].read_text(encoding="utf-8")))
     assert doc and len(doc.split()) >= 10, f"{package} needs a docstring saying what lives there"
+
+
+CLI_BODY_LINES = 40
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("xsteer.cli")))
+def test_cli_commands_stay_thin(module):
+    """A command parses and checks its arguments, calls one library function and prints; work
+    longer than that belongs in the library, where a Python user can call it too."""
+    long = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef) and node.body:
+            body = node.body[1:] if ast.get_docstring(node) else node.body
+            if body and body[-1].end_lineno - body[0].lineno + 1 > CLI_BODY_LINES:
+                long.append(node.name)
+    assert long == []
+
+
+def test_the_cli_registers_its_commands_by_plain_imports():
+    bad = sorted(m for m in MODULES if m.startswith("xsteer.cli") and (
+        "__import__(" in MODULES[m].read_text(encoding="utf-8")
+        or "import_module" in MODULES[m].read_text(encoding="utf-8")))
+    assert bad == []
