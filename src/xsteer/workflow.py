@@ -161,8 +161,8 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                          **params)
 
 
-def evaluation_data(target: Encoder, site: str, pairs: Sequence[Pair], benign: Sequence[str],
-                    calibration: Sequence[str]) -> EvalData:
+def evaluation_data(target: Encoder, site: str | Site, pairs: Sequence[Pair],
+                    benign: Sequence[str], calibration: Sequence[str]) -> EvalData:
     """Encode held-out pairs, held-out benign text and benign calibration text on the target."""
     layer, pool = parse_site(site)
     u, s = pair_texts(pairs)

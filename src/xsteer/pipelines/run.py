@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from xsteer.errors import XSteerError
@@ -103,7 +104,7 @@ def generate_steered(pipeline: str, texts: Sequence[str], out: PathLike, *,
     branch = branch or "conditional"
     kwargs = dict(call_kwargs or {})
     check_call_kwargs(pipe, kwargs)
-    manifests = generate_samples(pipe, steerer, list(texts), out, seed=seed, steps=steps,
+    manifests = generate_samples(pipe, steerer, list(texts), Path(out), seed=seed, steps=steps,
                                  compare=compare, branch=branch, call_kwargs=kwargs,
                                  pipeline_id=pipeline, fps=fps)
     return GenerateRun(manifests, steerer, branch)
