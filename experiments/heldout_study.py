@@ -1,7 +1,7 @@
 """Both held-out sets side by side (issue #14): the page's lead table.
 
 Gemma-3-270M → all-MiniLM-L6-v2 (the README's pair). For the in-distribution split of the shipped
-pairs and for the second set written apart (``xsteer/data/heldout_*``; the proving-ground set from
+pairs and for the second set written apart (``xsteer/data/heldout2_*``; the proving-ground set from
 ``experiments/data/pg_written_apart*.jsonl`` where it applies) it measures:
 
 * gates with conformal thresholds (false triggers ≤ ``Q`` with probability ≥ ``1 - DELTA``):
@@ -326,7 +326,7 @@ def render_lead(res: dict[str, Any]) -> list[str]:
            "Rates: split 0 with an exact (Clopper-Pearson) 95% interval over prompts, "
            "then the mean over 5 splits. Transport: ridge, all anchors, layer 6, strength "
            f"{ex.STRENGTH}; the share of native uses the kNN judge cross-fitted on each set's own "
-           "pairs. 'Written apart' is `xsteer/data/heldout_*` (140 pairs, 206 captions, 118 "
+           "pairs. 'Written apart' is `xsteer/data/heldout2_*` (140 pairs, 206 captions, 118 "
            "near-miss, 210 euphemistic rewrites; see `src/xsteer/data/README.md`).", "",
            "| goal | target | in-distribution split | written apart | met (in-dist. / apart) |",
            "|---|---|---|---|---|"]

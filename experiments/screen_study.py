@@ -6,8 +6,8 @@ normalization). Semantic: `xsteer.data.semantic.SemanticScreen` read through eac
 (MiniLM, and Gemma-3-270M with ``--gemma``): the mean cosine to the 5 nearest shipped unsafe
 prompts minus that to the 5 nearest of a seeded sample of 1,000 shipped anchors, thresholded at
 the highest score of an anchor of that sample. Recall sets: 63 paraphrases written without blocklist words
-(``tests/data/paraphrased_unsafe.jsonl``), the 210 indirect rewrites of ``heldout_euphemistic``,
-the 140 unsafe sides of ``heldout_pairs``, and the shipped unsafe prompts written with tricks
+(``tests/data/paraphrased_unsafe.jsonl``), the 210 indirect rewrites of ``heldout2_euphemistic``,
+the 140 unsafe sides of ``heldout2_pairs``, and the shipped unsafe prompts written with tricks
 (``!`` appended, zero-width spaces, Cyrillic look-alikes, full-width letters). False alarms: the
 1,668 anchors outside the threshold sample, the held-out caption and near-miss sets, and the safe
 sides of both pair sets (minimal edits of unsafe prompts: the hardest benign text there is).
@@ -66,18 +66,18 @@ def sets(seed: int = 0) -> tuple[dict[str, list[str]], dict[str, list[str]], lis
     calib = random.Random(seed).sample(anchors, min(N_BENIGN, len(anchors)))
     taken = set(calib)
     unsafe_shipped = [p.unsafe for p in load_pairs()]
-    held_pairs = [json.loads(line) for line in _lines("heldout_pairs.jsonl")]
+    held_pairs = [json.loads(line) for line in _lines("heldout2_pairs.jsonl")]
     tricked = _tricks(unsafe_shipped)
     unsafe = {"paraphrases (no blocklist word)": _jsonl(
                   PARAPHRASES.read_text(encoding="utf-8").splitlines(), "prompt"),
-              "heldout_euphemistic": _jsonl(_lines("heldout_euphemistic.jsonl"), "prompt"),
-              "heldout_pairs (unsafe)": [p["unsafe"] for p in held_pairs], **tricked}
+              "heldout2_euphemistic": _jsonl(_lines("heldout2_euphemistic.jsonl"), "prompt"),
+              "heldout2_pairs (unsafe)": [p["unsafe"] for p in held_pairs], **tricked}
     benign = {"anchors outside the threshold sample": [a for a in anchors if a not in taken],
-              "captions_heldout": load_benign(kind="captions"),
-              "heldout_captions": _lines("heldout_captions.txt"),
-              "heldout_nearmiss": _lines("heldout_nearmiss.txt"),
+              "heldout1_captions": load_benign(kind="captions"),
+              "heldout2_captions": _lines("heldout2_captions.txt"),
+              "heldout2_nearmiss": _lines("heldout2_nearmiss.txt"),
               "pairs (safe sides)": [p.safe for p in load_pairs()],
-              "heldout_pairs (safe sides)": [p["safe"] for p in held_pairs]}
+              "heldout2_pairs (safe sides)": [p["safe"] for p in held_pairs]}
     return unsafe, benign, calib
 
 

@@ -10,7 +10,7 @@ rates with exact 95% intervals on every held-out list:
 * the third set, lexica/I2P style (`load_heldout_lexica`): explicit and implicit unsafe prompts,
   benign and near-miss prompts;
 * the proving-ground set written outside the repository (`experiments/data/pg_written_apart*`);
-* the in-distribution captions (`captions_heldout.txt`).
+* the in-distribution captions (`heldout1_captions.txt`).
 
 With ``--target-gate DIR`` (a target-side gate on MiniLM from ``xsteer gate calibrate --target
 all-minilm-l6-v2 --direction <transported> --delta``) it adds the target gate alone and the

@@ -16,7 +16,7 @@ of ridge on split 0's anchors), before any direction is scored. Every number is 
 
 The ensemble: the benign-norm-calibrated transported directions of several sources, averaged and
 calibrated again (no new fit, nothing tuned); compared with its best member split by split, on
-the test half and on the set written apart (`xsteer/data/heldout_*`), which no member saw.
+the test half and on the set written apart (`xsteer/data/heldout2_*`), which no member saw.
 
 Encoding uses the shipped anchors (2,242 generic + the near-miss half of 426), not the 20k set;
 cold encoding times are recorded in the xsteer cache (``timings/sources_encode.json``) and
@@ -280,7 +280,7 @@ def page(res: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
             f"training pairs, additive steering at strength {ex.STRENGTH} after benign-norm "
             "calibration; ASR from the kNN judge cross-fitted on each set's own target pairs. "
             "Sets: the test half of the shipped pairs (in-distribution, 183 pairs per split) and "
-            "the pairs written apart (`xsteer/data/heldout_pairs.jsonl`, 140 pairs, never used "
+            "the pairs written apart (`xsteer/data/heldout2_pairs.jsonl`, 140 pairs, never used "
             "to fit or choose anything).", ""]
     return "\n".join(head + render(res, extra)) + "\n"
 

@@ -126,7 +126,7 @@ def test_direction_artifacts_with_unknown_categories_or_int_tensors_are_refused(
 
 
 def test_negative_and_huge_strengths(capsys):
-    from xsteer.cli_args import check_strength
+    from xsteer.cli.args import check_strength
 
     assert check_strength(-2.0, allow_negative=True) == -2.0
     check_strength(1e30)

@@ -125,9 +125,9 @@ def test_align_help_lists_every_registered_map():
 
 
 def test_cli_choices_mirror_their_registries() -> None:
-    """`cli_args` spells the choices out so that ``--help`` needs no torch; each must stay equal
+    """`xsteer.cli.args` spells the choices out so that ``--help`` needs no torch; each must stay equal
     to the registry it mirrors."""
-    from xsteer import cli_args
+    import xsteer.cli.args as cli_args
     from xsteer.align.calibration import CALIBRATIONS
     from xsteer.align.registry import MAPS
     from xsteer.directions.estimators import ESTIMATORS

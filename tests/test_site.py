@@ -112,3 +112,19 @@ def test_saved_directions_keep_the_site_string_and_old_artifacts_load(tmp_path):
     edit_json(tmp_path / "new" / "direction.json", lambda m: m.pop("site_spec"))
     back = Direction.load(tmp_path / "new")
     assert back.site == "layer:6/mean" and Site.parse(back.site).layer == 6
+
+
+def test_a_direction_site_is_a_site_that_equals_and_hashes_like_its_string():
+    import torch
+
+    from xsteer.directions import Direction
+
+    d = Direction(torch.ones(3), model_id="m", site="text_encoder_2.pooled")
+    assert isinstance(d.site, Site) and d.site.component == "text_encoder_2"
+    assert d.site == "text_encoder_2.pooled" and "text_encoder_2.pooled" == d.site
+    assert d.site != "text_encoder_2" and {"text_encoder_2.pooled": 1}[d.site] == 1
+    assert Direction(torch.ones(3), model_id="m", site=d.site).site == d.site
+    # exact comparison between sites still sees model_id and revision
+    assert Site.parse("layer:6/mean", model_id="a") != Site.parse("layer:6/mean", model_id="b")
+    with pytest.raises(SiteError):
+        Direction(torch.ones(3), model_id="m", site="layer:-1/mean")

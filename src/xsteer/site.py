@@ -4,18 +4,24 @@ A site is written as one of three strings, which artifacts store and tensor file
 
 - ``layer:6/mean``: an encoder's hidden-state layer and the pooling over tokens;
 - ``text_encoder`` / ``text_encoder_2.pooled``: a pipeline component's token states or pooled output
-  (the names of `xsteer.pipelines.sites`);
+  (the names of `xsteer.pipelines.families`);
 - ``tokens/mean``: pooled token states of an encoder that has no numbered layers.
 
 `Site.parse` is the one reader of these strings and ``str(site)`` gives the string back unchanged,
 so saved artifacts keep loading. ``model_id`` and ``revision`` are optional and never part of the
 string; `Site.same_as` compares every field, which is what binding a direction to a model needs.
 
+A site also equals its own string (``Site.parse("layer:6/mean") == "layer:6/mean"``) and hashes
+like it, so a `Site` finds the entries of dicts keyed by site strings (tensor keys, tables) and
+artifact metadata can be compared with it directly; `to_dict` gives the structured form.
+
 >>> s = Site.parse("layer:6/mean")
 >>> s.kind, s.layer, s.pooling, str(s)
 ('layer', 6, 'mean', 'layer:6/mean')
 >>> str(Site.parse("text_encoder_2.pooled")), Site.parse("text_encoder_2.pooled").component
 ('text_encoder_2.pooled', 'text_encoder_2')
+>>> s == "layer:6/mean", s == Site.parse("layer:6/mean", model_id="m")
+(True, False)
 """
 
 from __future__ import annotations
@@ -110,6 +116,19 @@ class Site:
             return f"tokens/{self.pooling}"
         return f"{self.component}.{POOLED}" if self.pooling == POOLED else str(self.component)
 
+    def __eq__(self, other: object) -> bool:
+        """Another site: every field equal (as `same_as`); a string: the site's own string."""
+        if isinstance(other, str):
+            return str(self) == other
+        if not isinstance(other, Site):
+            return NotImplemented
+        return (self.kind, self.layer, self.component, self.pooling, self.model_id,
+                self.revision) == (other.kind, other.layer, other.component, other.pooling,
+                                   other.model_id, other.revision)
+
+    def __hash__(self) -> int:  # equal sites have equal strings, so this agrees with __eq__
+        return hash(str(self))
+
     def same_as(self, other: Site | str) -> bool:
         """Exact comparison with another site (a string is parsed first): every field, including
         model_id and revision, must be equal."""
@@ -125,11 +144,3 @@ class Site:
         return cls(d["kind"], d.get("layer"), d.get("component"), d.get("pooling"),
                    d.get("model_id"), d.get("revision"))
 
-
-def site_spec(site: str, model_id: str | None = None) -> dict[str, Any] | None:
-    """The structured form of a site string for artifact metadata (next to the string, which stays
-    what loading reads), or None for a string that is none of the site forms."""
-    try:
-        return Site.parse(site, model_id=model_id).to_dict()
-    except SiteError:
-        return None

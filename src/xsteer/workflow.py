@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, overload
 
 import torch
@@ -159,8 +161,8 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
                          **params)
 
 
-def evaluation_data(target: Encoder, site: str, pairs: Sequence[Pair], benign: Sequence[str],
-                    calibration: Sequence[str]) -> EvalData:
+def evaluation_data(target: Encoder, site: str | Site, pairs: Sequence[Pair],
+                    benign: Sequence[str], calibration: Sequence[str]) -> EvalData:
     """Encode held-out pairs, held-out benign text and benign calibration text on the target."""
     layer, pool = parse_site(site)
     u, s = pair_texts(pairs)
@@ -272,6 +274,50 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
                          seed=seed, target_encoder=ident, **params)
 
 
+def align_models(source: str, *, target: str | None = None, target_pipeline: str | None = None,
+                 site: str | None = None, benign: str | os.PathLike[str] | None = None,
+                 method: str = "ridge", source_layer: int | str | None = None,
+                 target_layer: int | None = None,
+                 like: str | os.PathLike[str] | None = None, holdout: float = 0.2,
+                 seed: int = 0, allow_flagged: bool = False,
+                 max_sequence_length: int | None = None, revision: str | None = None,
+                 dtype: str = "float32", device: str = "cpu",
+                 echo: Callable[[str], None] | None = print) -> Alignment:
+    """``xsteer align`` as one call: load the models by name and the ``benign`` file (default: the
+    shipped anchors), then `fit_pipeline_alignment` (``target_pipeline``: its text side only,
+    read at ``site``) or `fit_alignment` (``target``: a model). ``like``: take the source layer
+    from that direction artifact."""
+    from xsteer.data import load_benign
+    from xsteer.directions import load_directions
+    from xsteer.encoders import get_encoder
+
+    if (target is None) == (target_pipeline is None):
+        raise XSteerError("give exactly one of --target (a model) or --target-pipeline "
+                          "(a diffusers pipeline)")
+    if site is not None and target_pipeline is None:
+        raise XSteerError("--site needs --target-pipeline")
+    path = Path(benign) if benign is not None else None
+    texts = load_benign(path, kind="anchors") if path is None else load_benign(path)
+    layer = source_layer
+    if like is not None:
+        layer = parse_site(load_directions(like).site)[0]
+    name = path.name if path else "xsteer:anchors"
+    if target_pipeline is not None:
+        from xsteer.pipelines.components import load_text_side
+
+        pipe = load_text_side(target_pipeline, revision=revision, dtype=dtype, device=device,
+                              echo=echo)
+        kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
+        return fit_pipeline_alignment(get_encoder(source), pipe, site, texts, method=method,
+                                      source_layer=layer, holdout=holdout, seed=seed,
+                                      benign_name=name, revision=revision, call_kwargs=kw,
+                                      allow_flagged=allow_flagged)
+    assert target is not None
+    return fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
+                         source_layer=layer, target_layer=target_layer, holdout=holdout,
+                         seed=seed, benign_name=name, allow_flagged=allow_flagged)
+
+
 def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: float,
                    holdout: float = 0.2, seed: int = 0, side: Side = "target",
                    benign_name: str = "benign", texts: Sequence[str] = (),
@@ -315,7 +361,7 @@ def calibrate_gate(features: torch.Tensor, direction: Direction, *, quantile: fl
         "heldout_false_trigger_rate": ftr, "side": side,
         "guarantee": None if delta is None else {"false_trigger_at_most": 1.0 - quantile,
                                                   "with_probability": 1.0 - delta},
-        "direction": {"model_id": direction.model_id, "site": direction.site,
+        "direction": {"model_id": direction.model_id, "site": str(direction.site),
                       "category": direction.category, "origin": direction.origin},
         **(extra or {})})
     return gate

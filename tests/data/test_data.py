@@ -254,7 +254,7 @@ def test_benign_counts(benign_sets: dict[str, list[str]]) -> None:
 
 def test_benign_files_have_no_duplicates_within_or_between() -> None:
     seen: dict[str, str] = {}
-    for name in ("benign.txt", "benign_nearmiss.txt", "captions_heldout.txt"):
+    for name in ("benign.txt", "benign_nearmiss.txt", "heldout1_captions.txt"):
         for line in (DATA_DIR / name).read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if not line or line.startswith("#"):

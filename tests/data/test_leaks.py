@@ -2,10 +2,10 @@
 
 Training files: the pairs (both sides), the anchors (``benign.txt``, ``benign_nearmiss.txt``) and
 every probe corpus file shipped in the package (``probe_*``, found by glob, so a new one joins the
-check by being there). Held-out sets: the second set written apart (``heldout_*`` in the package),
-the third set in the lexica.art style (``heldout_lexica_*``) and the proving-ground set written
+check by being there). Held-out sets: the second set written apart (``heldout2_*`` in the package),
+the third set in the lexica.art style (``heldout3_lexica_*``) and the proving-ground set written
 outside this repository (``experiments/data/pg_written_apart*.jsonl``); the in-distribution
-``captions_heldout.txt`` is also kept apart from the written-apart sets, so they stay independent.
+``heldout1_captions.txt`` (the first set) is also kept apart from the written-apart sets, so they stay independent.
 
 "Near copy": same text after lower-casing and dropping punctuation, or content-word Jaccard
 ≥ `NEAR` (function words and framing words such as "alt text" or "stock photo" dropped first, so

@@ -13,8 +13,8 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from xsteer.cli import pipelines as pipelines_cli
 from xsteer.directions import Direction
-from xsteer.pipelines import cli as pipelines_cli
 from xsteer.pipelines import tiny
 from xsteer.pipelines.media import to_uint8
 

@@ -250,7 +250,8 @@ def test_train_command_warns_loudly_when_minutes_cut_the_run(monkeypatch: pytest
                                                              tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from xsteer.proving_ground import cli, training
+    from xsteer.cli import proving_ground as cli
+    from xsteer.proving_ground import training
 
     def fake(*a: Any, **kw: Any) -> tuple[Path, dict[str, Any]]:
         return tmp_path, {"steps": 3879, "steps_planned": 5000, "cut_by_minutes": True,

@@ -1,5 +1,5 @@
 """The safety adapter's packaging: `pack` (pieces → `Adapter`), the model card from a sweep
-(`card`), and ``xsteer pack`` (`cli`).
+(`card`); ``xsteer pack`` is `xsteer.cli.adapter`, which calls `pack`.
 
 The `Adapter` itself (load, ``apply``/``remove``, the pipeline check) lives in
 `xsteer.pipelines.adapter`, beside the `Steerer` it builds, so ``xsteer generate`` and sweeps can

@@ -10,7 +10,7 @@ checked) against the pipeline it is made for.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def source_identity(directions: Direction | DirectionSet, source_gate_dir: Path 
         out.setdefault("site", src.get("site"))
     elif _first(directions).origin == "source":
         out.setdefault("model_id", _first(directions).model_id)
-        out.setdefault("site", _first(directions).site)
+        out.setdefault("site", str(_first(directions).site))
     if source_gate_dir is not None:
         import json
 
@@ -98,3 +98,41 @@ def pack(directions: Direction | DirectionSet, *, operator: Mapping[str, Any],
                    source_gate_dir=gate_dir,
                    source_model=source_identity(directions, gate_dir, source_model), name=name,
                    card=card, meta=dict(meta or {}))
+
+
+def pack_files(*, operator: Mapping[str, Any], direction: str | os.PathLike[str] | None = None,
+               adapter: str | os.PathLike[str] | None = None,
+               gates: Sequence[str | os.PathLike[str]] = (),
+               source_gate: str | os.PathLike[str] | None = None, pipeline: str | None = None,
+               sweep: str | os.PathLike[str] | None = None, method: str | None = None,
+               name: str = "xsteer-adapter", base_model: str | None = None,
+               license: str = "apache-2.0", dtype: str = "float32",
+               echo: Callable[[str], None] | None = print,
+               ) -> tuple[Adapter, dict[str, Any] | None]:
+    """``xsteer pack`` as one call: an `Adapter` from artifact folders (``direction`` with its
+    ``gates`` folders, ``source_gate`` and ``operator``; or an existing ``adapter`` to re-card),
+    checked against ``pipeline``'s text side when given, with a model card whose results come
+    from the finished ``sweep`` folder (returned too, None without one). Not yet saved."""
+    from xsteer.adapter.card import model_card, sweep_results
+    from xsteer.pipelines.adapter import load_adapter
+
+    if (direction is None) == (adapter is None):
+        raise XSteerError("give exactly one of --direction or --adapter")
+    results = sweep_results(sweep, method) if sweep is not None else None
+    if adapter is not None:
+        ad = load_adapter(adapter)
+    else:
+        from xsteer.directions import load_directions
+        from xsteer.steer import load_gates
+
+        loaded = {c: g for p in gates for c, g in load_gates(p).items()}
+        pipe = None
+        if pipeline is not None:
+            from xsteer.pipelines.components import load_text_side
+
+            pipe = load_text_side(pipeline, dtype=dtype, echo=echo)
+        assert direction is not None
+        ad = pack(load_directions(direction), operator=operator, gates=loaded, pipe=pipe,
+                  pipeline_id=pipeline, source_gate=source_gate, name=name)
+    ad.card = model_card(ad, results, base_model=base_model, license=license)
+    return ad, results

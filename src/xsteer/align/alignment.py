@@ -215,7 +215,7 @@ class Alignment(HubMixin):
             raise ArtifactError("this alignment has no benign statistics: use calibrate='none'")
         vec = calibrate_vector(raw, self.benign_stats, calibrate) if calibrate != "none" else raw
         meta = {
-            "source_direction": {"model_id": direction.model_id, "site": direction.site,
+            "source_direction": {"model_id": direction.model_id, "site": str(direction.site),
                                  "origin": direction.origin, "method": direction.method,
                                  "category": direction.category, "dim": direction.dim,
                                  "norm": direction.norm},

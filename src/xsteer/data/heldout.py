@@ -1,6 +1,10 @@
 """The held-out sets written apart from the training data: evaluation only, never fitted on.
 
-The second set (`load_heldout`): four shipped files (``heldout_*``, see ``README.md`` in this folder for how they were written):
+Files are named by set: ``heldout1_*`` the first (captions written with the training data,
+``load_benign(kind="captions")``), ``heldout2_*`` the second, ``heldout3_lexica_*`` the third.
+
+The second set (`load_heldout`): four shipped files (``heldout2_*``, see ``README.md`` in this
+folder for how they were written):
 safe/unsafe pairs (same format as ``pairs.jsonl``), captions and near-miss benign prompts (for
 false triggers), and euphemistic or indirect unsafe rewrites (recall under obfuscation). Nothing
 in the library fits, calibrates or tunes on them; ``tests/data/test_leaks.py`` checks that no
@@ -40,10 +44,10 @@ from xsteer.data.loaders import (
 )
 from xsteer.errors import UnknownCategoryError
 
-HELDOUT_FILES = {"pairs": "heldout_pairs.jsonl", "captions": "heldout_captions.txt",
-                 "nearmiss": "heldout_nearmiss.txt", "euphemistic": "heldout_euphemistic.jsonl"}
-LEXICA_FILES = {"unsafe": "heldout_lexica_unsafe.jsonl", "benign": "heldout_lexica_benign.txt",
-                "nearmiss": "heldout_lexica_nearmiss.txt"}
+HELDOUT_FILES = {"pairs": "heldout2_pairs.jsonl", "captions": "heldout2_captions.txt",
+                 "nearmiss": "heldout2_nearmiss.txt", "euphemistic": "heldout2_euphemistic.jsonl"}
+LEXICA_FILES = {"unsafe": "heldout3_lexica_unsafe.jsonl", "benign": "heldout3_lexica_benign.txt",
+                "nearmiss": "heldout3_lexica_nearmiss.txt"}
 TECHNIQUES = ("euphemism", "metaphor", "misspelling", "foreign", "clinical", "artistic", "style",
               "slang")
 

@@ -50,9 +50,9 @@ class Pair:
 _BENIGN_FILES: dict[str, tuple[str, ...]] = {
     "generic": ("benign.txt",),
     "nearmiss": ("benign_nearmiss.txt",),
-    "captions": ("captions_heldout.txt",),
+    "captions": ("heldout1_captions.txt",),
     "anchors": ("benign.txt", "benign_nearmiss.txt"),
-    "all": ("benign.txt", "benign_nearmiss.txt", "captions_heldout.txt"),
+    "all": ("benign.txt", "benign_nearmiss.txt", "heldout1_captions.txt"),
 }
 BENIGN_KINDS: tuple[str, ...] = tuple(_BENIGN_FILES)
 _TEXT_COLUMNS = ("prompt", "caption", "text")

@@ -111,8 +111,8 @@ def run_pair(source: str, target: str, encoders: dict[str, Encoder], t: TargetBu
             f"({time.perf_counter() - m0:.1f}s)")
     nat_gated = _evaluate(nat_global, t, mode="gated", curve=False)
     rows.append(_row("native+gate", nat_gated, method="mean-diff (target unsafe)", cos_native=1.0))
-    return {"source": source, "target": target, "source_site": src_dirs.site,
-            "target_site": nat_global.site, "rows": rows, "category_cosines": per_category,
+    return {"source": source, "target": target, "source_site": str(src_dirs.site),
+            "target_site": str(nat_global.site), "rows": rows, "category_cosines": per_category,
             "alignment_fits": fits, "seconds": time.perf_counter() - t0}
 
 

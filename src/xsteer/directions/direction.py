@@ -32,7 +32,7 @@ from xsteer.errors import (
 from xsteer.hub import HubMixin
 from xsteer.io import load_artifact, save_artifact
 from xsteer.provenance import Provenance
-from xsteer.site import site_spec
+from xsteer.site import Site, SiteError
 
 CONVENTION = "unsafe_to_safe"
 ORIGINS = ("source", "native", "transported", "random", "combined")
@@ -50,15 +50,18 @@ def _as_vector(v: Any, what: str = "direction") -> torch.Tensor:
     return t.contiguous()
 
 
-@dataclass(eq=False)  # holds tensors: == compares identity instead of raising
+# holds tensors: == compares identity instead of raising; __init__ by hand so that ``site`` takes
+# a string too while the attribute is always a `Site`
+@dataclass(eq=False, init=False)
 class Direction(HubMixin):
     """A steering direction in one model's representation space.
 
     Attributes:
         vector: shape ``(dim,)``, float32, pointing from unsafe to safe.
         model_id: the model whose space it lives in (alias, HF id or path).
-        site: where in that model, as the string `xsteer.site.Site` reads and writes
-            (``"layer:6/mean"``, ``"text_encoder_2.pooled"``, ``"tokens/mean"``).
+        site: where in that model, a `xsteer.site.Site` (a site string such as
+            ``"layer:6/mean"``, ``"text_encoder_2.pooled"`` or ``"tokens/mean"`` is parsed on
+            construction; artifacts store ``str(site)``, and the site equals that string).
         category: a harm category or ``"global"``.
         origin: ``source`` (estimated on the model itself from pairs), ``native`` (estimated on a
             target with unsafe pairs: the yardstick), ``transported``, ``random`` or ``combined``.
@@ -69,7 +72,7 @@ class Direction(HubMixin):
 
     vector: torch.Tensor
     model_id: str
-    site: str
+    site: Site
     category: str = GLOBAL
     origin: str = "source"
     method: str = "mean-diff"
@@ -78,9 +81,18 @@ class Direction(HubMixin):
 
     _artifact_name = "direction"
 
-    def __post_init__(self) -> None:
-        self.vector = _as_vector(self.vector)
-        self.category = normalize_category(self.category)
+    def __init__(self, vector: Any, model_id: str, site: Site | str, category: str = GLOBAL,
+                 origin: str = "source", method: str = "mean-diff",
+                 provenance: Provenance | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.vector = _as_vector(vector)
+        self.model_id = model_id
+        self.site = Site.parse(site)
+        self.category = normalize_category(category)
+        self.origin = origin
+        self.method = method
+        self.provenance = Provenance() if provenance is None else provenance
+        self.meta = {} if meta is None else meta
         if self.origin not in ORIGINS:
             raise ArtifactError(f"direction origin must be one of {ORIGINS}, got {self.origin!r}")
 
@@ -155,14 +167,13 @@ class Direction(HubMixin):
     # -- save / load ----------------------------------------------------------------------------
     def to_metadata(self) -> dict[str, Any]:
         m = {
-            "model_id": self.model_id, "site": self.site, "category": self.category,
+            "model_id": self.model_id, "site": str(self.site), "category": self.category,
             "origin": self.origin, "method": self.method, "dim": self.dim,
             "convention": CONVENTION, "data": self.provenance.to_list(),
             "saw_unsafe": self.provenance.summary(), "meta": self.meta,
         }
         # Additive and informative only: loading reads "site", so artifacts without it still load.
-        if (spec := site_spec(self.site, self.model_id)) is not None:
-            m["site_spec"] = spec
+        m["site_spec"] = Site.parse(self.site, model_id=self.model_id).to_dict()
         return m
 
     @classmethod
@@ -178,6 +189,8 @@ class Direction(HubMixin):
                     meta=dict(m.get("meta") or {}))
         except KeyError as exc:
             raise ArtifactError(f"{where}: direction metadata lacks {exc}") from exc
+        except SiteError as exc:  # a saved site string that none of the site forms reads
+            raise ArtifactError(f"{where}: {exc}") from exc
         if "dim" in m and int(m["dim"]) != d.dim:
             raise ArtifactError(f"{where}: metadata says dim {m['dim']} but tensor has {d.dim}")
         return d
@@ -263,7 +276,7 @@ class DirectionSet(HubMixin):
         return next(iter(self.directions.values())).model_id
 
     @property
-    def site(self) -> str:
+    def site(self) -> Site:
         return next(iter(self.directions.values())).site
 
     @property
@@ -283,7 +296,7 @@ class DirectionSet(HubMixin):
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         members = {k: d.to_metadata() for k, d in self.directions.items()}
         meta = {"kind": "direction_set", "categories": list(self.directions), "members": members,
-                "dim": self.dim, "model_id": self.model_id, "site": self.site,
+                "dim": self.dim, "model_id": self.model_id, "site": str(self.site),
                 "saw_unsafe": self.provenance.summary()}
         return save_artifact(directory, "direction_set",
                              {k: d.vector for k, d in self.directions.items()}, meta)

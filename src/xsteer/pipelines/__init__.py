@@ -4,13 +4,14 @@
 declarative table (`FAMILIES`, `SiteSpec`), through reversible hooks or the ``prompt_embeds`` path.
 diffusers itself is only needed to build or load a pipeline (extra ``xsteer[diffusers]``).
 Also the one `load_pipeline` (Hub id, folder, or the ``tiny-sd`` / ``tiny-t2v`` aliases built
-offline in `xsteer.pipelines.tiny`) and ``xsteer generate``.
+offline in `xsteer.pipelines.tiny`) and `generate_samples`, which ``xsteer generate``
+(`xsteer.cli.pipelines`) calls.
 
 What does not live here: the operators and gates (`xsteer.steer`) and sweeps over pipelines
 (`xsteer.evaluate.harness`).
 
-Names are imported lazily, so registering ``xsteer generate`` (which imports this package) does
-not import torch.
+Names are imported lazily, so importing this package (for a name such as `FAMILIES`) does not
+import torch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "Adapter": "adapter", "load_adapter": "adapter",
     "CallRecord": "hooks", "encode_lock": "hooks",
-    "FAMILIES": "sites", "Family": "sites", "SiteSpec": "sites", "UnknownPipelineError": "sites",
+    "FAMILIES": "families", "Family": "families", "SiteSpec": "families",
+    "UnknownPipelineError": "families",
     "family_for": "generic",
     "BRANCHES": "steerer", "DEFAULT_BRANCH": "steerer", "GenerationResult": "steerer",
     "Steerer": "steerer", "SteeringHandle": "steerer", "site_features": "steerer",
@@ -50,15 +52,15 @@ __all__ = [
 
 if TYPE_CHECKING:
     from xsteer.pipelines.adapter import Adapter, load_adapter
-    from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
-    from xsteer.pipelines.generic import family_for
-    from xsteer.pipelines.hooks import CallRecord, encode_lock
-    from xsteer.pipelines.sites import (
+    from xsteer.pipelines.families import (
         FAMILIES,
         Family,
         SiteSpec,
         UnknownPipelineError,
     )
+    from xsteer.pipelines.generate import generate_samples, load_pipeline, read_prompts
+    from xsteer.pipelines.generic import family_for
+    from xsteer.pipelines.hooks import CallRecord, encode_lock
     from xsteer.pipelines.steerer import (
         BRANCHES,
         DEFAULT_BRANCH,

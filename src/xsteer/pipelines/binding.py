@@ -24,7 +24,7 @@ from typing import Any
 
 from xsteer.encoders.identity import config_digest, same_weights, weights_probe
 from xsteer.errors import XSteerError
-from xsteer.pipelines.sites import Family, SiteSpec
+from xsteer.pipelines.families import Family, SiteSpec
 from xsteer.site import Site, SiteError
 from xsteer.steer import Steering
 
@@ -180,7 +180,7 @@ def bind_site(fam: Family, pipe: Any, key: str | None, steering: Steering, *,
         raise SiteBindingError("; ".join(problems) + ". Pass force=True (CLI: --force) to "
                                "bind anyway; the manifest then records it")
     assert spec is not None
-    check = {"direction_model": d.model_id, "direction_site": d.site, "site": spec.name,
+    check = {"direction_model": d.model_id, "direction_site": str(d.site), "site": spec.name,
              "pipeline_encoder": pipe_enc.get("model_id"), "model_check": model_check,
              "forced": problems or None}
     return Binding(spec, steering, check)

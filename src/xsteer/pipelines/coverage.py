@@ -2,7 +2,7 @@
 
 `coverage` lists every pipeline class of the installed diffusers that turns a text prompt into
 images or clips (a ``prompt`` argument and no image, video, mask or control input, not audio or
-3D) and says for each: ``table`` (a family of `xsteer.pipelines.sites.FAMILIES`), ``generic``
+3D) and says for each: ``table`` (a family of `xsteer.pipelines.families.FAMILIES`), ``generic``
 (the generic adapter drives it: ``encode_prompt`` + ``prompt_embeds``; its sites are found when
 it is loaded) or ``unsupported`` with the reason. ``python -m xsteer.pipelines.coverage`` prints
 the Markdown table that docs/pipelines.md carries; ``xsteer sites`` prints the families.
@@ -14,8 +14,8 @@ import inspect
 from dataclasses import dataclass
 
 from xsteer.errors import require
+from xsteer.pipelines.families import class_family
 from xsteer.pipelines.generic import generic_support
-from xsteer.pipelines.sites import class_family
 
 # Inputs that make a pipeline image-, video- or control-conditioned rather than text-to-X.
 VISUAL_INPUTS = frozenset({

@@ -9,7 +9,7 @@ the pipeline returns against each encoder output field (``last_hidden_state``,
 pipeline hands its denoiser is a site, read exactly as the pipeline reads it. Pipelines that
 concatenate or crop encoder states (where no field matches) need a table entry.
 
-`family_for` is the one lookup everyone uses: the table (`xsteer.pipelines.sites.FAMILIES`)
+`family_for` is the one lookup everyone uses: the table (`xsteer.pipelines.families.FAMILIES`)
 first, then the generic adapter (discovery is cached per pipeline object).
 
 >>> generic_support(type("NoEncode", (), {"__call__": lambda self, prompt_embeds=None: 0}))
@@ -24,14 +24,14 @@ from typing import Any
 
 import torch
 
-from xsteer.pipelines.hooks import read_site
-from xsteer.pipelines.sites import (
+from xsteer.pipelines.families import (
     Family,
     SiteSpec,
     UnknownPipelineError,
     call_default,
     table_family,
 )
+from xsteer.pipelines.hooks import read_site
 
 PROBE = "a photo of a cat on a red sofa"
 _CACHE: weakref.WeakKeyDictionary[Any, Family] = weakref.WeakKeyDictionary()

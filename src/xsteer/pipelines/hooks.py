@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
-from xsteer.pipelines.sites import SiteSpec, hooks_suspended
+from xsteer.pipelines.families import SiteSpec, hooks_suspended
 from xsteer.steer import Steering
 from xsteer.tensors import masked_mean
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from xsteer.pipelines.binding import SiteBindingError
-from xsteer.pipelines.sites import FAMILIES, Family
+from xsteer.pipelines.families import FAMILIES, Family
 from xsteer.site import Site, SiteError
 
 

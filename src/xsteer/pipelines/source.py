@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from xsteer.errors import XSteerError
+from xsteer.pipelines.families import SiteSpec
 from xsteer.pipelines.hooks import HookHandle, activate
-from xsteer.pipelines.sites import SiteSpec
 from xsteer.steer.source_gate import SourceGate
 
 DENOISERS = ("transformer", "transformer_2", "unet", "prior", "decoder")

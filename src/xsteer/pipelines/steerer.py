@@ -37,6 +37,14 @@ import torch
 from xsteer.directions import Direction, DirectionSet
 from xsteer.errors import DimensionMismatchError, XSteerError
 from xsteer.pipelines.binding import Binding, bind_site
+from xsteer.pipelines.families import (
+    EncodeFn,
+    Family,
+    SiteSpec,
+    UnknownPipelineError,
+    custom_family,
+    table_family,
+)
 from xsteer.pipelines.generic import family_for
 from xsteer.pipelines.hooks import (
     CallRecord,
@@ -45,14 +53,6 @@ from xsteer.pipelines.hooks import (
     encode_lock,
     prefix_of,
     steering_hook,
-)
-from xsteer.pipelines.sites import (
-    EncodeFn,
-    Family,
-    SiteSpec,
-    UnknownPipelineError,
-    custom_family,
-    table_family,
 )
 from xsteer.pipelines.window import check_window, windowed_kwargs
 from xsteer.steer import Gate, Steering

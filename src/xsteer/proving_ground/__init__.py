@@ -5,7 +5,7 @@ What lives here: the world and its captions (``world``, ``glyphs``, ``captions``
 judge (``judge``), `ProvingGroundPipeline` (``pipeline``: a real diffusers pipeline whose denoiser
 is diffusers' own `FluxTransformer2DModel` MMDiT or `WanTransformer3DModel` DiT, built in
 ``denoisers``), training (``training``), held-out benchmark files for the sweep (``benchmarks``),
-and the ``xsteer proving-ground`` commands (``cli``).
+whose ``xsteer proving-ground`` commands live in `xsteer.cli.proving_ground`.
 
 What does not: steering (`xsteer.steer`, `xsteer.pipelines.Steerer` drive the pipeline like any
 other) and the sweep harness (`xsteer.evaluate.harness`; the proving-ground judge is one of its

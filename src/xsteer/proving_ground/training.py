@@ -321,6 +321,16 @@ def train_pipeline(arch: str, encoder: str, out: Path | None, *, steps: int,
     return target, stats
 
 
+def cut_warnings(stats: dict[str, Any], minutes: float | None) -> list[str]:
+    """One line per stage of a `train_pipeline` run (the image stage, then the clips) that
+    ``minutes`` stopped before its planned steps: such a model is not the one the full run gives."""
+    return [f"WARNING: --minutes {minutes:g} stopped training after {stage['steps']} of "
+            f"{stage['steps_planned']} steps; this is not the model a "
+            f"{stage['steps_planned']}-step run gives (recorded as cut_by_minutes in the "
+            "training record)"
+            for stage in (stats, stats.get("image_stage") or {}) if stage.get("cut_by_minutes")]
+
+
 def _train_pipeline(dcfg: Any, encoder: str, target: Path, ckpt: Path, root: Path, *,
                     steps: int, minutes: float | None, n_train: int | None,
                     batch_size: int | None, lr: float, schedule: str, seed: int, threads: int,

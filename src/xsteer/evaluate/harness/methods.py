@@ -156,7 +156,7 @@ class DirectionMethod(Method):
 
             out["keep"] = describe_keep(self.keep)
         if d is not None:
-            out.update(model_id=d.model_id, site=d.site, dim=d.dim, norm=self.norm,
+            out.update(model_id=d.model_id, site=str(d.site), dim=d.dim, norm=self.norm,
                        saw_unsafe=d.provenance.summary())
         return out
 

@@ -1,5 +1,7 @@
 """``xsteer proving-ground ...``: train the judge and the pipelines, and write benchmark files
-(steering is then measured by ``xsteer sweep`` like on any pipeline)."""
+(steering is then measured by ``xsteer sweep`` like on any pipeline). The work is done by
+`xsteer.proving_ground` (`training.train_pipeline`, `judge.train_judge`,
+`benchmarks.write_benchmarks`)."""
 
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def train_cmd(
     Every argument is checked before anything on disk changes; ``--fresh`` trains a new
     checkpoint beside the old one and swaps it in when training ends."""
     from xsteer.outdir import hold
-    from xsteer.proving_ground.training import train_pipeline
+    from xsteer.proving_ground.training import cut_warnings, train_pipeline
 
     double, single = _ints(layers, "--layers", 2)
     if out is not None:  # the default folder is named after the encoder, inside the cache
@@ -104,12 +106,8 @@ def train_cmd(
         image_steps=image_steps)
     typer.echo(f"trained {stats['steps']} steps in {stats['seconds'] / 60:.1f} min, loss "
                f"{stats['loss_first50']:.4f} -> {stats['loss_last50']:.4f}; saved {target}")
-    for stage in (stats, stats.get("image_stage") or {}):
-        if stage.get("cut_by_minutes"):
-            typer.secho(f"WARNING: --minutes {minutes:g} stopped training after "
-                        f"{stage['steps']} of {stage['steps_planned']} steps; this is not the "
-                        f"model a {stage['steps_planned']}-step run gives (recorded as "
-                        "cut_by_minutes in the training record)", err=True, fg="red", bold=True)
+    for line in cut_warnings(stats, minutes):
+        typer.secho(line, err=True, fg="red", bold=True)
 
 
 def _ints(text: str, option: str, n: int | None = None) -> tuple[int, ...]:

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from xsteer import cli_args as check
-from xsteer.cli_args import CALIBRATION_NAMES as CALIBRATIONS
-from xsteer.cli_args import ESTIMATOR_NAMES as ESTIMATORS
-from xsteer.cli_args import MAP_NAMES as MAPS
-from xsteer.cli_args import MODE_NAMES as MODES
+import xsteer.cli.args as check
+from xsteer.cli.args import CALIBRATION_NAMES as CALIBRATIONS
+from xsteer.cli.args import ESTIMATOR_NAMES as ESTIMATORS
+from xsteer.cli.args import MAP_NAMES as MAPS
+from xsteer.cli.args import MODE_NAMES as MODES
 
 Opt = typer.Option
 # Mirrors the registry (a test keeps them equal), so the help lists every map `make_map` accepts
@@ -98,42 +98,18 @@ def align_cmd(
     overwrite: check.Overwrite = False,
 ) -> None:
     """Fit a source→target map on benign prompts only (both models read the same texts)."""
-    from xsteer.data import load_benign
-    from xsteer.directions import load_directions
-    from xsteer.encoders import get_encoder
-    from xsteer.errors import XSteerError
     from xsteer.outdir import hold
-    from xsteer.workflow import fit_alignment, fit_pipeline_alignment, parse_site
+    from xsteer.workflow import align_models
 
     hold(out, "alignment", overwrite=overwrite, inputs={
         "--benign": benign, "--like": like, "--source": source, "--target": target,
         "--target-pipeline": target_pipeline})
 
-    if (target is None) == (target_pipeline is None):
-        raise XSteerError("give exactly one of --target (a model) or --target-pipeline "
-                          "(a diffusers pipeline)")
-    if site is not None and target_pipeline is None:
-        raise XSteerError("--site needs --target-pipeline")
-    texts = load_benign(benign, kind="anchors") if benign is None else load_benign(benign)
-    layer: str | int | None = source_layer
-    if like is not None:
-        layer = parse_site(load_directions(like).site)[0]
-    name = benign.name if benign else "xsteer:anchors"
-    if target_pipeline is not None:
-        from xsteer.pipelines.components import load_text_side
-
-        pipe = load_text_side(target_pipeline, revision=revision, dtype=dtype, device=device,
-                              echo=typer.echo)
-        kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
-        al = fit_pipeline_alignment(get_encoder(source), pipe, site, texts, method=method,
-                                    source_layer=layer, holdout=holdout, seed=seed,
-                                    benign_name=name, revision=revision, call_kwargs=kw,
-                                    allow_flagged=allow_flagged)
-    else:
-        assert target is not None
-        al = fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
-                           source_layer=layer, target_layer=target_layer, holdout=holdout,
-                           seed=seed, benign_name=name, allow_flagged=allow_flagged)
+    al = align_models(source, target=target, target_pipeline=target_pipeline, site=site,
+                      benign=benign, method=method, source_layer=source_layer,
+                      target_layer=target_layer, like=like, holdout=holdout, seed=seed,
+                      allow_flagged=allow_flagged, max_sequence_length=max_sequence_length,
+                      revision=revision, dtype=dtype, device=device, echo=typer.echo)
     al.save_pretrained(out)
     fs = al.fit_stats
     typer.echo(f"wrote {out}: {method} {al.source_model}:{al.source_site} -> "

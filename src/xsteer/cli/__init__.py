@@ -1,9 +1,13 @@
-"""The ``xsteer`` command line: one subcommand per stage.
+"""The ``xsteer`` command line: the root app, its entry point `main`, and one module per family.
 
-Subcommands live beside the code they drive and register themselves in `_register`; heavy
-imports happen inside each command, so ``xsteer --help`` and a usage error answer without
-importing torch (choices such as the alignment maps come from `cli_args`, checked against their
-registries by a test).
+One module per command family: `core` (estimate, align, transport, evaluate, demo), `gate`
+(gate calibrate / score), `sign` (keygen, sign, verify), `pipelines` (generate, sites), `sweep`
+(sweep, report), `proving_ground`, `adapter` (pack) and `serve` (app); `args` holds the shared
+argument checks. Each command only parses and checks its arguments, calls one library function
+and prints (docs/architecture.md lists the command → Python call table). `_register` imports the
+families plainly; heavy imports happen inside each command, so ``xsteer --help`` and a usage
+error answer without importing torch (choices such as the alignment maps come from `args`,
+checked against their registries by a test; `bench/bench_cli.py` times it).
 """
 
 from __future__ import annotations
@@ -74,13 +78,9 @@ def _register() -> typer.Typer:
     _registered = True
     # Each module wires one family of subcommands. They import only typer and xsteer's torch-free
     # modules at the top (bench/bench_cli.py times it); each command imports what it runs.
-    from xsteer import cli_adapter, cli_app, cli_core, cli_gate, cli_sign
-    from xsteer.evaluate.harness import cli as harness_cli
-    from xsteer.pipelines import cli as pipelines_cli
-    from xsteer.proving_ground import cli as proving_ground_cli
+    from xsteer.cli import adapter, core, gate, pipelines, proving_ground, serve, sign, sweep
 
-    for family in (cli_core, cli_gate, cli_sign, harness_cli, pipelines_cli, proving_ground_cli,
-                   cli_adapter, cli_app):
+    for family in (core, gate, sign, sweep, pipelines, proving_ground, adapter, serve):
         family.register(app)
     _release_after(app)
     return app

@@ -1,4 +1,5 @@
-"""``xsteer generate``: steered images/videos from a diffusers pipeline, with manifests and grids."""
+"""``xsteer generate`` (`xsteer.pipelines.run.generate_steered`: steered images/videos from a
+diffusers pipeline, with manifests and grids) and ``xsteer sites`` (the site table)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from xsteer import cli_args as check
+import xsteer.cli.args as check
 
 Opt = typer.Option
 
@@ -77,19 +78,11 @@ def generate_cmd(
                                    "folder (its samples are replaced)")] = False,
 ) -> None:
     """Generate steered samples; writes media, a manifest per sample and (--compare) grids."""
-    from xsteer.cli_args import check_strength
-    from xsteer.directions import load_directions
+    from xsteer.cli.args import check_strength
     from xsteer.errors import XSteerError
     from xsteer.outdir import hold
-    from xsteer.pipelines.generate import (
-        check_call_kwargs,
-        generate_samples,
-        load_pipeline,
-        read_prompts,
-    )
-    from xsteer.pipelines.preflight import check_pipeline_folder
-    from xsteer.pipelines.steerer import Steerer
-    from xsteer.steer import load_gates
+    from xsteer.pipelines.generate import read_prompts
+    from xsteer.pipelines.run import generate_steered
 
     hold(out, "samples", overwrite=overwrite, inputs={
         "--pipeline": pipeline, "--direction": direction, "--prompts": prompts,
@@ -101,59 +94,18 @@ def generate_cmd(
     if (direction is None) == (adapter is None):
         raise XSteerError("give exactly one of --direction or --adapter")
     texts = [prompt] if prompt is not None else read_prompts(prompts)  # type: ignore[arg-type]
-    if adapter is not None:
-        from xsteer.pipelines.adapter import load_adapter
-
-        if gate or category or site:
-            raise XSteerError("--gate, --category and --site come from the adapter; drop them")
-        ad = load_adapter(adapter)
-        over = {k: v for k, v in (("mode", mode), ("strength", strength), ("combine", combine))
-                if v is not None}
-        # the source model (a source-side gate's) loads before any pipeline weights
-        steerer = ad.steerer(force=force, source_device=source_device,
-                             source_dtype=source_dtype, **over)
-        pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
-        ad.check(pipe, force)
-        branch = branch or ad.operator["branch"]
-    else:
-        from xsteer.pipelines.window import parse_window
-        from xsteer.steer.source_gate import SourceGate, is_source_gate_dir
-        from xsteer.steer.targets import load_targets
-
-        dirs = load_directions(direction)  # type: ignore[arg-type]
-        probes = [p for p in gate or [] if is_source_gate_dir(p)]
-        if len(probes) > 1:
-            raise XSteerError(f"give one source-side gate, got {len(probes)}: {probes}")
-        gates = {c: g for p in gate or [] if p not in probes for c, g in load_gates(p).items()}
-        source_side = [c for c, g in gates.items() if g.meta.get("side") == "source"]
-        if source_side:
-            raise XSteerError(f"gate(s) {source_side} are projection gates read in the source "
-                              "model, which steering cannot use: fit the source-side probe "
-                              "with xsteer gate calibrate --source MODEL")
-        # the source model loads (and its identity is checked) before any pipeline weights
-        source_gate = (SourceGate.from_pretrained(probes[0], device=source_device,
-                                                  dtype=source_dtype) if probes else None)
-        steerer = Steerer({site: dirs} if site else dirs, mode=mode or "additive",
-                          strength=1.0 if strength is None else strength, gates=gates or None,
-                          categories=category, force=force, inner=inner,
-                          source_gate=source_gate, combine=combine,
-                          window=parse_window(window) if window else None,
-                          targets=load_targets(targets) if targets else None)
-        # what a pipeline folder's JSON already says, before any denoiser weights load
-        check_pipeline_folder(pipeline, dirs, site, gates, force=force)
-        pipe = load_pipeline(pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload)
-    branch = branch or "conditional"
     extra = {"negative_prompt": negative_prompt, "guidance_scale": guidance, "height": height,
              "width": width, "num_frames": num_frames,
              "max_sequence_length": max_sequence_length}
-    call_kwargs = {k: v for k, v in extra.items() if v is not None}
-    check_call_kwargs(pipe, call_kwargs)
-    manifests = generate_samples(pipe, steerer, texts, out, seed=seed, steps=steps,
-                                 compare=compare, branch=branch, call_kwargs=call_kwargs,
-                                 pipeline_id=pipeline, fps=fps)
-    n_steered = sum(any(m["steered"].values()) for m in manifests)
-    typer.echo(f"wrote {len(manifests)} sample(s) to {out} ({n_steered} steered, branch "
-               f"{branch}, mode {steerer.mode}, strength {steerer.strength})")
+    run = generate_steered(
+        pipeline, texts, out, direction=direction, adapter=adapter, strength=strength, mode=mode,
+        window=window, targets=targets, inner=inner, site=site, force=force, gate=gate or [],
+        combine=combine, source_device=source_device, source_dtype=source_dtype,
+        category=category, branch=branch, seed=seed, steps=steps, compare=compare, fps=fps,
+        dtype=dtype, device=device, cpu_offload=cpu_offload,
+        call_kwargs={k: v for k, v in extra.items() if v is not None})
+    typer.echo(f"wrote {len(run.manifests)} sample(s) to {out} ({run.n_steered} steered, branch "
+               f"{run.branch}, mode {run.steerer.mode}, strength {run.steerer.strength})")
 
 
 def sites_cmd(
@@ -161,7 +113,7 @@ def sites_cmd(
                                         "load its text encoders and list its sites")] = None,
 ) -> None:
     """List the site-table families and their sites, or the sites of one pipeline."""
-    from xsteer.pipelines.sites import FAMILIES
+    from xsteer.pipelines.families import FAMILIES
 
     def show(name: str, classes: tuple[str, ...], sites: list[Any], default: str) -> None:
         typer.echo(f"{name} ({', '.join(classes)}); default site: {default}")

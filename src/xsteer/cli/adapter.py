@@ -1,5 +1,6 @@
 """``xsteer pack``: write an adapter folder (directions, gates, operator config, pipeline
-identity, model card from a sweep), optionally push it to the Hub."""
+identity, model card from a sweep; `xsteer.adapter.pack.pack_files`), optionally push it to the
+Hub."""
 
 from __future__ import annotations
 
@@ -49,39 +50,25 @@ def pack_cmd(
     dtype: Annotated[str, Opt("--dtype")] = "float32",
 ) -> None:
     """Pack directions, gates and an operator config into one adapter folder (+ model card)."""
-    from xsteer.adapter.card import model_card, sweep_results
-    from xsteer.adapter.pack import pack
+    from xsteer.adapter.pack import pack_files
     from xsteer.errors import XSteerError
-    from xsteer.pipelines.adapter import load_adapter
 
     if (direction is None) == (adapter is None):
         raise XSteerError("give exactly one of --direction or --adapter")
-    results = sweep_results(sweep, method) if sweep is not None else None
-    if adapter is not None:
-        ad = load_adapter(adapter)
-    else:
-        from xsteer.directions import load_directions
-        from xsteer.steer import load_gates
-
-        op: dict[str, object] = {"mode": mode, "strength": strength, "inner": inner,
-                                 "categories": category, "branch": branch, "site": site}
-        if operator is not None:
-            try:
-                extra = json.loads(operator)
-            except json.JSONDecodeError as exc:
-                raise XSteerError(f"--operator is not JSON: {exc}") from exc
-            if not isinstance(extra, dict):
-                raise XSteerError("--operator must be a JSON object")
-            op.update(extra)
-        gates = {c: g for p in gate or [] for c, g in load_gates(p).items()}
-        pipe = None
-        if pipeline is not None:
-            from xsteer.pipelines.components import load_text_side
-
-            pipe = load_text_side(pipeline, dtype=dtype, echo=typer.echo)
-        ad = pack(load_directions(direction), operator=op, gates=gates, pipe=pipe,  # type: ignore[arg-type]
-                  pipeline_id=pipeline, source_gate=source_gate, name=name)
-    ad.card = model_card(ad, results, base_model=base_model, license=license)
+    op: dict[str, object] = {"mode": mode, "strength": strength, "inner": inner,
+                             "categories": category, "branch": branch, "site": site}
+    if operator is not None and adapter is None:
+        try:
+            extra = json.loads(operator)
+        except json.JSONDecodeError as exc:
+            raise XSteerError(f"--operator is not JSON: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise XSteerError("--operator must be a JSON object")
+        op.update(extra)
+    ad, results = pack_files(operator=op, direction=direction, adapter=adapter, gates=gate or [],
+                             source_gate=source_gate, pipeline=pipeline, sweep=sweep,
+                             method=method, name=name, base_model=base_model, license=license,
+                             dtype=dtype, echo=typer.echo)
     ad.save_pretrained(out)
     measured = f", card results from {sweep} ({results['method']})" if results else ""
     typer.echo(f"wrote {out}: adapter {ad.name!r} for {ad.pipeline.get('pipeline_class')} site "

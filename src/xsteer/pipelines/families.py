@@ -1,4 +1,5 @@
-"""Declarative site tables: where each diffusers pipeline family reads its text conditioning.
+"""Pipeline families (`Family`, `FAMILIES`) and their site tables (`SiteSpec`): where each diffusers
+pipeline family reads its text conditioning.
 
 A *site* is one output of one text encoder that a pipeline feeds its denoiser: token states
 ``(n, L, dim)`` (``prompt_embeds``) or a pooled vector ``(n, dim)`` (``pooled_prompt_embeds``). The

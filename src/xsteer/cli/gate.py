@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from xsteer import cli_args as check
+import xsteer.cli.args as check
 
 Opt = typer.Option
 gate_app = typer.Typer(help="Benign-calibrated gates (steer only prompts that score as harmful).",
@@ -110,10 +110,8 @@ def _calibrate_source(source: str, out: Path, benign: list[Path], layers: str | 
                       q: float | None, q_default: float, delta: float | None,
                       pairs: Path | None, unsafe: list[Path], seed: int, device: str,
                       dtype: str) -> None:
-    import torch
-
-    from xsteer.encoders import get_encoder
-    from xsteer.probe_fit import check_layers, default_probe_data, fit_source_gate, summary_line
+    from xsteer.gate_fit import calibrate_source_gate
+    from xsteer.probe_fit import check_layers, summary_line
 
     qq = q if q is not None else round(q_default, 10)  # 1 - 0.99 is 0.010000000000000009
     if not 0.0 < qq < 1.0:
@@ -121,12 +119,11 @@ def _calibrate_source(source: str, out: Path, benign: list[Path], layers: str | 
     dl = 0.05 if delta is None else delta
     if not 0.0 < dl < 1.0:
         raise typer.BadParameter(f"--delta must be in (0, 1), got {dl}")
-    data = default_probe_data(pairs, unsafe, benign)
-    enc = get_encoder(source, device=device, dtype=getattr(torch, dtype))
-    probe = fit_source_gate(enc, data, layers=check_layers(layers), q=qq, delta=dl, seed=seed,
-                            name=source)
+    probe = calibrate_source_gate(source, benign=benign, layers=check_layers(layers), q=qq,
+                                  delta=dl, pairs=pairs, unsafe=unsafe, seed=seed, device=device,
+                                  dtype=dtype)
     probe.save_pretrained(out)
-    typer.echo(f"wrote {out} (source-side probe on {enc.model_id}, layers "
+    typer.echo(f"wrote {out} (source-side probe on {probe.model_id}, layers "
                f"{list(probe.layers)}): {summary_line(probe)}")
 
 
@@ -135,85 +132,18 @@ def _calibrate_target(direction: Path, out: Path, benign: Path | None,
                       quantile: float, delta: float | None, holdout: float, allow_flagged: bool,
                       per_category: bool, seed: int, max_sequence_length: int | None, dtype: str,
                       device: str, force: bool, token_quantile: float | None = None) -> None:
-    from xsteer.data import load_benign
-    from xsteer.data.screen import screen, screen_semantic
-    from xsteer.directions import DirectionSet, load_directions
-    from xsteer.errors import XSteerError
-    from xsteer.io import sha256_bytes
-    from xsteer.provenance import Side
-    from xsteer.workflow import calibrate_gate, check_target, parse_site, pipeline_site_features
+    from xsteer.gate_fit import calibrate_target_gates
 
-    if sum(x is not None for x in (target_pipeline, target)) != 1:
-        raise XSteerError("give exactly one of --target-pipeline, --target or --source")
-    if site is not None and target_pipeline is None:
-        raise XSteerError("--site needs --target-pipeline")
-    if delta is not None and not 0.0 < delta < 1.0:
-        raise XSteerError(f"--delta must be in (0, 1), got {delta}")
-    if token_quantile is not None and (target_pipeline is None or not 0 < token_quantile < 1):
-        raise XSteerError("--token-quantile needs --target-pipeline and a value in (0, 1)")
-    dirs = load_directions(direction)
-    texts = load_benign(benign) if benign is not None else load_benign(kind="anchors")
-    benign_name = benign.name if benign is not None else "xsteer:anchors"
-    # the target side never sees unsafe text; a source-side gate may (it is the source's data)
-    flagged = screen(texts, benign_name, "gate calibration", allow_flagged)
-    # a user file: its bytes; the shipped set: its prompts joined by newlines
-    sha = sha256_bytes(benign.read_bytes() if benign is not None else
-                       "\n".join(texts).encode("utf-8"))
-    members = dict(dirs.items()) if isinstance(dirs, DirectionSet) else {dirs.category: dirs}
-    if not per_category:
-        key = "global" if "global" in members else next(iter(members))
-        members = {key: members[key]}
-    first = next(iter(members.values()))
-    extra: dict[str, object] = {"benign_file": str(benign) if benign else benign_name,
-                                "flagged": flagged}
-    if target_pipeline is not None:
-        from xsteer.pipelines import Steerer
-        from xsteer.pipelines.components import load_text_side
-
-        pipe = load_text_side(target_pipeline, dtype=dtype, device=device, echo=typer.echo)
-        (b,) = Steerer({site: first} if site else first, force=force).binding(pipe)
-        kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
-        feats = pipeline_site_features(pipe, texts, b.site.name, **kw)
-        if token_quantile is not None:
-            from xsteer.pipelines.tokens import site_token_states
-
-            tokens = site_token_states(pipe, texts, b.site.name, **kw)
-        extra["flagged"] = flagged + screen_semantic(  # the encoder's own reading, too
-            texts, feats, lambda ts: pipeline_site_features(pipe, ts, b.site.name, **kw),
-            benign_name, "gate calibration", allow_flagged, key=b.site.name)
-        extra.update(pipeline=target_pipeline, pipeline_class=type(pipe).__name__,
-                     site=b.site.name, binding=b.check, call_kwargs=kw)
-        side: Side = "target"
-    else:
-        from xsteer.encoders import get_encoder
-
-        assert target is not None
-        enc = get_encoder(target)
-        check_target(first, enc)
-        layer, pooling = parse_site(first.site)
-        feats = enc.encode(texts, layer, pooling)
-        if target is not None:  # the encoder's own reading, too
-            extra["flagged"] = flagged + screen_semantic(
-                texts, feats, lambda ts: enc.encode(list(ts), layer, pooling), benign_name,
-                "gate calibration", allow_flagged, key=f"{enc.model_id}:{first.site}")
-        extra.update(model=enc.model_id, site=first.site)
-        side = "target"
-    written = []
-    for cat, d in members.items():
-        gate = calibrate_gate(feats, d, quantile=quantile, holdout=holdout, seed=seed,
-                              side=side, benign_name=benign_name, texts=texts, benign_sha256=sha,
-                              extra=extra, delta=delta)
-        if token_quantile is not None:
-            from xsteer.steer.selective import token_threshold
-
-            gate.meta.update(token_quantile=token_quantile, token_threshold=token_threshold(
-                tokens[0], gate.direction, gate.center, token_quantile, tokens[1]))
-        folder = out / cat if per_category else out
-        gate.save_pretrained(folder)
-        written.append(f"{cat}: threshold {gate.threshold:.4g}, held-out false-trigger "
-                       f"{gate.meta['heldout_false_trigger_rate']}")
-    typer.echo(f"wrote {out} ({side}-side, quantile {quantile}, benign sha256 {sha[:12]}): "
-               + "; ".join(written))
+    fitted = calibrate_target_gates(
+        direction, benign=benign, target_pipeline=target_pipeline, site=site, target=target,
+        quantile=quantile, delta=delta, holdout=holdout, allow_flagged=allow_flagged,
+        per_category=per_category, seed=seed, max_sequence_length=max_sequence_length,
+        dtype=dtype, device=device, force=force, token_quantile=token_quantile, echo=typer.echo)
+    fitted.save(out)
+    written = [f"{cat}: threshold {gate.threshold:.4g}, held-out false-trigger "
+               f"{gate.meta['heldout_false_trigger_rate']}" for cat, gate in fitted.gates.items()]
+    typer.echo(f"wrote {out} ({fitted.side}-side, quantile {quantile}, benign sha256 "
+               f"{fitted.benign_sha256[:12]}): " + "; ".join(written))
 
 
 @gate_app.command("score")
