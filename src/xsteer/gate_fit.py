@@ -30,10 +30,12 @@ def calibrate_source_gate(source: str, *, benign: Sequence[PathLike] = (),
                           layers: Sequence[int] | None = None, q: float = 0.01,
                           delta: float = 0.05, pairs: PathLike | None = None,
                           unsafe: Sequence[PathLike] = (), seed: int = 0, device: str = "cpu",
-                          dtype: str = "float32") -> Any:
+                          dtype: str = "float32", pooling: str = "mean") -> Any:
     """A fitted `SourceProbe` on ``source``'s pooled states at ``layers`` (default: four middle
     layers): the shipped pairs, probe corpus and benign styles plus ``pairs``/``unsafe``/``benign``
-    files; threshold conformal at false-trigger budget ``q`` with probability ``1 - delta``."""
+    files; threshold conformal at false-trigger budget ``q`` with probability ``1 - delta``.
+    ``pooling``: ``mean`` (the default: on Gemma-3-270M, ``last`` caught 60% of the second set's
+    unsafe prompts against 92%, docs/source_gate.md)."""
     import torch
 
     from xsteer.encoders import get_encoder
@@ -41,7 +43,8 @@ def calibrate_source_gate(source: str, *, benign: Sequence[PathLike] = (),
 
     data = default_probe_data(pairs, unsafe, benign)
     enc = get_encoder(source, device=device, dtype=getattr(torch, dtype))
-    return fit_source_gate(enc, data, layers=layers, q=q, delta=delta, seed=seed, name=source)
+    return fit_source_gate(enc, data, layers=layers, q=q, delta=delta, seed=seed, name=source,
+                           pooling=pooling)
 
 
 @dataclass
