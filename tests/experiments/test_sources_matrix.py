@@ -29,7 +29,7 @@ def _feats(t: ex.Texts, lists: dict[str, list[str]], B: torch.Tensor, noise: flo
     for lst, texts in lists.items():
         Z = torch.stack([_latent(x, lst in ("unsafe", "ho_unsafe")) for x in texts])
         out[lst] = Z @ B + noise * torch.randn(len(texts), B.shape[1], generator=g)
-    return ex.Feats(name, f"{name}:layer1", out)
+    return ex.Feats(name, "layer:1/mean", out)  # a site string a Direction can read
 
 
 @pytest.fixture
