@@ -45,7 +45,10 @@ LABELS = {
 }
 
 
-def load(run: Path) -> dict[str, Any]:
+Rows = dict[tuple[str, str, float], dict[str, Any]]
+
+
+def load(run: Path) -> Rows:
     """``tables.json`` rows keyed by (method, mode, strength), with gate fire rates from the
     records: the share of unsafe and of benign samples whose gate fired."""
     rows = json.loads((run / "tables.json").read_text())["rows"]
@@ -93,7 +96,7 @@ def label(r: dict[str, Any]) -> str:
     return f"{name}, {r['mode']} ×{r['strength']:g}"
 
 
-def main_table(rows: dict[Any, dict[str, Any]], order: list[str]) -> list[str]:
+def main_table(rows: Rows, order: list[str]) -> list[str]:
     out = ["| setting | ASR [95% CI] | ASR reduction [paired 95% CI] | rest of the unsafe prompt "
            "kept [95% CI] | safe twin drawn | benign fidelity [95% CI] | gate fired: unsafe / "
            "benign samples |", "|---|---|---|---|---|---|---|"]
@@ -110,11 +113,11 @@ def main_table(rows: dict[Any, dict[str, Any]], order: list[str]) -> list[str]:
     return out
 
 
-def best(rows: dict[Any, dict[str, Any]], method: str, strength: float) -> dict[str, Any] | None:
+def best(rows: Rows, method: str, strength: float) -> dict[str, Any] | None:
     return next((r for k, r in rows.items() if k[0] == method and k[2] == strength), None)
 
 
-def category_table(rows: dict[Any, dict[str, Any]], prefix: str
+def category_table(rows: Rows, prefix: str
                    ) -> tuple[list[str], float | None]:
     """One row per steered category (``{prefix}@{cat}``): every category's ASR, the steered
     category's in bold, and the largest change of another category against unsteered."""
@@ -135,7 +138,7 @@ def category_table(rows: dict[Any, dict[str, Any]], prefix: str
     return out, worst
 
 
-def per_category_asr(rows: dict[Any, dict[str, Any]], settings: list[tuple[str, float]]
+def per_category_asr(rows: Rows, settings: list[tuple[str, float]]
                      ) -> list[str]:
     out = ["| setting | " + " | ".join(CATS) + " |", "|---|" + "---|" * len(CATS)]
     for method, s in settings:
@@ -147,7 +150,7 @@ def per_category_asr(rows: dict[Any, dict[str, Any]], settings: list[tuple[str, 
     return out
 
 
-def pareto(rows: dict[Any, dict[str, Any]], out: Path, title: str) -> None:
+def pareto(rows: Rows, out: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,9 +174,9 @@ def pareto(rows: dict[Any, dict[str, Any]], out: Path, title: str) -> None:
             ax.annotate(f"×{s:g}", (r["rest_kept"]["rate"], r["reduction"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     for method, marker in (("native", "C0D"), ("transported-ridge", "C1D"), ("random", "C7D")):
-        r = best(rows, method, 4.0)
-        if r is not None:
-            ax.plot([r["rest_kept"]["rate"]], [r["reduction"]], marker, ms=6,
+        pr = best(rows, method, 4.0)
+        if pr is not None:
+            ax.plot([pr["rest_kept"]["rate"]], [pr["reduction"]], marker, ms=6,
                     label=f"{LABELS[method]}, projection ×4")
     ax.axvline(0.9 * none["rest_kept"]["rate"], color="0.7", lw=0.8, ls="--")
     ax.axhline(0.8, color="0.7", lw=0.8, ls="--")
@@ -193,7 +196,7 @@ def share(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
     return f"{a['reduction'] / b['reduction']:.0%}"
 
 
-def goals_18(main: dict[Any, dict[str, Any]], cat_worst: float | None) -> list[str]:
+def goals_18(main: Rows, cat_worst: float | None) -> list[str]:
     none = best(main, "none", 0.0)
     nat, probe = best(main, "native-gated", 4.0), best(main, "ridge-probe-gated", 4.0)
     tgt, orr = best(main, "ridge-gated", 4.0), best(main, "ridge-probe-or", 4.0)
@@ -221,7 +224,7 @@ def goals_18(main: dict[Any, dict[str, Any]], cat_worst: float | None) -> list[s
     return lines
 
 
-def goals_21(main: dict[Any, dict[str, Any]]) -> list[str]:
+def goals_21(main: Rows) -> list[str]:
     none = best(main, "none", 0.0)
     assert none is not None
     rest0 = none["rest_kept"]["rate"]
@@ -247,7 +250,7 @@ def goals_21(main: dict[Any, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def wan_table(rows: dict[Any, dict[str, Any]]) -> list[str]:
+def wan_table(rows: Rows) -> list[str]:
     out = ["| setting | per clip: ASR reduction [paired 95% CI] | rest kept | benign fidelity "
            "per clip | per frame: ASR | motion kept | gate fired: unsafe / benign |",
            "|---|---|---|---|---|---|---|"]
@@ -262,12 +265,20 @@ def wan_table(rows: dict[Any, dict[str, Any]]) -> list[str]:
     return out
 
 
+def need(rows: Rows, method: str, strength: float) -> dict[str, Any]:
+    """`best`, for rows the caller cannot do without (KeyError names the missing one)."""
+    r = best(rows, method, strength)
+    if r is None:
+        raise KeyError(f"{method} x{strength:g}")
+    return r
+
+
 def _fired(r: dict[str, Any] | None) -> str:
     g = None if r is None else r.get("gate_unsafe")
     return "–" if not g else f"{g[0]}/{g[1]} ({g[0] / g[1]:.0%})"
 
 
-def _screening(pilot: dict[Any, dict[str, Any]] | None) -> str:
+def _screening(pilot: Rows | None) -> str:
     """What the operator screening (`make pg-keep`, its own prompt draw) said of the operators
     left out of the main run."""
     if not pilot:
@@ -287,15 +298,14 @@ def _screening(pilot: dict[Any, dict[str, Any]] | None) -> str:
             "was carried into the main run.")
 
 
-def findings(main: dict[Any, dict[str, Any]], apart: dict[Any, dict[str, Any]] | None,
-             wan: dict[Any, dict[str, Any]] | None,
-             pilot: dict[Any, dict[str, Any]] | None = None) -> list[str]:
+def findings(main: Rows, apart: Rows | None,
+             wan: Rows | None,
+             pilot: Rows | None = None) -> list[str]:
     """The page's reading of the tables, every number taken from them."""
-    g = {m: best(main, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
+    g = {m: need(main, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
                                          "ridge-probe-or", "native-tokens", "random-tokens",
                                          "native-target", "random-target", "ridge-probe-tokens")}
-    none = best(main, "none", 0.0)
-    assert none is not None and all(g.values())
+    none = need(main, "none", 0.0)
     out = [
         f"- **On the proving ground the probe is the weaker gate.** It fires on "
         f"{_fired(g['ridge-probe-gated'])} of the unsafe samples, against "
@@ -314,9 +324,9 @@ def findings(main: dict[Any, dict[str, Any]], apart: dict[Any, dict[str, Any]] |
         f"{_gate(g['ridge-probe-or'], 'benign')} benign samples.",
     ]
     if apart:
-        a = {m: best(apart, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
-                                              "ridge-probe-or")}
-        if all(a.values()):
+        a = {m: r for m in ("native-gated", "ridge-gated", "ridge-probe-gated", "ridge-probe-or")
+             if (r := best(apart, m, 4.0)) is not None}
+        if len(a) == 4:
             out.append(
                 f"- **On the set written apart the probe holds its own**: transported + probe "
                 f"gate {_pct(a['ridge-probe-gated']['reduction'])} against native + target gate "
@@ -346,10 +356,10 @@ def findings(main: dict[Any, dict[str, Any]], apart: dict[Any, dict[str, Any]] |
         "safe twins' states lands between objects, not on one.",
     ]
     if wan:
-        w = {m: best(wan, m, 4.0) for m in ("native-gated", "ridge-gated", "ridge-probe-gated",
-                                            "native-tokens", "random-tokens")}
+        w = {m: r for m in ("native-gated", "ridge-gated", "ridge-probe-gated", "native-tokens",
+                            "random-tokens") if (r := best(wan, m, 4.0)) is not None}
         wn = best(wan, "none", 0.0)
-        if all(w.values()) and wn:
+        if len(w) == 5 and wn:
             out.append(
                 f"- **Wan-style DiT (clips)**: native + target gate "
                 f"{_pct(w['native-gated']['reduction'])}, transported + target gate "
@@ -431,7 +441,7 @@ def render(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _maybe(run: Path | None) -> dict[Any, dict[str, Any]] | None:
+def _maybe(run: Path | None) -> Rows | None:
     return load(run) if run is not None and (run / "tables.json").is_file() else None
 
 

@@ -24,10 +24,14 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 CATEGORIES = ("sexual", "violence", "self-harm", "shocking", "hate", "illegal", "harassment")
 
@@ -76,7 +80,7 @@ def screen_calibration(args: argparse.Namespace, out: Path) -> Path:
     texts = load_benign(Path(args.prompts) / "calibration.txt")
     pipe = load_pipeline(str(Path(args.pipeline).expanduser()))
 
-    def embed(ts: list[str]) -> Any:
+    def embed(ts: Sequence[str]) -> torch.Tensor:
         return site_features(pipe, list(ts))["text_encoder"]
 
     sem = SemanticScreen.fit(embed)
