@@ -319,11 +319,34 @@ def run(out: Path, json_path: Path | None, generic: int, jobs: int,
             "n_generic": len(t.lists["generic"]), "n_train": len(t.train),
             "n_test": len(t.test), "n_nm_fit": len(t.nm_fit),
             "n_nm_held": len(t.nm_held), "n_captions": len(t.lists["captions"]), "lead": lead}
-    atomic_write_text(out, render(results, meta))
+    page = render(results, meta)
+    if Path(out).is_file():
+        page = keep_block(Path(out).read_text(encoding="utf-8"), page)
+    atomic_write_text(out, page)
     if json_path:
         atomic_write_json(json_path, json.loads(json.dumps(
             {"meta": meta, "pairs": results}, default=float)))
     print(f"wrote {out} in {meta['seconds']:.0f}s")
+
+
+KEEP_START, KEEP_END = "<!-- kept:start -->", "<!-- kept:end -->"
+
+
+def keep_block(old: str, new: str) -> str:
+    """``new`` with the block between the ``kept`` markers of ``old`` (sections this study does
+    not compute, rendered by other targets and cited from their pages) put back before its first
+    section; ``new`` unchanged when ``old`` has no such block.
+
+    >>> keep_block("# T\\n<!-- kept:start -->\\nX\\n<!-- kept:end -->\\n## A\\n", "# T\\nnew\\n## A\\n")
+    '# T\\nnew\\n<!-- kept:start -->\\nX\\n<!-- kept:end -->\\n\\n## A\\n'
+    """
+    if KEEP_START not in old or KEEP_END not in old:
+        return new
+    block = KEEP_START + old.split(KEEP_START, 1)[1].split(KEEP_END, 1)[0] + KEEP_END
+    at = new.find("\n## ")
+    if at < 0:
+        return new.rstrip("\n") + "\n\n" + block + "\n"
+    return new[:at + 1] + block + "\n\n" + new[at + 1:]
 
 
 Opt = typer.Option

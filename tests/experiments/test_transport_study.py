@@ -47,3 +47,15 @@ def test_bad_pairs_are_refused():
 
     with pytest.raises(typer.BadParameter, match="a:b:c"):
         parse_pairs("a:b:c")
+
+
+def test_a_rerun_keeps_the_block_other_targets_render() -> None:
+    from experiments.transport_study import keep_block
+
+    old = ("# Transport results\nold header\n\n<!-- kept:start -->\n## Lead\nfrom other pages\n"
+           "<!-- kept:end -->\n\n## Headline\nold numbers\n")
+    new = "# Transport results\nnew header\n\n## Headline\nnew numbers\n"
+    page = keep_block(old, new)
+    assert page.index("new header") < page.index("## Lead") < page.index("## Headline")
+    assert "from other pages" in page and "new numbers" in page and "old numbers" not in page
+    assert keep_block("# no block\n", new) == new
