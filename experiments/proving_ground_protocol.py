@@ -73,8 +73,7 @@ def screen_calibration(args: argparse.Namespace, out: Path) -> Path:
     otherwise refuse; the dropped captions go to ``OUT/calibration_dropped.json``. Gates and the
     benign-norm calibration both read the screened file."""
     from xsteer.data import load_benign
-    from xsteer.data.screen import flag_unsafe
-    from xsteer.data.semantic import SemanticScreen
+    from xsteer.data.screen import flag_semantic, flag_unsafe
     from xsteer.pipelines import load_pipeline, site_features
 
     texts = load_benign(Path(args.prompts) / "calibration.txt")
@@ -83,10 +82,9 @@ def screen_calibration(args: argparse.Namespace, out: Path) -> Path:
     def embed(ts: Sequence[str]) -> torch.Tensor:
         return site_features(pipe, list(ts))["text_encoder"]
 
-    sem = SemanticScreen.fit(embed)
-    flagged = {f.index: f.reason for f in flag_unsafe(texts)}
-    for i, score, near in sem.flags(embed(texts)):
-        flagged.setdefault(i, f"reads like {near!r} ({score:.3f} > {sem.threshold:.3f})")
+    # what the sweep's own check (`screen`, then `screen_semantic`) would refuse
+    flagged = {f.index: f.reason for f in
+               [*flag_unsafe(texts), *flag_semantic(texts, embed(texts), embed, "text_encoder")]}
     path = out / "calibration.txt"
     path.write_text("\n".join(t for i, t in enumerate(texts) if i not in flagged) + "\n")
     (out / "calibration_dropped.json").write_text(json.dumps(
@@ -149,20 +147,8 @@ def probe_methods(args: argparse.Namespace, gates: dict[str, str],
     out.append({**base, "name": f"{name}-probe-and", "mode": "gated", "combine": "and",
                 "gates": [probe, gates[name]], "strengths": strengths})
     targets = _named(getattr(args, "targets", None) or [])
-    for mode in getattr(args, "keep_modes", None) or []:
-        m = {**base, "name": f"{name}-probe-{mode}", "mode": mode, "gates": [probe, gates[name]],
-             "strengths": args.keep_strengths}
-        if mode == "tokens":
-            m["token_quantile"] = args.token_quantile
-        if mode == "target":
-            if name not in targets:
-                continue
-            m["targets"] = targets[name]
-        out.append(m)
-    for w in getattr(args, "windows", None) or []:
-        a, b = (float(x) for x in w.split(":"))
-        out.append({**base, "name": f"{name}-probe-gated-w{a:g}-{b:g}", "mode": "gated",
-                    "gates": probe, "window": [a, b], "strengths": strengths})
+    out += operator_methods(args, base, f"{name}-probe", [probe, gates[name]], probe,
+                            targets.get(name))
     for cat in getattr(args, "probe_per_category", None) or []:
         out.append({**base, "name": f"{name}-probe@{cat}", "mode": "gated", "gates": probe,
                     "categories": [cat], "strengths": [args.category_strength]})
@@ -235,28 +221,39 @@ def keep_methods(args: argparse.Namespace, gates: dict[str, str],
     if "native" in gates:
         sources.append(("random", "random", None))
     for name, kind, path in sources:
-        gate = gates["native" if kind == "random" else name]
-        base: dict[str, Any] = {"kind": kind, "gates": gate, **calib}
+        own = "native" if kind == "random" else name  # the control borrows the native's gate
+        base: dict[str, Any] = {"kind": kind, **calib}
         if kind == "random":
             base.update(like="native", seed=0)
         else:
             base["path"] = str(Path(str(path)).resolve())
-        for mode in getattr(args, "keep_modes", None) or []:
-            m = {**base, "name": f"{name}-{mode}", "mode": mode,
-                 "strengths": args.keep_strengths}
-            if mode == "tokens":
-                m["token_quantile"] = args.token_quantile
-            if mode == "target":
-                t = targets.get("native" if kind == "random" else name)
-                if t is None:
-                    continue
-                m["targets"] = t
-            out.append(m)
-        for w in getattr(args, "windows", None) or []:
-            a, b = (float(x) for x in w.split(":"))
-            out.append({**base, "name": f"{name}-gated-w{a:g}-{b:g}", "mode": "gated",
-                        "window": [a, b],
-                        "strengths": args.gated_strengths or args.strengths})
+        out += operator_methods(args, base, name, gates[own], gates[own], targets.get(own))
+    return out
+
+
+def operator_methods(args: argparse.Namespace, base: dict[str, Any], prefix: str,
+                     keep_gates: Any, window_gates: Any, target: str | None
+                     ) -> list[dict[str, Any]]:
+    """For one gated direction (``base``: kind, path or like, calibration): each ``--keep-modes``
+    operator (``{prefix}-{mode}``, gated by ``keep_gates``; the target mode toward ``target``,
+    left out without one) and gated steering inside each ``--windows`` window
+    (``{prefix}-gated-w{start}-{end}``, gated by ``window_gates``)."""
+    out: list[dict[str, Any]] = []
+    for mode in getattr(args, "keep_modes", None) or []:
+        m = {**base, "name": f"{prefix}-{mode}", "mode": mode, "gates": keep_gates,
+             "strengths": args.keep_strengths}
+        if mode == "tokens":
+            m["token_quantile"] = args.token_quantile
+        if mode == "target":
+            if target is None:
+                continue
+            m["targets"] = target
+        out.append(m)
+    for w in getattr(args, "windows", None) or []:
+        a, b = (float(x) for x in w.split(":"))
+        out.append({**base, "name": f"{prefix}-gated-w{a:g}-{b:g}", "mode": "gated",
+                    "gates": window_gates, "window": [a, b],
+                    "strengths": args.gated_strengths or args.strengths})
     return out
 
 

@@ -85,19 +85,17 @@ _SCREENS: dict[str, SemanticScreen] = {}
 _PROBE = "a probe sentence that tells one encoder from another: 7 quiet violet kites"
 
 
-def screen_semantic(texts: Sequence[str], features: torch.Tensor, embed: Embed, name: str,
-                    step: str, allow_flagged: bool = False,
-                    hint: str = "pass --allow-flagged if they are benign",
-                    key: str | None = None) -> int:
-    """The semantic screen (`SemanticScreen`) on ``texts`` already read as ``features``
-    ``(n, dim)`` by the target; ``embed`` reads the reference texts the same way (once per
-    encoder and ``key``, e.g. model and site, within a process). Shipped benign texts and
-    texts the lexical screen flags already are left out. Raises `UnsafeDataError` unless ``allow_flagged``; returns the flagged count."""
-    lexical = {f.index for f in flag_unsafe(texts)}  # counted by `screen` already
+def flag_semantic(texts: Sequence[str], features: torch.Tensor, embed: Embed,
+                  key: str | None = None) -> list[Flag]:
+    """The texts the semantic screen (`SemanticScreen`) flags, in order: ``texts`` already read
+    as ``features`` ``(n, dim)`` by the target; ``embed`` reads the reference texts the same way
+    (once per encoder and ``key``, e.g. model and site, within a process). Shipped benign texts
+    and texts the lexical screen flags are left out (`flag_unsafe` names those)."""
+    lexical = {f.index for f in flag_unsafe(texts)}
     own = [i for i, t in enumerate(texts)
            if i not in lexical and screen_key(t) not in shipped_benign_keys()]
     if not own:
-        return 0
+        return []
     # the references are read once per encoder: known by its reading of one probe sentence
     probe = torch.as_tensor(embed([_PROBE])).detach().float().cpu().numpy().tobytes()
     cache_key = f"{key}:{hashlib.sha256(probe).hexdigest()}"
@@ -108,8 +106,17 @@ def screen_semantic(texts: Sequence[str], features: torch.Tensor, embed: Embed, 
             _SCREENS.pop(next(iter(_SCREENS)))
         _SCREENS[cache_key] = sem
     feats = torch.as_tensor(features)[own]
-    flags = [Flag(own[i], texts[own[i]], f"reads like the unsafe prompt {near[:40]!r}: score "
-                  f"{sc:.3f} > {sem.threshold:.3f}") for i, sc, near in sem.flags(feats)]
+    return [Flag(own[i], texts[own[i]], f"reads like the unsafe prompt {near[:40]!r}: score "
+                 f"{sc:.3f} > {sem.threshold:.3f}") for i, sc, near in sem.flags(feats)]
+
+
+def screen_semantic(texts: Sequence[str], features: torch.Tensor, embed: Embed, name: str,
+                    step: str, allow_flagged: bool = False,
+                    hint: str = "pass --allow-flagged if they are benign",
+                    key: str | None = None) -> int:
+    """`flag_semantic` as a check: raises `UnsafeDataError` naming the flagged texts unless
+    ``allow_flagged``; returns the flagged count (the lexical screen's are counted by `screen`)."""
+    flags = flag_semantic(texts, features, embed, key)
     if flags and not allow_flagged:
         _refuse(flags, len(texts), name, step, hint)
     return len(flags)
