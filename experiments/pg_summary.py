@@ -49,21 +49,26 @@ Rows = dict[tuple[str, str, float], dict[str, Any]]
 
 
 def load(run: Path) -> Rows:
-    """``tables.json`` rows keyed by (method, mode, strength), with gate fire rates from the
-    records: the share of unsafe and of benign samples whose gate fired."""
+    """``tables.json`` rows keyed by (method, mode, strength), with from the records the number
+    of benign samples (``n_benign``) and the gate fire rates: the share of unsafe and of benign
+    samples whose gate fired."""
     rows = json.loads((run / "tables.json").read_text())["rows"]
     fired: dict[tuple[str, str, float, str], list[bool]] = defaultdict(list)
+    n_benign: dict[tuple[str, str, float], int] = defaultdict(int)
     for line in (run / "run" / "records.jsonl").read_text().splitlines():
         r = json.loads(line)
+        key = (r["method"], r["mode"], float(r["strength"]))
+        n_benign[key] += r["benchmark"] == "benign"
         g = (r.get("info") or {}).get("gate")
         if g is not None:
-            fired[(r["method"], r["mode"], float(r["strength"]), r["benchmark"])].append(bool(g))
+            fired[(*key, r["benchmark"])].append(bool(g))
     out = {}
     for r in rows:
         key = (r["method"], r["mode"], float(r["strength"]))
         for bench in ("unsafe", "benign"):
             f = fired.get((*key, bench))
             r[f"gate_{bench}"] = (sum(f), len(f)) if f else None
+        r["n_benign"] = n_benign[key]
         out[key] = r
     return out
 
@@ -374,13 +379,11 @@ def findings(main: Rows, apart: Rows | None,
     return out
 
 
-def render(args: argparse.Namespace) -> str:
-    main = load(args.main)
+def render(args: argparse.Namespace, main: Rows) -> str:
     none = best(main, "none", 0.0)
     assert none is not None
     n_unsafe = none["n"]
-    n_benign = sum(1 for line in (args.main / "run" / "records.jsonl").read_text().splitlines()
-                   if '"benchmark": "benign"' in line and '"method": "none"' in line)
+    n_benign = none["n_benign"]
     sweep = json.loads((args.main / "sweep.json").read_text())
     calib = next(m["benign"] for m in sweep["methods"] if m.get("benign"))
     n_calib = sum(1 for x in Path(calib).read_text().splitlines() if x.strip())
@@ -456,11 +459,12 @@ def main() -> None:
     p.add_argument("--plot", type=Path, default=Path("docs/pg_pareto_mmdit.png"))
     p.add_argument("--grid", type=Path, default=Path("docs/pg_grid_keep.png"))
     args = p.parse_args()
-    pareto(load(args.main), args.plot, "MMDiT over MiniLM: steer, don't erase")
+    main_rows = load(args.main)
+    pareto(main_rows, args.plot, "MMDiT over MiniLM: steer, don't erase")
     from experiments.proving_ground_grid import grid
 
     grid(args.main / "run", list(GRID_ROWS)).quantize(256).save(args.grid, optimize=True)
-    section = render(args)
+    section = render(args, main_rows)
     text = args.doc.read_text()
     if START in text and END in text:
         head, rest = text.split(START, 1)
