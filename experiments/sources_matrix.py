@@ -14,9 +14,11 @@ layer is chosen ONCE by the benign-only criterion (`select_site_by_fidelity`: he
 of ridge on split 0's anchors), before any direction is scored. Every number is then measured on
 5 pair splits; cells give the mean and the range over splits.
 
-The ensemble: the benign-norm-calibrated transported directions of several sources, averaged and
-calibrated again (no new fit, nothing tuned); compared with its best member split by split, on
-the test half and on the set written apart (`xsteer/data/heldout2_*`), which no member saw.
+The ensembles: the benign-norm-calibrated transported directions of several sources, averaged and
+calibrated again (no new fit, nothing tuned); and one map fitted from the LLM sources' features
+side by side (`joint_feats`), which carries their side-by-side direction. Each is compared with
+its best member split by split, on the test half and on the set written apart
+(`xsteer/data/heldout2_*`), which no member saw.
 
 Encoding uses the shipped anchors (2,242 generic + the near-miss half of 426), not the 20k set;
 cold encoding times are recorded in the xsteer cache (``timings/sources_encode.json``) and
@@ -219,7 +221,7 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
                 f"{m} cos {np.mean([r['in-distribution']['cos_native'] for r in runs[m]]):.3f}"
                 for m in MAPS) + f" ({time.perf_counter() - t0:.0f}s)")
         cells[tname] = {s: per_src[s] for s in SOURCES if s in per_src}
-    ens = run_ensembles(cells, setups, targets, t, ho_cats)
+    ens = run_ensembles(cells, setups, targets, t, ho_cats, feats)
     timings = json.loads(_timings_path().read_text()) if _timings_path().is_file() else {}
     for per_src in cells.values():
         for c in per_src.values():
@@ -231,10 +233,32 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0}
 
 
+def joint_feats(members: dict[str, ex.Feats]) -> ex.Feats:
+    """The members' features side by side (one joint source for one map), each block divided by
+    the RMS centred norm of its generic anchors, so every source weighs the same in the map's
+    penalty whatever its scale. Benign-only: the scale comes from the generic anchors, the same
+    texts for every split."""
+    blocks: dict[str, list[torch.Tensor]] = {}
+    for f in members.values():
+        g = f.by_list["generic"]
+        scale = float((g - g.mean(0)).pow(2).sum(1).mean().sqrt())
+        if not scale > 0:
+            raise ValueError(f"{f.model_id}: generic anchors have no spread to scale by")
+        for lst, x in f.by_list.items():
+            blocks.setdefault(lst, []).append(x / scale)
+    lists = [set(f.by_list) for f in members.values()]
+    common = set.intersection(*lists)
+    return ex.Feats("+".join(f.model_id for f in members.values()),
+                    next(iter(members.values())).site,
+                    {k: torch.cat(v, 1) for k, v in blocks.items() if k in common})
+
+
 def run_ensembles(cells: dict[str, Any], setups: dict[str, dict[int, ex.Setup]],
-                  targets: dict[str, ex.Feats], t: ex.Texts,
-                  ho_cats: list[str]) -> dict[str, Any]:
-    """Per target and map: the mean of all sources' directions and of the LLM sources'."""
+                  targets: dict[str, ex.Feats], t: ex.Texts, ho_cats: list[str],
+                  feats: dict[str, dict[int, ex.Feats]]) -> dict[str, Any]:
+    """Per target and map: the mean of all sources' directions and of the LLM sources'; and for
+    the LLM sources one joint map fitted from their concatenated features (`joint_feats`, each at
+    its own benign-chosen layer), which carries the concatenated source direction."""
     out: dict[str, Any] = {}
     for tname, per_src in cells.items():
         groups = {"all sources": list(per_src), "LLM sources": [s for s in per_src if s in LLMS]}
@@ -249,9 +273,23 @@ def run_ensembles(cells: dict[str, Any], setups: dict[str, dict[int, ex.Setup]],
                     d = ensemble([per_src[s]["dirs"][m][i] for s in members], setup)
                     runs.append(score(setup, d, targets[tname], ts, ho_cats))
                 out[f"{tname}|{gname}|{m}"] = {"target": tname, "group": gname, "map": m,
-                                               "members": members, "runs": runs}
+                                               "kind": "mean", "members": members,
+                                               "runs": runs}
+        members = groups["LLM sources"]
+        if len(members) < 2:
+            continue
+        joint = joint_feats({s: feats[s][per_src[s]["layer"]] for s in members})
+        for m in ("svd", "ridge"):
+            runs = []
+            for seed in SEEDS:
+                ts = ex.Texts(t.lists, t.categories, *ex._splits(t, seed))
+                setup = ex.make_setup(joint, targets[tname], ts)
+                d, _ = ex.transport(setup, m, MAPS[m])
+                runs.append(score(setup, d, targets[tname], ts, ho_cats))
+            out[f"{tname}|LLM sources, joint map|{m}"] = {
+                "target": tname, "group": "LLM sources, joint map", "map": m, "kind": "joint",
+                "members": members, "runs": runs}
     return out
-
 
 
 def _anchor_words(res: dict[str, Any]) -> str:

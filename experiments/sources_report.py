@@ -186,8 +186,11 @@ def render_scale(res: dict[str, Any]) -> list[str]:
 
 def render_ensembles(res: dict[str, Any]) -> list[str]:
     out = ["## Ensembles of sources", "",
-           "Mean of the members' benign-norm-calibrated transported directions, calibrated "
-           "again; same map for every member, nothing fitted or tuned on top. *vs best member*: "
+           "Two ways to combine sources, nothing tuned on top. *Mean*: the members' "
+           "benign-norm-calibrated transported directions averaged and calibrated again, same "
+           "map for every member. *Joint map*: one map fitted from the members' features side "
+           "by side (each at its own benign-chosen layer, each block scaled by its generic "
+           "anchors' RMS norm) carries the side-by-side source direction. *vs best member*: "
            "ensemble minus the member with the best mean on that column, paired by split.", "",
            "| target | members | map " + HEAD, "|---|---|---" + "|---" * 7 + "|"]
     comp = ["", "| target | members | map | vs best member: cos→native | eq. fidelity in-dist. | "
@@ -195,6 +198,7 @@ def render_ensembles(res: dict[str, Any]) -> list[str]:
     for e in res["ensembles"].values():
         per_src = res["cells"][e["target"]]
         names = ", ".join(_short(s) for s in e["members"])
+        names += " (joint map)" if e.get("kind") == "joint" else ""
         out.append(_row(_short(e["target"]), e["runs"], f"{names} | {e['map']} | "))
         cells = []
         for s, key, pct in (("in-distribution", "cos_native", False),

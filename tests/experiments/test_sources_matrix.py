@@ -75,12 +75,46 @@ def test_matrix_cells_ensembles_and_page(planted, tmp_path):
         assert max(weak) < min(good)
         for r in cells["good"]["runs"][m]:
             assert r["written apart"]["auroc"] > 0.95 and r["written apart"]["n"] == 140
-    assert set(res["ensembles"]) == {f"tgt|{g}|{m}" for g in ("all sources", "LLM sources")
-                                     for m in ("svd", "ridge")}
+    groups = ("all sources", "LLM sources", "LLM sources, joint map")
+    assert set(res["ensembles"]) == {f"tgt|{g}|{m}" for g in groups for m in ("svd", "ridge")}
+    # one map over both sources side by side finds the good source's signal through the noisy
+    # partner: the joint direction is as close to native as the good source alone, and closer
+    # than the mean of the two (which the noisy member drags down)
+    for m in ("svd", "ridge"):
+        joint = [r["in-distribution"]["cos_native"]
+                 for r in res["ensembles"][f"tgt|LLM sources, joint map|{m}"]["runs"]]
+        mean = [r["in-distribution"]["cos_native"]
+                for r in res["ensembles"][f"tgt|LLM sources|{m}"]["runs"]]
+        assert min(joint) > 0.95 and min(joint) > max(mean)
     res.update(date="today", machine="test", load=0.0)
     page = sm.page(res)
     assert "| good | svd | 1 (" in page and "## Ensembles of sources" in page
+    assert "| tgt | good, weak (joint map) | ridge |" in page
     # the latent is 8-dim: the cross-validated rank keeps all of it and drops noise dimensions
     r = cells["good"]["svd_rank"]
     assert r["max"] == 10 and LATENT <= r["rank"] < 10
     assert f"; rank {r['rank']}/10 |" in page
+
+
+def test_joint_feats_scales_each_block_by_its_generic_anchors():
+    g = torch.Generator().manual_seed(3)
+    a = {"generic": 10 * torch.randn(50, 4, generator=g), "unsafe": torch.ones(3, 4)}
+    b = {"generic": 0.1 * torch.randn(50, 6, generator=g) + 7, "unsafe": torch.zeros(3, 6),
+         "only_b": torch.zeros(2, 6)}
+    j = sm.joint_feats({"a": ex.Feats("A", "layer:1/mean", a),
+                        "b": ex.Feats("B", "layer:2/mean", b)})
+    assert j.model_id == "A+B" and set(j.by_list) == {"generic", "unsafe"}  # lists both have
+    gen = j.by_list["generic"]
+    assert gen.shape == (50, 10)
+    for block in (gen[:, :4], gen[:, 4:]):  # each block's RMS centred norm is 1
+        rms = (block - block.mean(0)).pow(2).sum(1).mean().sqrt()
+        assert torch.isclose(rms, torch.tensor(1.0), atol=1e-5)
+    scale_a = (a["generic"] - a["generic"].mean(0)).pow(2).sum(1).mean().sqrt()
+    assert torch.allclose(j.by_list["unsafe"][:, :4], 1 / scale_a * torch.ones(3, 4))
+
+
+def test_joint_feats_refuses_a_block_with_no_spread():
+    flat = {"generic": torch.ones(5, 3)}
+    with pytest.raises(ValueError, match="no spread"):
+        sm.joint_feats({"a": ex.Feats("A", "layer:1/mean", flat),
+                        "b": ex.Feats("B", "layer:1/mean", {"generic": torch.randn(5, 2)})})
