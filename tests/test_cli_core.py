@@ -189,3 +189,32 @@ def test_align_method_svd_fits_the_reduced_rank_map(files, tmp_path):
     assert isinstance(al.map, SVDMap) and 1 <= al.map.rank_ <= 96
     assert al.map.W_.shape == (96, 384)
     assert int(torch.linalg.matrix_rank(al.map.W_.double(), rtol=1e-5)) <= al.map.rank_
+
+
+def test_source_dtype_bfloat16_gives_the_same_direction_and_a_fit(files, tmp_path):
+    """`estimate --dtype` / `align --source-dtype`: a big LLM source runs in bfloat16; the
+    direction is the float32 one up to rounding, and the alignment fits from the bf16 source."""
+    from xsteer.align import Alignment
+    from xsteer.directions import load_directions
+
+    d = files
+    for dt in ("float32", "bfloat16"):
+        r = run("estimate", "--model", "all-minilm-l6-v2", "--pairs", d / "train.jsonl",
+                "--layer", "6", "--dtype", dt, "--out", tmp_path / dt)
+        assert r.exit_code == 0, r.output
+    a, b = (load_directions(tmp_path / dt)["global"] for dt in ("float32", "bfloat16"))
+    cos = float(a.vector.float() @ b.vector.float() / (a.vector.norm() * b.vector.norm()))
+    assert 0.99 < cos < 1.0 + 1e-6 and b.vector.dtype == a.vector.dtype
+    r = run("align", "--source", "all-minilm-l6-v2", "--target", "en-core-web-sm",
+            "--benign", d / "anchors.txt", "--source-dtype", "bfloat16", "--out", tmp_path / "al")
+    assert r.exit_code == 0, r.output
+    assert Alignment.load(tmp_path / "al").map.W_.shape[0] == 384
+
+
+def test_source_dtype_errors_are_one_line(files, tmp_path):
+    r = run("estimate", "--model", "all-minilm-l6-v2", "--dtype", "float64", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "'float64' is not one of float32, bfloat16, float16" in r.output
+    r = run("estimate", "--model", "en-core-web-sm", "--pairs", files / "train.jsonl",
+            "--dtype", "bfloat16", "--out", tmp_path / "y")
+    assert r.exit_code != 0 and "spaCy pipeline: it has no dtype" in str(r.exception)
+    assert not (tmp_path / "y").exists()  # nothing half-written

@@ -281,16 +281,20 @@ def align_models(source: str, *, target: str | None = None, target_pipeline: str
                  like: str | os.PathLike[str] | None = None, holdout: float = 0.2,
                  seed: int = 0, allow_flagged: bool = False,
                  max_sequence_length: int | None = None, revision: str | None = None,
-                 dtype: str = "float32", device: str = "cpu",
+                 dtype: str = "float32", device: str = "cpu", source_dtype: str = "float32",
                  echo: Callable[[str], None] | None = print) -> Alignment:
     """``xsteer align`` as one call: load the models by name and the ``benign`` file (default: the
     shipped anchors), then `fit_pipeline_alignment` (``target_pipeline``: its text side only,
     read at ``site``) or `fit_alignment` (``target``: a model). ``like``: take the source layer
-    from that direction artifact."""
+    from that direction artifact. ``source_dtype``: the source model's dtype (``estimate`` the
+    source direction in the same one)."""
     from xsteer.data import load_benign
     from xsteer.directions import load_directions
     from xsteer.encoders import get_encoder
+    from xsteer.pipelines.generate import DTYPES
 
+    if source_dtype not in DTYPES:
+        raise XSteerError(f"unknown source dtype {source_dtype!r}; known: {', '.join(DTYPES)}")
     if (target is None) == (target_pipeline is None):
         raise XSteerError("give exactly one of --target (a model) or --target-pipeline "
                           "(a diffusers pipeline)")
@@ -302,18 +306,19 @@ def align_models(source: str, *, target: str | None = None, target_pipeline: str
     if like is not None:
         layer = parse_site(load_directions(like).site)[0]
     name = path.name if path else "xsteer:anchors"
+    src = get_encoder(source, dtype=DTYPES[source_dtype])
     if target_pipeline is not None:
         from xsteer.pipelines.components import load_text_side
 
         pipe = load_text_side(target_pipeline, revision=revision, dtype=dtype, device=device,
                               echo=echo)
         kw = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
-        return fit_pipeline_alignment(get_encoder(source), pipe, site, texts, method=method,
+        return fit_pipeline_alignment(src, pipe, site, texts, method=method,
                                       source_layer=layer, holdout=holdout, seed=seed,
                                       benign_name=name, revision=revision, call_kwargs=kw,
                                       allow_flagged=allow_flagged)
     assert target is not None
-    return fit_alignment(get_encoder(source), get_encoder(target), texts, method=method,
+    return fit_alignment(src, get_encoder(target), texts, method=method,
                          source_layer=layer, target_layer=target_layer, holdout=holdout,
                          seed=seed, benign_name=name, allow_flagged=allow_flagged)
 

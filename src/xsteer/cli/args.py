@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -117,3 +117,20 @@ ESTIMATOR_NAMES = ("mean-diff", "pca", "probe")  # directions.estimators.ESTIMAT
 CALIBRATION_NAMES = ("benign-norm", "spread", "none")  # align.calibration.CALIBRATIONS
 MODE_NAMES = ("additive", "projection", "clamp", "gated", "tokens", "minimal",
               "target")  # steer.steering.MODES
+
+
+# The dtypes a source model may load in (names, so `--help` needs no torch).
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+SourceDtype = Annotated[str, typer.Option(
+    "--dtype", callback=choice(DTYPE_NAMES),
+    help="source model dtype: bfloat16 halves memory and, on CPUs with bf16 support, time for a "
+         "big LLM source; directions and alignments of one source should share it")]
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype of one of `DTYPE_NAMES` (imports torch: call it inside a command)."""
+    import torch
+
+    if name not in DTYPE_NAMES:
+        raise typer.BadParameter(f"{name!r} is not one of {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, name)

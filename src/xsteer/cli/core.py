@@ -42,6 +42,7 @@ def estimate_cmd(
     native: Annotated[bool, Opt("--native", help="mark as a target-side yardstick "
                                 "(estimated with unsafe data on the target)")] = False,
     trust_remote_code: Annotated[bool, Opt("--trust-remote-code")] = False,
+    dtype: check.SourceDtype = "float32",
     overwrite: check.Overwrite = False,
 ) -> None:
     """Estimate a safety direction (global + one per category) from safe/unsafe pairs."""
@@ -53,7 +54,7 @@ def estimate_cmd(
     hold(out, "direction", inputs={"--pairs": pairs, "--model": model}, overwrite=overwrite)
 
     data = load_pairs(pairs)  # bad input fails before a model loads
-    enc = get_encoder(model, trust_remote_code=trust_remote_code)
+    enc = get_encoder(model, trust_remote_code=trust_remote_code, dtype=check.torch_dtype(dtype))
     dirs = estimate(enc, data, layer=layer, pooling=pooling, method=method,
                     native=native, pairs_name=pairs.name if pairs else "xsteer:pairs.jsonl")
     dirs.save_pretrained(out)
@@ -95,6 +96,9 @@ def align_cmd(
     dtype: Annotated[str, Opt("--dtype", help="text encoder dtype with --target-pipeline")] =
         "float32",
     device: Annotated[str, Opt("--device")] = "cpu",
+    source_dtype: Annotated[str, Opt("--source-dtype", callback=check.choice(check.DTYPE_NAMES),
+                                     help="source model dtype (a big LLM source in bfloat16; "
+                                     "`estimate --dtype` should match)")] = "float32",
     overwrite: check.Overwrite = False,
 ) -> None:
     """Fit a source→target map on benign prompts only (both models read the same texts)."""
@@ -109,7 +113,8 @@ def align_cmd(
                       benign=benign, method=method, source_layer=source_layer,
                       target_layer=target_layer, like=like, holdout=holdout, seed=seed,
                       allow_flagged=allow_flagged, max_sequence_length=max_sequence_length,
-                      revision=revision, dtype=dtype, device=device, echo=typer.echo)
+                      revision=revision, dtype=dtype, device=device,
+                      source_dtype=source_dtype, echo=typer.echo)
     al.save_pretrained(out)
     fs = al.fit_stats
     typer.echo(f"wrote {out}: {method} {al.source_model}:{al.source_site} -> "

@@ -18,6 +18,7 @@ from xsteer.encoders.cache import EmbeddingCache
 from xsteer.encoders.hf import HFEncoder
 from xsteer.encoders.pooling import POOLINGS, pool, pooled_mask
 from xsteer.encoders.spacy_encoder import SpacyEncoder
+from xsteer.errors import XSteerError
 
 
 def get_encoder(name_or_path: str | os.PathLike[str] | Encoder, *,
@@ -37,6 +38,10 @@ def get_encoder(name_or_path: str | os.PathLike[str] | Encoder, *,
     store = EmbeddingCache() if cache is True else (cache or None)
     spec = resolve_model(name_or_path)
     if spec.kind == "spacy":
+        dtype = kw.pop("dtype", None)
+        if dtype is not None and str(dtype) not in ("float32", "torch.float32"):
+            raise XSteerError(f"{spec.model_id} is a spaCy pipeline: it has no dtype to set "
+                              f"(got {dtype})")
         return SpacyEncoder(spec, cache=store, **kw)
     return HFEncoder(spec, cache=store, trust_remote_code=trust_remote_code, **kw)
 
