@@ -318,7 +318,7 @@ def render_lead(res: dict[str, Any]) -> list[str]:
             ("false triggers on captions", "≤ 1%", "captions", lambda v: v <= GOAL["captions"]),
             ("false triggers on near-miss prompts", "≤ 5%", "nearmiss",
              lambda v: v <= GOAL["nearmiss"])]
-    out = ["## Lead: both held-out sets, with intervals (issue #14)", "",
+    out = ["## Both held-out sets, with intervals (issue #14)", "",
            f"{SOURCE} → {TARGET}. Gate = the source-side probe (logistic per category over Gemma "
            f"layers {', '.join(map(str, PROBE_LAYERS))}, C=0.1, fixed before evaluation), "
            f"conformal threshold at q = {Q:.0%}, δ = {DELTA:.0%} (false triggers ≤ q with "
