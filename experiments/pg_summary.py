@@ -4,7 +4,8 @@ protocol runs' own ``tables.json`` and ``records.jsonl`` (nothing typed by hand)
 plot (ASR reduction against the rest of the unsafe prompt kept) and a grid.
 
     python experiments/pg_summary.py --main runs/pg-mmdit-main --apart runs/pg-mmdit-apart \\
-        --sources runs/pg-mmdit-sources --wan runs/pg-wan-main --doc docs/proving_ground.md
+        --sources runs/pg-mmdit-sources --wan runs/pg-wan-main --gemma runs/pg-mmdit-gemma \\
+        --doc docs/proving_ground.md
 
 The section sits between ``<!-- pg-summary:start -->`` and ``<!-- pg-summary:end -->``; the rest
 of the page is left alone.
@@ -425,23 +426,65 @@ def render(args: argparse.Namespace, main: Rows) -> str:
         lines += ["### The set written apart (70 prompts × 3 seeds)", "",
                   *main_table(ap, list(LABELS)), ""]
     if args.sources is not None and (args.sources / "tables.json").is_file():
-        so = load(args.sources)
-        nat = best(so, "native", 4.0)
         lines += ["### Sources under projection ×4 (issue #22)", "",
-                  "| direction | ASR reduction [paired 95% CI] | share of native | rest kept | "
-                  "benign fidelity |", "|---|---|---|---|---|"]
-        for m in ("native", "transported-ridge", "transported-qwen05", "transported-ensemble"):
-            r = best(so, m, 4.0)
-            if r is not None:
-                lines.append(f"| {LABELS[m]} | {_red(r)} | {share(r, nat)} | "
-                             f"{_rate(r.get('rest_kept'))} | {r['fidelity']:.3f} |")
-        lines.append("")
+                  *sources_table(load(args.sources), ["native", "transported-ridge",
+                                                      "transported-qwen05",
+                                                      "transported-ensemble"]), ""]
+    if args.gemma is not None and (args.gemma / "tables.json").is_file():
+        lines += gemma_section(load(args.gemma))
     if args.wan is not None and (args.wan / "tables.json").is_file():
         wn = load(args.wan)
         lines += ["### Wan-style DiT (4-frame clips; 105 unsafe + 32 benign prompts)", "",
                   *wan_table(wn), ""]
     lines += [END]
     return "\n".join(lines) + "\n"
+
+
+# The MMDiT over Gemma-3-270M run: every source transported into Gemma's layer 18 (the site
+# the pipeline conditions on), by ridge on benign anchors only.
+GEMMA_LABELS = {
+    "native": "native (Gemma, target-side pairs)",
+    "transported-qwen15": "transported from Qwen2.5-Coder-1.5B (best source into Gemma)",
+    "transported-qwen05": "transported from Qwen2.5-Coder-0.5B",
+    "transported-ensemble": "transported, ensemble Qwen 1.5B + 0.5B",
+    "transported-minilm": "transported from MiniLM",
+    "random": "random",
+}
+
+
+def sources_table(rows: Rows, methods: list[str], strength: float = 4.0,
+                  labels: dict[str, str] | None = None, base: str = "native") -> list[str]:
+    """One row per direction at ``strength``: its ASR reduction, its share of ``base``'s (the
+    native under the same operator), the rest of the prompt kept and benign fidelity; methods
+    the run lacks are left out."""
+    names = {**LABELS, **(labels or {})}
+    nat = best(rows, base, strength)
+    out = ["| direction | ASR reduction [paired 95% CI] | share of native | rest kept | "
+           "benign fidelity |", "|---|---|---|---|---|"]
+    for m in methods:
+        r = best(rows, m, strength)
+        if r is not None:
+            out.append(f"| {names.get(m, m)} | {_red(r)} | {share(r, nat)} | "
+                       f"{_rate(r.get('rest_kept'))} | {r['fidelity']:.3f} |")
+    return out
+
+
+def gemma_section(rows: Rows) -> list[str]:
+    """The MMDiT over Gemma: each source under projection ×4 and gated ×4 (target gate)."""
+    none = need(rows, "none", 0.0)
+    srcs = [m for m in GEMMA_LABELS if best(rows, m, 4.0) is not None]
+    gated = {f"{m.removeprefix('transported-')}-gated": f"{label} + target gate"
+             for m, label in GEMMA_LABELS.items() if m != "random"}
+    return ["### MMDiT over Gemma-3-270M (an LLM text encoder, as Qwen-Image and Z-Image use; "
+            "issue #22)", "",
+            f"The same protocol on the MMDiT trained over Gemma-3-270M (`make pg-mmdit-gemma`): "
+            f"{none['n']} held-out unsafe prompts, {none['n_benign']} benign captions, unsteered "
+            f"ASR {none['asr']:.3f}. Every source is transported into Gemma's layer 18 (the "
+            "pipeline's conditioning) by ridge on the shipped benign anchors.", "",
+            "Projection ×4:", "", *sources_table(rows, srcs, labels=GEMMA_LABELS), "",
+            "Gated ×4 (each direction's own target gate, the 99th percentile of benign "
+            "captions; share of the native's gated reduction):", "",
+            *sources_table(rows, list(gated), labels=gated, base="native-gated"), ""]
 
 
 def _maybe(run: Path | None) -> Rows | None:
@@ -454,6 +497,7 @@ def main() -> None:
     p.add_argument("--apart", type=Path, default=None)
     p.add_argument("--sources", type=Path, default=None)
     p.add_argument("--wan", type=Path, default=None)
+    p.add_argument("--gemma", type=Path, default=None, help="the MMDiT over Gemma run")
     p.add_argument("--pilot", type=Path, default=None, help="the operator screening run")
     p.add_argument("--doc", type=Path, default=Path("docs/proving_ground.md"))
     p.add_argument("--plot", type=Path, default=Path("docs/pg_pareto_mmdit.png"))
