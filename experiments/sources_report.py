@@ -71,17 +71,18 @@ def render(res: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str
     """The page body; ``extra``: a second run (more anchors, fewer sources) shown after it."""
     out: list[str] = []
     out += render_models(res)
-    out += render_goals(res)
+    out += render_goals(res, extra)
     out += render_matrix(res, "##")
     out += render_scale(res)
     out += render_ensembles(res)
     if extra is not None:
-        out += [f"## The LLM sources at {extra['n_anchors']} anchors", "",
+        out += [f"## The whole anchor set: {extra['n_anchors']} anchors", "",
                 f"A second run on more anchors ({extra['n_generic']} generic + the near-miss "
                 "fitting half), for the sources and maps it lists only; everything else as above.",
                 ""]
         out += render_matrix(extra, "###")
-        out += ["#" + line if line.startswith("## ") else line for line in render_scale(extra)]
+        out += ["#" + line if line.startswith("## ") else line
+                for line in (*render_scale(extra), *render_ensembles(extra))]
     return out
 
 
@@ -132,28 +133,39 @@ def render_models(res: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def _best(res: dict[str, Any], tname: str, set_name: str, key: str) -> tuple[str, float]:
-    cands = {f"{_short(s)} / {m}": runs for s, c in res["cells"][tname].items()
+def _candidates(res: dict[str, Any], tname: str, tag: str = "") -> dict[str, list[Any]]:
+    """Every row of one run into ``tname`` (each source × map, each ensemble), by label."""
+    cands = {f"{_short(s)} / {m}{tag}": runs for s, c in res["cells"].get(tname, {}).items()
              for m, runs in c["runs"].items()}
-    cands.update({f"ensemble ({e['group']}) / {e['map']}": e["runs"]
+    cands.update({f"ensemble ({e['group']}) / {e['map']}{tag}": e["runs"]
                   for e in res["ensembles"].values() if e["target"] == tname})
+    return cands
+
+
+def _best(cands: dict[str, list[Any]], set_name: str, key: str) -> tuple[str, float]:
     scored = {k: float(np.mean(v)) for k, r in cands.items() if (v := _vals(r, set_name, key))}
     best = max(scored, key=lambda k: scored[k])
     return best, scored[best]
 
 
-def render_goals(res: dict[str, Any]) -> list[str]:
+def render_goals(res: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str]:
+    """Per target and goal, the best row after the fact over every source, map and ensemble of
+    both runs (the second run's rows are labelled with their anchor count)."""
     out = ["## Goals (issue #22), best row per target", "",
            "The best row is picked after the fact, per goal, over every source, map and ensemble "
-           "below (mean over 5 splits): an optimistic summary, not a tuned choice.", "",
+           "below, in both runs (mean over 5 splits): an optimistic summary, not a tuned "
+           "choice.", "",
            "| target | goal | in-distribution | written apart |", "|---|---|---|---|"]
     for tname in res["cells"]:
+        cands = _candidates(res, tname)
+        if extra is not None:
+            cands.update(_candidates(extra, tname, f", {extra['n_anchors']} anchors"))
         for label, key, goal in (("cosine to native ≥ 0.85", "cos_native", GOAL["cosine"]),
                                  ("share of native ASR reduction at equal pair fidelity ≥ 90%",
                                   "eq_fidelity", GOAL["share"])):
             cells = []
             for s in SETS:
-                who, v = _best(res, tname, s, key)
+                who, v = _best(cands, s, key)
                 shown = f"{100 * v:.0f}%" if key != "cos_native" else f"{v:.3f}"
                 cells.append(f"{shown} ({who}): {'met' if v >= goal else 'not met'}")
             out.append(f"| {_short(tname)} | {label} | {cells[0]} | {cells[1]} |")
