@@ -208,7 +208,8 @@ def test_source_dtype_bfloat16_gives_the_same_direction_and_a_fit(files, tmp_pat
     r = run("align", "--source", "all-minilm-l6-v2", "--target", "en-core-web-sm",
             "--benign", d / "anchors.txt", "--source-dtype", "bfloat16", "--out", tmp_path / "al")
     assert r.exit_code == 0, r.output
-    assert Alignment.load(tmp_path / "al").map.W_.shape[0] == 384
+    al = Alignment.load(tmp_path / "al")
+    assert al.map.W_.shape[0] == 384 and al.source_encoder["dtype"] == "bfloat16"
 
 
 def test_source_dtype_errors_are_one_line(files, tmp_path):

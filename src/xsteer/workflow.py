@@ -158,7 +158,7 @@ def fit_alignment(source: Encoder, target: Encoder, benign: Sequence[str], *,
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(target.model_id, target.site(t_layer)), data=records,
                          holdout=holdout, seed=seed, target_encoder=encoder_meta(target, t_layer),
-                         **params)
+                         source_encoder=encoder_meta(source, s_layer), **params)
 
 
 def evaluation_data(target: Encoder, site: str | Site, pairs: Sequence[Pair],
@@ -271,7 +271,8 @@ def fit_pipeline_alignment(source: Encoder, pipe: Any, site: str | None, benign:
     ident["call_kwargs"] = dict(call_kwargs or {})
     return Alignment.fit(X, Y, method, source=(source.model_id, source.site(s_layer)),
                          target=(ident["model_id"], spec.name), data=records, holdout=holdout,
-                         seed=seed, target_encoder=ident, **params)
+                         seed=seed, target_encoder=ident,
+                         source_encoder=encoder_meta(source, s_layer), **params)
 
 
 def align_models(source: str, *, target: str | None = None, target_pipeline: str | None = None,

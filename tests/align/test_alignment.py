@@ -180,3 +180,24 @@ def test_too_few_rows_for_a_holdout_skips_heldout_stats():
     assert al.fit_stats["train"]["n"] == 4
     with pytest.raises(ValueError, match="holdout"):
         Alignment.fit(X, Y, source=SRC, target=TGT, data=[BENIGN_T], holdout=1.0)
+
+
+def test_source_encoder_round_trips_and_a_dtype_mismatch_warns(tmp_path):
+    al = fitted(source_encoder={"model_id": SRC[0], "dtype": "bfloat16"})
+    al.save_pretrained(tmp_path / "al")
+    back = Alignment.load(tmp_path / "al")
+    assert back.source_encoder == {"model_id": SRC[0], "dtype": "bfloat16"}
+    d = src_direction()
+    d.meta["dtype"] = "float32"
+    with pytest.warns(UserWarning, match="estimated with gemma in float32 but the alignment "
+                                         "read it in bfloat16"):
+        back.transport(d)
+    d.meta["dtype"] = "bfloat16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moved = back.transport(d)  # same dtype: silent
+    assert torch.allclose(moved.vector, back.transport(src_direction()).vector)
+    del d.meta["dtype"]  # a direction without the record (older artifacts): silent too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back.transport(d)

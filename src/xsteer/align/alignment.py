@@ -72,6 +72,8 @@ class Alignment(HubMixin):
             digest, and for a pipeline site its class, site and weight probe); every direction
             transported through the alignment carries it as ``meta["encoder"]``, and
             `xsteer.pipelines.Steerer` compares it with the pipeline it binds to.
+        source_encoder: the same for the source encoder (its dtype among it); `transport` warns
+            when a direction was estimated with the source in another dtype.
     """
 
     map: AlignmentMap
@@ -85,6 +87,7 @@ class Alignment(HubMixin):
     benign_stats: dict[str, torch.Tensor] = field(default_factory=dict)
     fit_stats: dict[str, Any] = field(default_factory=dict)
     target_encoder: dict[str, Any] = field(default_factory=dict)
+    source_encoder: dict[str, Any] = field(default_factory=dict)
 
     _artifact_name = "alignment"
 
@@ -112,7 +115,7 @@ class Alignment(HubMixin):
     def fit(cls, X_src: Any, Y_tgt: Any, method: str | AlignmentMap = "ridge", *,
             source: tuple[str, str], target: tuple[str, str], data: Sequence[DataRecord],
             holdout: float = 0.2, seed: int = 0, target_encoder: dict[str, Any] | None = None,
-            **map_params: Any) -> Alignment:
+            source_encoder: dict[str, Any] | None = None, **map_params: Any) -> Alignment:
         """Fit a map on benign features ``X_src`` ``(n, ds)`` → ``Y_tgt`` ``(n, dt)``.
 
         ``source``/``target`` are ``(model_id, site)``; ``data`` are the records of the benign
@@ -163,7 +166,8 @@ class Alignment(HubMixin):
                    source_dim=X.shape[1], target_model=target[0], target_site=target[1],
                    target_dim=Y.shape[1], provenance=Provenance(records),
                    benign_stats=compute_benign_stats(Y), fit_stats=stats,
-                   target_encoder=dict(target_encoder or {}))
+                   target_encoder=dict(target_encoder or {}),
+                   source_encoder=dict(source_encoder or {}))
 
     # -- use -------------------------------------------------------------------------------------
     def transform(self, X: Any) -> torch.Tensor:
@@ -208,6 +212,12 @@ class Alignment(HubMixin):
                 raise ProvenanceError(msg + "; fit the alignment at the direction's site "
                                       "(xsteer align --like DIRECTION)")
             warnings.warn(msg, stacklevel=2)
+        d_dtype, a_dtype = direction.meta.get("dtype"), self.source_encoder.get("dtype")
+        if d_dtype and a_dtype and d_dtype != a_dtype:
+            warnings.warn(f"the direction was estimated with {direction.model_id} in {d_dtype} "
+                          f"but the alignment read it in {a_dtype}: the two differ by rounding; "
+                          "use one dtype for both (estimate --dtype, align --source-dtype)",
+                          stacklevel=2)
         provenance = direction.provenance.merged(self.provenance)
         require_benign("transport", provenance)
         raw = self.map.transport(direction.vector)
@@ -236,7 +246,7 @@ class Alignment(HubMixin):
         meta = {
             "kind": "alignment", "map": self.map.name, "map_params": self.map.params_(),
             "source": {"model_id": self.source_model, "site": self.source_site,
-                       "dim": self.source_dim},
+                       "dim": self.source_dim, "encoder": self.source_encoder},
             "target": {"model_id": self.target_model, "site": self.target_site,
                        "dim": self.target_dim, "encoder": self.target_encoder},
             "data": self.provenance.to_list(), "saw_unsafe": self.provenance.summary(),
@@ -284,7 +294,8 @@ class Alignment(HubMixin):
                        target_model=target[0], target_site=target[1], target_dim=target[2],
                        provenance=Provenance.from_list(meta.get("data")), benign_stats=stats,
                        fit_stats=dict(meta.get("fit_stats") or {}),
-                       target_encoder=dict(tgt.get("encoder") or {}))
+                       target_encoder=dict(tgt.get("encoder") or {}),
+                       source_encoder=dict(src.get("encoder") or {}))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Alignment:
