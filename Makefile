@@ -228,7 +228,7 @@ pg-mmdit-gemma: pg-directions
 	$(PGX) --pipeline $(PG)/mmdit-gemma --prompts $(PGP) --native $(PGD)/native_gemma \
 	    --transported qwen15=$(PGD)/qwen15_to_gemma_ridge qwen05=$(PGD)/qwen05_to_gemma_ridge \
 	    ensemble=$(PGD)/ensemble_to_gemma minilm=$(PGD)/minilm_to_gemma_ridge --strengths 4 \
-	    --modes projection --gated --gated-strengths 4 --out runs/pg-mmdit-gemma
+	    --modes projection --gated --gated-strengths 4 --all-operators --out runs/pg-mmdit-gemma
 	$(PGS)
 
 # The Wan-style T2V (WanTransformer3DModel): single frames first, then 4-frame clips. The

@@ -99,9 +99,10 @@ def calibration_file(args: argparse.Namespace) -> Path:
 
 
 def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
-    """One global gate per direction (native and the first transported), calibrated at the
-    ``--gate-quantile`` of the pipeline's own pooled states of BENIGN captions only
-    (``calibration.txt``), as the Steerer will score prompts; returns {name: gate folder}."""
+    """One global gate per direction (native and the first transported; every transported one
+    with ``--all-operators``), calibrated at the ``--gate-quantile`` of the pipeline's own pooled
+    states of BENIGN captions only (``calibration.txt``), as the Steerer will score prompts;
+    returns {name: gate folder}."""
     from xsteer.data import load_benign
     from xsteer.directions import DirectionSet, load_directions
     from xsteer.pipelines import load_pipeline, site_features
@@ -110,14 +111,16 @@ def make_gates(args: argparse.Namespace, out: Path) -> dict[str, str]:
     pipe = load_pipeline(str(Path(args.pipeline).expanduser()))
     benign = load_benign(calibration_file(args))
     feats = site_features(pipe, benign)["text_encoder"]
-    chosen = [("native", args.native), *list(_named(args.transported).items())[:1]]
+    moved = list(_named(args.transported).items())
+    chosen = [("native", args.native), *moved[: None if getattr(args, "all_operators", False)
+                                              else 1]]
     paths = {}
     for name, path in chosen:
         d = load_directions(path)
         vec = d["global"].vector if isinstance(d, DirectionSet) else d.vector
         gate = Gate.calibrate(feats, vec, quantile=args.gate_quantile)
         paths[name] = str(gate.save_pretrained(out.resolve() / "gates" / name))
-        if getattr(args, "probe", None) is not None and name != "native":
+        if getattr(args, "probe", None) is not None and moved and name == moved[0][0]:
             # the target side of an OR with the probe: half the false-trigger budget
             half = Gate.calibrate(feats, vec, quantile=1 - (1 - args.gate_quantile) / 2)
             args.half_gate = str(half.save_pretrained(out.resolve() / "gates" / f"{name}-half"))

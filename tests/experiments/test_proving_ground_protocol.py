@@ -161,3 +161,36 @@ def test_screen_calibration_drops_what_the_products_screens_flag(tmp_path) -> No
     assert {d["line"] for d in dropped} >= {3}
     args.calibration = str(path)
     assert pgp.calibration_file(args) == path
+
+
+def test_make_gates_gates_every_transported_direction_with_all_operators(tmp_path) -> None:
+    import torch
+
+    from xsteer.directions import Direction
+    from xsteer.pipelines import tiny
+
+    pipe = tiny.build("sd")
+    pipe.save_pretrained(tmp_path / "sd")
+    dim = int(pipe.text_encoder.config.hidden_size)
+    paths = {}
+    for i, name in enumerate(("nat", "ridge", "mlp")):
+        v = torch.zeros(dim)
+        v[i] = 1.0
+        paths[name] = str(Direction(v, "tiny", "pooled").save_pretrained(tmp_path / name))
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "calibration.txt").write_text("a red cat\na bowl of fruit\na calm lake\n")
+    args = argparse.Namespace(pipeline=str(tmp_path / "sd"), prompts=str(tmp_path / "p"),
+                              native=paths["nat"], gate_quantile=0.99,
+                              transported=[f"ridge={paths['ridge']}", f"mlp={paths['mlp']}"])
+    assert set(pgp.make_gates(args, tmp_path / "a")) == {"native", "ridge"}  # first only
+    args.all_operators = True
+    gates = pgp.make_gates(args, tmp_path / "b")
+    assert set(gates) == {"native", "ridge", "mlp"}
+    cfg = pgp.sweep_config(argparse.Namespace(
+        prompts=str(tmp_path / "p"), native=paths["nat"], strengths=[4.0],
+        modes=["projection"], transported=args.transported, baselines=False, per_category=[],
+        judge=None, name="t", pipeline=args.pipeline, threads=1, batch_size=8, steps=2,
+        guidance=3.0, frames=0, gated_strengths=[4.0], all_operators=True), gates=gates)
+    by = {m["name"]: m for m in cfg["methods"]}
+    assert by["transported-mlp"]["modes"] == ["projection"]
+    assert by["mlp-gated"]["gates"] == gates["mlp"] and by["mlp-gated"]["path"] == paths["mlp"]
