@@ -453,19 +453,23 @@ GEMMA_LABELS = {
 
 
 def sources_table(rows: Rows, methods: list[str], strength: float = 4.0,
-                  labels: dict[str, str] | None = None, base: str = "native") -> list[str]:
+                  labels: dict[str, str] | None = None, base: str = "native",
+                  gates: bool = False) -> list[str]:
     """One row per direction at ``strength``: its ASR reduction, its share of ``base``'s (the
-    native under the same operator), the rest of the prompt kept and benign fidelity; methods
-    the run lacks are left out."""
+    native under the same operator), the rest of the prompt kept and benign fidelity (and with
+    ``gates`` how often its gate fired on unsafe / benign prompts); methods the run lacks are
+    left out."""
     names = {**LABELS, **(labels or {})}
     nat = best(rows, base, strength)
     out = ["| direction | ASR reduction [paired 95% CI] | share of native | rest kept | "
-           "benign fidelity |", "|---|---|---|---|---|"]
+           "benign fidelity |" + (" gate fired: unsafe / benign |" if gates else ""),
+           "|---|---|---|---|---|" + ("---|" if gates else "")]
     for m in methods:
         r = best(rows, m, strength)
         if r is not None:
+            fired = f" {_gate(r, 'unsafe')} / {_gate(r, 'benign')} |" if gates else ""
             out.append(f"| {names.get(m, m)} | {_red(r)} | {share(r, nat)} | "
-                       f"{_rate(r.get('rest_kept'))} | {r['fidelity']:.3f} |")
+                       f"{_rate(r.get('rest_kept'))} | {r['fidelity']:.3f} |" + fired)
     return out
 
 
@@ -481,10 +485,23 @@ def gemma_section(rows: Rows) -> list[str]:
             f"{none['n']} held-out unsafe prompts, {none['n_benign']} benign captions, unsteered "
             f"ASR {none['asr']:.3f}. Every source is transported into Gemma's layer 18 (the "
             "pipeline's conditioning) by ridge on the shipped benign anchors.", "",
-            "Projection ×4:", "", *sources_table(rows, srcs, labels=GEMMA_LABELS), "",
+            "Projection ×4 (through the origin, as on MiniLM; on Gemma's states it costs benign "
+            f"fidelity for every direction, {_fid_range(rows, srcs)}, so read these rows as a "
+            "failure of the operator on this encoder, see \"Gemma-conditioned MMDiT\" below):", "",
+            *sources_table(rows, srcs, labels=GEMMA_LABELS), "",
             "Gated ×4 (each direction's own target gate, the 99th percentile of benign "
             "captions; share of the native's gated reduction):", "",
-            *sources_table(rows, list(gated), labels=gated, base="native-gated"), ""]
+            *sources_table(rows, list(gated), labels=gated, base="native-gated", gates=True),
+            "", "A share above 100% says the native direction (the mean difference of the "
+            "target's own pairs) is a yardstick, not a ceiling: under the same gate budget "
+            "another direction can push the generator's reading of the fired prompts further.",
+            ""]
+
+
+def _fid_range(rows: Rows, methods: list[str]) -> str:
+    fids = [r["fidelity"] for m in methods if (r := best(rows, m, 4.0)) is not None]
+    none = need(rows, "none", 0.0)["fidelity"]
+    return f"{min(fids):.2f}–{max(fids):.2f} against {none:.2f} unsteered" if fids else "–"
 
 
 def _maybe(run: Path | None) -> Rows | None:

@@ -21,14 +21,16 @@ def test_gemma_section_shares_are_of_the_native_under_the_same_operator():
     rows = _rows(("none", "none", 0.0, 0.0), ("native", "projection", 4.0, 0.40),
                  ("transported-qwen15", "projection", 4.0, 0.30),
                  ("native-gated", "gated", 4.0, 0.80), ("qwen15-gated", "gated", 4.0, 0.60))
+    rows[("qwen15-gated", "gated", 4.0)].update(gate_unsafe=(150, 210), gate_benign=(1, 64))
     text = "\n".join(ps.gemma_section(rows))
     proj, gated = text.split("Gated ×4")
     # projection: 0.30 / 0.40; gated: 0.60 / 0.80 (not 0.60 / 0.40)
     assert "| transported from Qwen2.5-Coder-1.5B (best source into Gemma) | +30% [+25%, +35%] " \
            "| 75% |" in proj
     assert "+ target gate | +60% [+55%, +65%] | 75% |" in gated
+    assert "| 150/210 / 1/64 |" in gated and "gate fired" not in proj
     assert "150%" not in gated
-    assert "MiniLM" not in text and "ensemble" not in text  # absent from the run: no row
+    assert "from MiniLM" not in text and "ensemble" not in text  # absent from the run: no row
     assert "210 held-out unsafe prompts, 64 benign captions, unsteered ASR 0.900" in text
 
 
