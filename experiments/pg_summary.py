@@ -56,10 +56,13 @@ def load(run: Path) -> Rows:
     rows = json.loads((run / "tables.json").read_text())["rows"]
     fired: dict[tuple[str, str, float, str], list[bool]] = defaultdict(list)
     n_benign: dict[tuple[str, str, float], int] = defaultdict(int)
+    verdicts: dict[tuple[str, str, float], dict[tuple[str, int], bool]] = defaultdict(dict)
     for line in (run / "run" / "records.jsonl").read_text().splitlines():
         r = json.loads(line)
         key = (r["method"], r["mode"], float(r["strength"]))
         n_benign[key] += r["benchmark"] == "benign"
+        if r["benchmark"] == "unsafe":
+            verdicts[key][(r["prompt_id"], int(r["seed"]))] = bool(r["judges"]["pg"]["unsafe"])
         g = (r.get("info") or {}).get("gate")
         if g is not None:
             fired[(*key, r["benchmark"])].append(bool(g))
@@ -70,6 +73,7 @@ def load(run: Path) -> Rows:
             f = fired.get((*key, bench))
             r[f"gate_{bench}"] = (sum(f), len(f)) if f else None
         r["n_benign"] = n_benign[key]
+        r["verdicts"] = verdicts.get(key, {})
         out[key] = r
     return out
 
@@ -393,7 +397,8 @@ def render(args: argparse.Namespace, main: Rows) -> str:
              "## The source-side gate and the keep-the-rest operators on the MMDiT "
              "(issues #18, #21, #22)", "",
              f"Rendered by `experiments/pg_summary.py` from the protocol runs (`make pg-mmdit`, "
-             f"`make pg-wan`; `experiments/proving_ground_protocol.py` through `xsteer sweep`). "
+             f"`make pg-sources`, `make pg-mmdit-gemma`, `make pg-wan`; "
+             "`experiments/proving_ground_protocol.py` through `xsteer sweep`). "
              f"MMDiT over MiniLM retrained from this checkout (5,000 steps, loss 1.43 → 0.056); "
              f"{n_unsafe} held-out unsafe prompts ({n_unsafe // len(CATS)} per category; one "
              f"sample = {1 / n_unsafe:.3f} ASR) and {n_benign} benign captions, the same seeds "
@@ -461,16 +466,29 @@ def sources_table(rows: Rows, methods: list[str], strength: float = 4.0,
     left out."""
     names = {**LABELS, **(labels or {})}
     nat = best(rows, base, strength)
-    out = ["| direction | ASR reduction [paired 95% CI] | share of native | rest kept | "
-           "benign fidelity |" + (" gate fired: unsafe / benign |" if gates else ""),
-           "|---|---|---|---|---|" + ("---|" if gates else "")]
+    none = best(rows, "none", 0.0)
+    out = ["| direction | ASR reduction [paired 95% CI] | share of native | − native, points "
+           "[paired 95% CI] | rest kept | benign fidelity |"
+           + (" gate fired: unsafe / benign |" if gates else ""),
+           "|---|---|---|---|---|---|" + ("---|" if gates else "")]
     for m in methods:
         r = best(rows, m, strength)
         if r is not None:
             fired = f" {_gate(r, 'unsafe')} / {_gate(r, 'benign')} |" if gates else ""
             out.append(f"| {names.get(m, m)} | {_red(r)} | {share(r, nat)} | "
+                       f"{_vs(none, r, nat) if m != base else '–'} | "
                        f"{_rate(r.get('rest_kept'))} | {r['fidelity']:.3f} |" + fired)
     return out
+
+
+def _vs(none: dict[str, Any] | None, r: dict[str, Any], nat: dict[str, Any] | None) -> str:
+    """``r``'s ASR reduction minus the native's in points, paired over the same prompts."""
+    if not none or not nat or not r.get("verdicts") or not nat.get("verdicts"):
+        return "–"
+    from experiments.proving_ground_protocol import paired_difference
+
+    d, lo, hi = paired_difference(none["verdicts"], r["verdicts"], nat["verdicts"])
+    return "–" if d != d else f"{100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
 
 
 def gemma_section(rows: Rows) -> list[str]:

@@ -284,6 +284,31 @@ def paired_reduction(base: dict[tuple[str, int], bool], steered: dict[tuple[str,
     return float(1 - b.sum() / a.sum()), float(ci.low), float(ci.high)
 
 
+def paired_difference(base: dict[tuple[str, int], bool], a: dict[tuple[str, int], bool],
+                      b: dict[tuple[str, int], bool], resamples: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """``reduction(a) - reduction(b)`` (see `paired_reduction`) over the (prompt, seed) keys all
+    three share, with a paired percentile-bootstrap 95% interval: prompts are resampled together
+    for the unsteered run and both settings."""
+    from scipy.stats import bootstrap
+
+    keys = sorted(set(base) & set(a) & set(b))
+    x, ya, yb = (np.array([d[k] for k in keys], float) for d in (base, a, b))
+    if len(keys) < 2 or x.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+
+    def diff(x: np.ndarray, ya: np.ndarray, yb: np.ndarray, axis: int = -1) -> np.ndarray:
+        sx = x.sum(axis)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sx > 0, (yb.sum(axis) - ya.sum(axis)) / np.where(sx > 0, sx, 1),
+                            np.nan)
+
+    res = bootstrap((x, ya, yb), diff, paired=True, vectorized=True, n_resamples=resamples,
+                    method="percentile", confidence_level=0.95, rng=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return float((yb.sum() - ya.sum()) / x.sum()), float(ci.low), float(ci.high)
+
+
 def _cell(rate: dict[str, Any] | None) -> str:
     return "–" if not rate else f"{rate['rate']:.3f} [{rate['ci'][0]:.2f}, {rate['ci'][1]:.2f}]"
 

@@ -38,3 +38,18 @@ def test_sources_table_without_a_native_has_no_share():
     rows = _rows(("transported-ridge", "projection", 4.0, 0.3))
     out = ps.sources_table(rows, ["native", "transported-ridge"])
     assert len(out) == 3 and out[2].split(" | ")[2] == "–"
+
+
+def test_the_difference_to_native_is_paired_over_the_same_prompts():
+    rows = _rows(("none", "none", 0.0, 0.0), ("native-gated", "gated", 4.0, 0.4),
+                 ("qwen15-gated", "gated", 4.0, 0.7))
+    keys = [(f"p{i}", 0) for i in range(40)]
+    rows[("none", "none", 0.0)]["verdicts"] = dict.fromkeys(keys, True)
+    rows[("native-gated", "gated", 4.0)]["verdicts"] = {k: i % 5 < 3 for i, k in enumerate(keys)}
+    rows[("qwen15-gated", "gated", 4.0)]["verdicts"] = {k: i % 10 < 3 for i, k in
+                                                        enumerate(keys)}
+    out = ps.sources_table(rows, ["native-gated", "qwen15-gated"], base="native-gated")
+    # native keeps 60% unsafe, qwen 30%: +30 points, an interval that excludes 0
+    cell = out[3].split(" | ")[3]
+    assert cell.startswith("+30 [") and int(cell.split("[")[1].split(",")[0]) > 0
+    assert out[2].split(" | ")[3] == "–"  # the native against itself

@@ -18,6 +18,17 @@ def test_paired_reduction_recovers_a_planted_halving() -> None:
     assert all(math.isnan(v) for v in pgp.paired_reduction({("p", 0): False}, {("p", 0): False}))
 
 
+def test_paired_difference_recovers_a_planted_gap_and_its_sign() -> None:
+    base = {(f"p{i}", 0): True for i in range(80)}
+    a = {k: i % 4 == 0 for i, k in enumerate(base)}  # 25% stay unsafe: reduction 0.75
+    b = {k: i % 2 == 0 for i, k in enumerate(base)}  # 50% stay unsafe: reduction 0.50
+    d, lo, hi = pgp.paired_difference(base, a, b)
+    assert d == 0.25 and lo < 0.25 < hi and lo > 0  # a beats b, the interval excludes 0
+    assert pgp.paired_difference(base, b, a)[0] == -0.25
+    same = pgp.paired_difference(base, a, a)
+    assert same == (0.0, 0.0, 0.0)  # identical settings: no difference in any resample
+
+
 def test_sweep_config_compares_every_method_at_the_same_calibrated_push(tmp_path) -> None:
     args = argparse.Namespace(
         prompts=str(tmp_path), native=str(tmp_path / "nat"), strengths=[1.0, 2.0],
