@@ -137,6 +137,9 @@ def test_cli_choices_mirror_their_registries() -> None:
     assert cli_args.ESTIMATOR_NAMES == tuple(ESTIMATORS)
     assert cli_args.CALIBRATION_NAMES == tuple(CALIBRATIONS)
     assert cli_args.MODE_NAMES == tuple(MODES)
+    from xsteer.pipelines.generate import DTYPES
+
+    assert set(cli_args.DTYPE_NAMES) == set(DTYPES)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["align", "--help"], ["align", "--bogus"],

@@ -128,9 +128,10 @@ SourceDtype = Annotated[str, typer.Option(
 
 
 def torch_dtype(name: str) -> Any:
-    """The torch dtype of one of `DTYPE_NAMES` (imports torch: call it inside a command)."""
-    import torch
+    """The torch dtype of one of `DTYPE_NAMES`, from the pipelines' own table (imports torch:
+    call it inside a command)."""
+    from xsteer.pipelines.generate import DTYPES
 
     if name not in DTYPE_NAMES:
         raise typer.BadParameter(f"{name!r} is not one of {', '.join(DTYPE_NAMES)}")
-    return getattr(torch, name)
+    return DTYPES[name]
